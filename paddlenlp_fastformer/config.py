@@ -1,0 +1,346 @@
+"""Experiment configuration: a YAML file plus PaddleClas-style ``-o Section.key=value`` overrides.
+
+The schema is declared once, below, as one dataclass per YAML section. Each field carries its
+default, its type (from the annotation) and a one-line ``doc``; optional ``choices`` and ``rule``
+metadata restrict its values. Every problem is reported as a one-line :class:`ConfigError`, and
+:func:`exit_on_config_error` turns it into ``exit 2`` for the command-line tools.
+
+Constraints that involve several model fields (e.g. heads dividing hidden_size in the official
+formulation) belong to FastformerConfig and are checked when the trainer builds it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import re
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple, Optional
+
+import yaml
+
+from .configuration import FORMULATIONS, POSITION_EMBEDDING_TYPES
+
+__all__ = [
+    "ConfigError",
+    "GlobalConfig",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "Config",
+    "load_config",
+    "config_to_dict",
+    "save_config",
+    "model_config_kwargs",
+    "build_arg_parser",
+    "exit_on_config_error",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, described in one line that names the offending key and source."""
+
+
+class Rule(NamedTuple):
+    """A range constraint on a numeric field; ``text`` completes "expected a value ..."."""
+
+    text: str
+    holds: Callable[[Any], bool]
+
+
+POSITIVE = Rule("> 0", lambda v: v > 0)
+NON_NEGATIVE = Rule(">= 0", lambda v: v >= 0)
+PROBABILITY = Rule("in [0, 1)", lambda v: 0 <= v < 1)
+STEP_LIMIT = Rule("equal to -1 or > 0", lambda v: v == -1 or v > 0)
+
+
+def _field(default: Any, doc: str, *, choices: Optional[tuple] = None, rule: Optional[Rule] = None) -> Any:
+    """Declare a schema field; pass ``dataclasses.MISSING`` as default to make it required."""
+    return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices, "rule": rule})
+
+
+@dataclass
+class GlobalConfig:
+    """``Global``: run control, checkpoints and logging."""
+
+    seed: int = _field(42, "Seed of python, numpy and paddle random generators.")
+    epochs: int = _field(3, "Number of passes over the training set.", rule=POSITIVE)
+    max_steps: int = _field(-1, "Stop after this many optimizer steps; -1 runs all epochs.", rule=STEP_LIMIT)
+    output_dir: str = _field("output/fastformer", "Where checkpoints, logs and the resolved config go.")
+    checkpoint: Optional[str] = _field(None, "A from_pretrained directory to evaluate or start from.")
+    pretrained_model: Optional[str] = _field(None, "The from_pretrained directory to export.")
+    save_inference_dir: str = _field("inference", "Where tools/export_model.py writes the static model.")
+    num_threads: int = _field(0, "CPU threads for paddle; 0 uses all cores.", rule=NON_NEGATIVE)
+    log_interval: int = _field(20, "Log the training loss every this many steps.", rule=POSITIVE)
+    eval_every_epoch: bool = _field(True, "Evaluate on the dev set after each epoch.")
+    resume: bool = _field(True, "Resume from output_dir/last when it exists.")
+
+
+@dataclass
+class DataConfig:
+    """``Data``: the prepared dataset and how it is batched."""
+
+    data_dir: str = _field(dataclasses.MISSING, "Folder written by tools/prepare_data.py.")
+    train_file: str = _field("train.jsonl", "Training split, relative to data_dir.")
+    dev_file: str = _field("dev.jsonl", "Development split, relative to data_dir.")
+    test_file: str = _field("test.jsonl", "Test split, relative to data_dir.")
+    eval_file: Optional[str] = _field(None, "A file to evaluate instead of test_file.")
+    batch_size: int = _field(64, "Training examples per optimizer step.", rule=POSITIVE)
+    eval_batch_size: int = _field(128, "Examples per evaluation batch.", rule=POSITIVE)
+    max_seq_len: int = _field(512, "Tokens kept per example; longer texts are truncated.", rule=POSITIVE)
+    max_vocab_size: Optional[int] = _field(None, "Keep only the most frequent tokens; null keeps all.", rule=POSITIVE)
+    min_freq: int = _field(1, "Drop tokens seen fewer times than this in training.", rule=POSITIVE)
+    num_workers: int = _field(0, "DataLoader worker processes; 0 loads in the main process.", rule=NON_NEGATIVE)
+
+
+@dataclass
+class ModelConfig:
+    """``Model``: architecture and size; everything but ``architecture`` goes to FastformerConfig."""
+
+    architecture: str = _field(
+        "fastformer", "fastformer, or transformer for the softmax-attention baseline.",
+        choices=("fastformer", "transformer"),
+    )
+    formulation: str = _field(
+        "official", "Fastformer variant: the authors' code or fast-transformer-pytorch.", choices=FORMULATIONS
+    )
+    position_embedding_type: str = _field(
+        "absolute", "Learned absolute positions or rotary embeddings.", choices=POSITION_EMBEDDING_TYPES
+    )
+    hidden_size: int = _field(256, "Width of the token representations.", rule=POSITIVE)
+    num_attention_heads: int = _field(16, "Attention heads per layer.", rule=POSITIVE)
+    num_hidden_layers: int = _field(2, "Number of encoder blocks.", rule=POSITIVE)
+    intermediate_size: int = _field(256, "Width of the feed-forward layer.", rule=POSITIVE)
+    max_position_embeddings: int = _field(512, "Longest sequence the model accepts.", rule=POSITIVE)
+    hidden_dropout_prob: float = _field(0.2, "Dropout on embeddings and residual branches.", rule=PROBABILITY)
+    attention_probs_dropout_prob: float = _field(0.0, "Dropout on attention weights.", rule=PROBABILITY)
+    initializer_range: float = _field(0.02, "Std of the normal weight initialiser.", rule=POSITIVE)
+    layer_norm_eps: float = _field(1e-12, "Epsilon of every LayerNorm.", rule=POSITIVE)
+
+
+@dataclass
+class OptimizerConfig:
+    """``Optimizer``: optimizer, learning-rate schedule and gradient clipping."""
+
+    name: str = _field("adam", "adam, or adamw for decoupled weight decay.", choices=("adam", "adamw"))
+    lr: float = _field(1e-3, "Peak learning rate.", rule=POSITIVE)
+    weight_decay: float = _field(0.0, "Weight-decay coefficient.", rule=NON_NEGATIVE)
+    beta1: float = _field(0.9, "First-moment decay.", rule=PROBABILITY)
+    beta2: float = _field(0.999, "Second-moment decay.", rule=PROBABILITY)
+    epsilon: float = _field(1e-8, "Denominator epsilon.", rule=POSITIVE)
+    scheduler: str = _field(
+        "constant", "Learning rate after warmup: constant, or linear decay to 0.", choices=("constant", "linear")
+    )
+    warmup_steps: int = _field(0, "Steps of linear warmup from 0 to lr.", rule=NON_NEGATIVE)
+    grad_clip: float = _field(0.0, "Clip the global gradient norm to this; 0 disables clipping.", rule=NON_NEGATIVE)
+
+
+@dataclass
+class Config:
+    """A whole experiment; ``section`` metadata gives each attribute's YAML section name."""
+
+    global_: GlobalConfig = dataclasses.field(metadata={"section": "Global"})
+    data: DataConfig = dataclasses.field(metadata={"section": "Data"})
+    model: ModelConfig = dataclasses.field(metadata={"section": "Model"})
+    optimizer: OptimizerConfig = dataclasses.field(metadata={"section": "Optimizer"})
+
+
+# YAML section name -> (Config attribute, section dataclass), in declaration order.
+_SECTIONS = {f.metadata["section"]: (f.name, typing.get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config)}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float.
+
+    PyYAML follows YAML 1.1, where a float needs a dot, so ``lr: 1e-3`` would silently be the
+    string "1e-3" and fail the type check. Adding the missing form on a subclass leaves
+    ``yaml.safe_load`` itself untouched.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
+def _section_fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(_SECTIONS[section][1])}
+
+
+def _check_section(section: Any, source: str) -> None:
+    if section not in _SECTIONS:
+        raise ConfigError(f"unknown section {section!r} in {source}; allowed sections: {', '.join(_SECTIONS)}")
+
+
+def _check_key(section: Any, key: Any, source: str) -> None:
+    _check_section(section, source)
+    if key not in _section_fields(section):
+        raise ConfigError(
+            f"unknown key '{section}.{key}' in {source}; allowed keys of {section}: "
+            f"{', '.join(_section_fields(section))}"
+        )
+
+
+def _checked_value(section: Any, key: Any, value: Any, source: str) -> Any:
+    """Check the key, then ``value`` against the field's type, choices and rule; return it as that type."""
+    _check_key(section, key, source)
+    field = _section_fields(section)[key]
+    expected = typing.get_type_hints(_SECTIONS[section][1])[key]
+    optional = typing.get_origin(expected) is typing.Union
+    if optional:
+        expected = next(t for t in typing.get_args(expected) if t is not type(None))
+    where = f"'{section}.{key}' in {source}"
+    type_text = expected.__name__ + (" or null" if optional else "")
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where} must not be null; expected {type_text}")
+    if expected is float and type(value) is int:
+        value = float(value)
+    # An exact type match: bool is a subclass of int, but `batch_size: true` is surely a mistake.
+    if type(value) is not expected:
+        raise ConfigError(f"{where} has value {value!r} of type {type(value).__name__}; expected {type_text}")
+    choices, rule = field.metadata["choices"], field.metadata["rule"]
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where} has value {value!r}; allowed values: {', '.join(choices)}")
+    if rule is not None and not rule.holds(value):
+        raise ConfigError(f"{where} has value {value!r}; expected a value {rule.text}")
+    return value
+
+
+def _read_file(path: Path) -> dict:
+    """Return the file's sections as a mapping, reporting I/O and YAML problems in one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        content = _parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(_SECTIONS)}) at the top level")
+    return content
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``Section.key=value`` and parse the value as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} has no '='; expected Section.key=value")
+    dotted, raw = text.split("=", 1)
+    section, dot, key = dotted.strip().partition(".")
+    if not dot or not key:
+        raise ConfigError(f"override {text!r} does not name Section.key; expected Section.key=value")
+    try:
+        value = _parse_yaml(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return section, key, value
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read ``path``, apply ``overrides`` in order (later wins) and return the validated config.
+
+    Raises:
+        ConfigError: on any problem, with a one-line message naming the key and its source.
+    """
+    path = Path(path)
+    values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    for section, entries in _read_file(path).items():
+        _check_section(section, str(path))
+        if entries is None:  # an empty `Model:` block just keeps the defaults
+            continue
+        if not isinstance(entries, dict):
+            raise ConfigError(f"section {section!r} in {path} must be a mapping of keys to values")
+        for key, value in entries.items():
+            values[section][key] = _checked_value(section, key, value, str(path))
+    for text in overrides:
+        section, key, value = _parse_override(text)
+        values[section][key] = _checked_value(section, key, value, f"override {text!r}")
+
+    sections = {}
+    for section, (attribute, cls) in _SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            if field.default is dataclasses.MISSING and field.name not in values[section]:
+                raise ConfigError(
+                    f"'{section}.{field.name}' is required: set it in {path} or with -o {section}.{field.name}=..."
+                )
+        sections[attribute] = cls(**values[section])
+    config = Config(**sections)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: Config) -> None:
+    """Constraints that span sections, which no single model or data class can see."""
+    if config.data.max_seq_len > config.model.max_position_embeddings:
+        raise ConfigError(
+            f"'Data.max_seq_len' ({config.data.max_seq_len}) exceeds 'Model.max_position_embeddings' "
+            f"({config.model.max_position_embeddings}); the model has no positions for the extra tokens"
+        )
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The config as ``{"Global": {...}, "Data": {...}, ...}``, ready for ``yaml.safe_dump``."""
+    return {section: dataclasses.asdict(getattr(config, attribute)) for section, (attribute, _) in _SECTIONS.items()}
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML that :func:`load_config` reads back unchanged."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def model_config_kwargs(model: ModelConfig) -> dict[str, Any]:
+    """Keyword arguments for FastformerConfig; ``architecture`` picks the class, so it is left out."""
+    kwargs = dataclasses.asdict(model)
+    del kwargs["architecture"]
+    return kwargs
+
+
+def build_arg_parser(description: str) -> argparse.ArgumentParser:
+    """The ``-c/--config`` and ``-o/--override`` options every tool shares (PaddleClas convention)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-c", "--config", required=True, help="path of the YAML config file")
+    parser.add_argument(
+        "-o",
+        "--override",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="Section.key=value",
+        help="override a config value, e.g. -o Optimizer.lr=5e-4 Data.batch_size=32; may repeat",
+    )
+    return parser
+
+
+def exit_on_config_error(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a tool's ``main`` so a ConfigError ends the process with one stderr line and code 2.
+
+    Code 2 matches argparse's usage errors: the command line, not the program, is at fault.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except ConfigError as exc:
+            # Collapse whitespace so even a message quoting a multi-line value stays on one line.
+            sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
+            sys.exit(2)
+
+    return wrapper

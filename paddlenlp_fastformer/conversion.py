@@ -1,0 +1,235 @@
+"""PyTorch Fastformer checkpoints -> PaddleNLP Fastformer models.
+
+Two sources, one mapping each (ordered regex renames from the PyTorch key to ours):
+
+* ``lucidrains``: a fast-transformer-pytorch 0.0.4 ``FastTransformer`` state_dict -> ``FastformerForMaskedLM``.
+  Every size is inferred from the tensor shapes; absolute positions if ``abs_pos_emb.weight`` is
+  present, rotary otherwise (then the maximum length must be given).
+* ``official``: the authors' classification ``Model`` (word_embedding, fastformer_model.*, dense_linear)
+  plus their ``fastformer.json`` -> ``FastformerForSequenceClassification``.
+
+PyTorch stores Linear weights [out, in] and Paddle [in, out]: exactly the weights of our Linear layers
+are transposed, never embeddings or LayerNorm. Every key is accounted for: a PyTorch key with no
+place, a place with no key, or a shape that disagrees is an error naming them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from .configuration import FastformerConfig
+from .modeling import FastformerForMaskedLM, FastformerForSequenceClassification, FastformerPretrainedModel
+
+__all__ = ["SOURCES", "ConversionError", "convert_state_dict", "load_torch_state_dict", "read_official_config_json"]
+
+SOURCES = ("lucidrains", "official")
+
+
+class ConversionError(ValueError):
+    """A checkpoint that does not fit the model it should become."""
+
+
+LUCIDRAINS_RENAMES: List[Tuple[str, str]] = [
+    (r"token_emb\.weight", "fastformer.embeddings.word_embeddings.weight"),
+    (r"abs_pos_emb\.weight", "fastformer.embeddings.position_embeddings.weight"),
+    (r"layers\.(\d+)\.0\.norm\.", r"fastformer.layers.\1.attention_norm."),
+    (r"layers\.(\d+)\.0\.fn\.", r"fastformer.layers.\1.attention."),
+    (r"layers\.(\d+)\.1\.norm\.", r"fastformer.layers.\1.ffn_norm."),
+    (r"layers\.(\d+)\.1\.fn\.0\.", r"fastformer.layers.\1.ffn_in."),
+    (r"layers\.(\d+)\.1\.fn\.2\.", r"fastformer.layers.\1.ffn_out."),
+    (r"to_logits\.0\.", "lm_head.layer_norm."),
+    (r"to_logits\.1\.", "lm_head.decoder."),
+]
+
+OFFICIAL_RENAMES: List[Tuple[str, str]] = [
+    (r"word_embedding\.weight", "fastformer.embeddings.word_embeddings.weight"),
+    (r"fastformer_model\.position_embeddings\.", "fastformer.embeddings.position_embeddings."),
+    (r"fastformer_model\.LayerNorm\.", "fastformer.embeddings.layer_norm."),
+    (r"fastformer_model\.encoders\.(\d+)\.attention\.self\.", r"fastformer.layers.\1.attention."),
+    (r"fastformer_model\.encoders\.(\d+)\.attention\.output\.dense\.", r"fastformer.layers.\1.attention.output."),
+    (r"fastformer_model\.encoders\.(\d+)\.attention\.output\.LayerNorm\.", r"fastformer.layers.\1.attention_norm."),
+    (r"fastformer_model\.encoders\.(\d+)\.intermediate\.dense\.", r"fastformer.layers.\1.ffn_in."),
+    (r"fastformer_model\.encoders\.(\d+)\.output\.dense\.", r"fastformer.layers.\1.ffn_out."),
+    (r"fastformer_model\.encoders\.(\d+)\.output\.LayerNorm\.", r"fastformer.layers.\1.ffn_norm."),
+    (r"fastformer_model\.poolers\.0\.", "fastformer.pooler."),
+    (r"dense_linear\.", "classifier."),
+]
+
+# Fields of the authors' fastformer.json (a BertConfig) that carry over to FastformerConfig.
+OFFICIAL_JSON_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "max_position_embeddings",
+    "initializer_range",
+    "layer_norm_eps",
+)
+
+
+def load_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
+    """Read a PyTorch checkpoint (a state_dict, or a dict holding one) as float32 numpy arrays."""
+    import torch  # only conversion needs torch
+
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for unreadable files
+        raise ConversionError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    for wrapper_key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper_key), dict):
+            checkpoint = checkpoint[wrapper_key]
+    if not isinstance(checkpoint, dict) or not all(torch.is_tensor(v) for v in checkpoint.values()):
+        raise ConversionError(f"{path}: expected a state_dict of tensors, got {type(checkpoint).__name__}")
+    return {key: value.detach().float().numpy() for key, value in checkpoint.items()}
+
+
+def _layer_indices(state_dict: Mapping[str, np.ndarray], pattern: str) -> List[int]:
+    return sorted({int(m.group(1)) for key in state_dict if (m := re.match(pattern, key))})
+
+
+def _require(state_dict: Mapping[str, np.ndarray], key: str, source: str) -> np.ndarray:
+    if key not in state_dict:
+        raise ConversionError(f"{source} checkpoint: missing key {key!r}")
+    return state_dict[key]
+
+
+def infer_lucidrains_config(state_dict: Mapping[str, np.ndarray], max_seq_len: Optional[int]) -> FastformerConfig:
+    """Sizes of a fast-transformer-pytorch model, read off its tensor shapes."""
+    vocab_size, hidden_size = _require(state_dict, "token_emb.weight", "lucidrains").shape
+    depth = len(_layer_indices(state_dict, r"layers\.(\d+)\."))
+    if depth == 0:
+        raise ConversionError("lucidrains checkpoint: no 'layers.<i>.' keys found")
+    qkv_out = _require(state_dict, "layers.0.0.fn.to_qkv.weight", "lucidrains").shape[0]
+    head_size, r_in = _require(state_dict, "layers.0.0.fn.to_r.weight", "lucidrains").shape
+    absolute = "abs_pos_emb.weight" in state_dict
+    if absolute:
+        table_len = state_dict["abs_pos_emb.weight"].shape[0]
+        if max_seq_len not in (None, table_len):
+            raise ConversionError(f"--max-seq-len {max_seq_len} disagrees with abs_pos_emb.weight's {table_len} rows")
+        max_seq_len = table_len
+    elif max_seq_len is None:
+        raise ConversionError("lucidrains checkpoint uses rotary positions: pass --max-seq-len (the model's max_seq_len)")
+    if r_in != (head_size if absolute else head_size // 2):
+        raise ConversionError(f"lucidrains checkpoint: to_r.weight shape {[head_size, r_in]} fits neither position mode")
+    return FastformerConfig(
+        formulation="lucidrains",
+        position_embedding_type="absolute" if absolute else "rotary",
+        vocab_size=int(vocab_size),
+        hidden_size=int(hidden_size),
+        num_hidden_layers=depth,
+        num_attention_heads=int(qkv_out // (3 * head_size)),
+        attention_head_size=int(head_size),
+        intermediate_size=int(_require(state_dict, "layers.0.1.fn.0.weight", "lucidrains").shape[0]),
+        max_position_embeddings=int(max_seq_len),
+        hidden_dropout_prob=0.0,
+        layer_norm_eps=1e-5,
+    )
+
+
+def official_config(state_dict: Mapping[str, np.ndarray], config_json: Mapping) -> FastformerConfig:
+    """FastformerConfig from the authors' fastformer.json; vocabulary and classes from the weights."""
+    missing = [field for field in OFFICIAL_JSON_FIELDS if field not in config_json]
+    if missing:
+        raise ConversionError(f"official config: missing field(s) {missing}")
+    vocab_size = _require(state_dict, "word_embedding.weight", "official").shape[0]
+    num_labels = _require(state_dict, "dense_linear.weight", "official").shape[0]
+    return FastformerConfig(
+        formulation="official",
+        vocab_size=int(vocab_size),
+        num_labels=int(num_labels),
+        **{field: config_json[field] for field in OFFICIAL_JSON_FIELDS},
+    )
+
+
+def _verify_rotary_frequencies(state_dict: Mapping[str, np.ndarray], config: FastformerConfig) -> None:
+    """fast-transformer-pytorch keeps its fixed rotary frequencies as buffers: they must be the standard ones."""
+    rotary_size = config.head_size // 2
+    expected = 1.0 / (10000 ** (np.arange(0, rotary_size, 2, dtype=np.float32) / rotary_size))
+    for key, value in state_dict.items():
+        if key.endswith("pos_emb.freqs") and (value.shape != expected.shape or not np.allclose(value, expected)):
+            raise ConversionError(f"lucidrains checkpoint: {key} holds non-standard rotary frequencies")
+
+
+def _rename(key: str, renames: List[Tuple[str, str]]) -> Optional[str]:
+    for pattern, replacement in renames:
+        if re.match(pattern, key):
+            return re.sub(pattern, replacement, key, count=1)
+    return None
+
+
+def _linear_weight_names(layer: nn.Layer, prefix: str = "") -> set:
+    """State-dict names of every Linear weight, tied ones under each name (named_sublayers dedups them)."""
+    names = {f"{prefix}weight"} if isinstance(layer, nn.Linear) else set()
+    for child_name, child in layer.named_children():
+        names |= _linear_weight_names(child, f"{prefix}{child_name}.")
+    return names
+
+
+def convert_state_dict(
+    source: str,
+    state_dict: Mapping[str, np.ndarray],
+    official_config_json: Optional[Mapping] = None,
+    max_seq_len: Optional[int] = None,
+) -> FastformerPretrainedModel:
+    """Build the Paddle model for ``source`` and load ``state_dict`` into it, checking every key and shape."""
+    if source == "lucidrains":
+        config = infer_lucidrains_config(state_dict, max_seq_len)
+        if config.position_embedding_type == "rotary":
+            _verify_rotary_frequencies(state_dict, config)
+        state_dict = {k: v for k, v in state_dict.items() if not k.endswith("pos_emb.freqs")}
+        model, renames = FastformerForMaskedLM(config), LUCIDRAINS_RENAMES
+    elif source == "official":
+        if official_config_json is None:
+            raise ConversionError("official checkpoints need the authors' config json (--config)")
+        model, renames = FastformerForSequenceClassification(official_config(state_dict, official_config_json)), OFFICIAL_RENAMES
+    else:
+        raise ConversionError(f"unknown source {source!r}: expected one of {SOURCES}")
+
+    expected = model.state_dict()
+    transposed = _linear_weight_names(model)
+    converted, unexpected, mismatched = {}, [], []
+    for key, value in state_dict.items():
+        target = _rename(key, renames)
+        if target is None or target not in expected:
+            unexpected.append(key)
+            continue
+        if target in transposed:
+            value = value.T
+        if list(value.shape) != list(expected[target].shape):
+            mismatched.append(f"{key} {list(value.shape)} -> {target} expects {list(expected[target].shape)}")
+            continue
+        converted[target] = value
+    missing = sorted(set(expected) - set(converted))
+    problems = []
+    if unexpected:
+        problems.append(f"unexpected key(s) {sorted(unexpected)}")
+    if missing:
+        problems.append(f"missing key(s) for {missing}")
+    if mismatched:
+        problems.append(f"shape mismatch: {'; '.join(mismatched)}")
+    if problems:
+        raise ConversionError(f"{source} checkpoint: " + " | ".join(problems))
+    model.set_state_dict({key: paddle.to_tensor(value.astype(np.float32)) for key, value in converted.items()})
+    model.eval()
+    return model
+
+
+def read_official_config_json(path: str) -> dict:
+    """The authors' fastformer.json, with a one-line error for a missing or broken file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ConversionError(f"{path}: config file not found") from None
+    except json.JSONDecodeError as error:
+        raise ConversionError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None

@@ -1,0 +1,50 @@
+"""Writing files and directories so that readers never see them half-written."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+__all__ = ["write_directory_atomically", "write_text_atomically"]
+
+
+def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, overwrite: bool = False) -> None:
+    """Run ``save_fn(tmp_dir)`` and move the finished directory to ``output_dir`` in one rename.
+
+    An interrupted or failed save leaves no half-written ``output_dir``; a previous one is kept until
+    the new one is complete.
+    """
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise FileExistsError(f"{output_dir}: exists and is not empty (choose another directory or overwrite)")
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", dir=parent)
+    try:
+        save_fn(staging)
+        if os.path.exists(output_dir):
+            retired = staging + ".old"
+            os.replace(output_dir, retired)
+            os.replace(staging, output_dir)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and one rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise

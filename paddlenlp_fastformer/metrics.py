@@ -1,0 +1,90 @@
+"""Classification metrics for evaluation: accuracy, macro-F1, per-class scores and the confusion matrix.
+
+Macro-F1 is the mean of the per-class F1 scores, as scikit-learn and the Fastformer paper compute
+it; it is not the harmonic mean of macro precision and macro recall, which can differ noticeably.
+All returned values are plain Python numbers so the dict can be written as JSON or YAML.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+__all__ = ["classification_metrics", "format_metrics_table"]
+
+
+def classification_metrics(
+    labels: Sequence[int],
+    predictions: Sequence[int],
+    num_classes: int,
+    label_names: Optional[Sequence[str]] = None,
+) -> dict[str, Any]:
+    """Score ``predictions`` against ``labels`` (class ids in ``[0, num_classes)``).
+
+    Every class counts in the macro average, even one absent from both labels and predictions,
+    so scores stay comparable across evaluation sets; an undefined precision or recall is 0.
+
+    Returns:
+        A dict with ``num_examples``, ``accuracy``, ``macro_f1``, ``per_class_precision``,
+        ``per_class_recall``, ``per_class_f1``, ``per_class_support`` (each keyed by label name,
+        in class-id order) and ``confusion_matrix`` (rows are true classes, columns predicted).
+
+    Raises:
+        ValueError: on empty input, mismatched lengths, ids outside the classes, or a
+            ``label_names`` whose length is not ``num_classes``.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    predictions = np.asarray(predictions, dtype=np.int64).reshape(-1)
+    if labels.size == 0:
+        raise ValueError("cannot compute metrics on an empty set of examples")
+    if labels.shape != predictions.shape:
+        raise ValueError(f"got {labels.size} labels but {predictions.size} predictions")
+    names = [str(i) for i in range(num_classes)] if label_names is None else [str(n) for n in label_names]
+    if len(names) != num_classes:
+        raise ValueError(f"got {len(names)} label names for {num_classes} classes")
+    for what, ids in (("label", labels), ("prediction", predictions)):
+        # scikit-learn would silently drop ids missing from `labels=`, hiding a data or model bug.
+        outside = ids[(ids < 0) | (ids >= num_classes)]
+        if outside.size:
+            raise ValueError(f"{what} id {int(outside[0])} is outside [0, {num_classes})")
+
+    class_ids = list(range(num_classes))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=class_ids, average=None, zero_division=0
+    )
+    return {
+        "num_examples": int(labels.size),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, labels=class_ids, average="macro", zero_division=0)),
+        "per_class_precision": dict(zip(names, precision.tolist())),
+        "per_class_recall": dict(zip(names, recall.tolist())),
+        "per_class_f1": dict(zip(names, f1.tolist())),
+        "per_class_support": dict(zip(names, support.tolist())),
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=class_ids).tolist(),
+    }
+
+
+def format_metrics_table(metrics: dict[str, Any]) -> str:
+    """Render :func:`classification_metrics` output as a plain-text report for a terminal or log."""
+    names = list(metrics["per_class_f1"])
+    name_width = max(len("class"), *(len(n) for n in names))
+    lines = [
+        f"examples: {metrics['num_examples']}  accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f}",
+        "",
+        f"{'class':<{name_width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}",
+    ]
+    for name in names:
+        lines.append(
+            f"{name:<{name_width}}  {metrics['per_class_precision'][name]:>9.4f}  "
+            f"{metrics['per_class_recall'][name]:>9.4f}  {metrics['per_class_f1'][name]:>9.4f}  "
+            f"{metrics['per_class_support'][name]:>9d}"
+        )
+
+    matrix = metrics["confusion_matrix"]
+    cell_width = max(len(n) for n in names + [str(c) for row in matrix for c in row])
+    lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
+    lines.append(" " * name_width + "".join(f"  {n:>{cell_width}}" for n in names))
+    for name, row in zip(names, matrix):
+        lines.append(f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}d}" for c in row))
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""Word-level tokenizer reproducing the text preprocessing of the official Fastformer code."""
+
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+
+from paddlenlp.transformers import PretrainedTokenizer
+from paddlenlp.transformers.tokenizer_utils_base import BatchEncoding
+
+__all__ = ["FastformerTokenizer"]
+
+# The pattern of nltk's `wordpunct_tokenize`, which the official Fastformer code
+# applies to lower-cased text; kept here so nltk is not a dependency.
+_WORDPUNCT_RE = re.compile(r"\w+|[^\w\s]+")
+
+_PAD_TOKEN = "[PAD]"
+_UNK_TOKEN = "[UNK]"
+_UNK_ID = 1
+
+
+def _read_vocab_file(vocab_file):
+    if not os.path.isfile(vocab_file):
+        raise FileNotFoundError(f"Can't find a vocabulary file at path '{vocab_file}'.")
+    with open(vocab_file, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def _check_tokens(tokens, pad_token, unk_token, source):
+    if tokens[:2] != [pad_token, unk_token]:
+        raise ValueError(
+            f"{source} must start with {pad_token!r} (id 0) and {unk_token!r} (id 1), but starts with {tokens[:2]}."
+        )
+    seen = set()
+    for token in tokens:
+        # vocab.txt holds one token per line, so anything else could not be saved and reloaded.
+        if not isinstance(token, str) or "\n" in token or "\r" in token:
+            raise ValueError(f"{source} contains {token!r}; tokens must be strings without line breaks.")
+        if token in seen:
+            raise ValueError(f"{source} contains the token {token!r} more than once.")
+        seen.add(token)
+
+
+class FastformerTokenizer(PretrainedTokenizer):
+    """
+    Constructs a Fastformer tokenizer. Text is (optionally) lower-cased and split
+    into runs of word characters and runs of punctuation, like nltk's
+    `wordpunct_tokenize`; each piece is then looked up in a word-level vocabulary.
+    No special tokens are added around sequences.
+
+    The vocabulary starts with `pad_token` (id 0) and `unk_token` (id 1); words
+    missing from it map to `unk_token`. A text without words (e.g. `""`)
+    encodes to an empty id list, which padding fills like any other sequence.
+
+    Args:
+        vocab_file (str, optional):
+            Path of a vocabulary file with one token per line, the line index
+            being the token id. Exactly one of `vocab_file` and `vocab` is required.
+        vocab (list[str], optional):
+            The tokens in id order, used instead of `vocab_file`. It is saved to
+            `vocab.txt` by `save_pretrained`.
+        do_lower_case (bool, optional):
+            Whether to lower-case the input before splitting it. Defaults to `True`.
+        unk_token (str, optional):
+            The token for out-of-vocabulary words. Defaults to `"[UNK]"`.
+        pad_token (str, optional):
+            The token used for padding. Defaults to `"[PAD]"`.
+        model_max_length (int, optional):
+            The maximum sequence length used when truncating or padding to
+            `max_length` without an explicit length. Defaults to `512`.
+
+    Examples:
+        .. code-block::
+
+            from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+            tokenizer = FastformerTokenizer.build_from_corpus(["A good movie.", "A bad movie!"])
+            tokenizer.tokenize("A GOOD film...")
+            # ['a', 'good', 'film', '...']
+            tokenizer("A GOOD film...")
+            # {'input_ids': [2, 7, 1, 1], 'attention_mask': [1, 1, 1, 1]}
+    """
+
+    resource_files_names = {"vocab_file": "vocab.txt"}
+    model_input_names = ["input_ids", "attention_mask"]
+    padding_side = "right"
+
+    def __init__(
+        self,
+        vocab_file=None,
+        vocab=None,
+        do_lower_case=True,
+        unk_token=_UNK_TOKEN,
+        pad_token=_PAD_TOKEN,
+        model_max_length=512,
+        **kwargs
+    ):
+        # `save_resources` writes the vocabulary to vocab.txt; leaving an in-memory
+        # vocab in the init kwargs would also copy it into tokenizer_config.json.
+        self.init_kwargs.pop("vocab", None)
+        if (vocab_file is None) == (vocab is None):
+            raise ValueError("Exactly one of `vocab_file` and `vocab` must be given.")
+        if vocab_file is not None:
+            tokens = _read_vocab_file(vocab_file)
+            source = f"Vocabulary file '{vocab_file}'"
+        else:
+            tokens = list(vocab)
+            source = "`vocab`"
+        _check_tokens(tokens, str(pad_token), str(unk_token), source)
+
+        self.do_lower_case = do_lower_case
+        self.vocab = {token: index for index, token in enumerate(tokens)}
+        self.ids_to_tokens = tokens
+        # `from_pretrained` registers the special tokens as never split; doing it
+        # here as well makes a new tokenizer split text exactly like a reloaded one.
+        self.sanitize_special_tokens()
+
+    @classmethod
+    def build_from_corpus(cls, texts, max_vocab_size=None, min_freq=1, **init_kwargs):
+        """
+        Builds a tokenizer whose vocabulary holds the words of `texts`.
+
+        Words are ordered by descending count, ties broken alphabetically, so the
+        same corpus always gives the same ids.
+
+        Args:
+            texts (Iterable[str]): The corpus, one text per item.
+            max_vocab_size (int, optional):
+                Maximum vocabulary size, special tokens included. Must be at least 3.
+                Defaults to `None` (no limit).
+            min_freq (int, optional):
+                Minimum number of occurrences for a word to be kept. Defaults to `1`.
+            **init_kwargs: Other arguments of `FastformerTokenizer`, e.g. `do_lower_case`.
+
+        Returns:
+            FastformerTokenizer: A tokenizer holding the vocabulary in memory.
+        """
+        if isinstance(texts, str):
+            raise TypeError("`texts` must be an iterable of strings, not a single string.")
+        if max_vocab_size is not None and max_vocab_size < 3:
+            raise ValueError(
+                f"`max_vocab_size` must be at least 3 (2 special tokens and 1 word), got {max_vocab_size}."
+            )
+        if min_freq < 1:
+            raise ValueError(f"`min_freq` must be at least 1, got {min_freq}.")
+
+        specials = [init_kwargs.get("pad_token", _PAD_TOKEN), init_kwargs.get("unk_token", _UNK_TOKEN)]
+        # Counting with a tokenizer of the same settings guarantees that the corpus
+        # is split exactly like the texts encoded later.
+        splitter = cls(vocab=specials, **init_kwargs)
+        counts = Counter()
+        for text in texts:
+            counts.update(splitter.tokenize(text))
+        for special in specials:
+            counts.pop(special, None)
+
+        words = sorted((word for word, count in counts.items() if count >= min_freq), key=lambda w: (-counts[w], w))
+        if max_vocab_size is not None:
+            words = words[: max_vocab_size - len(specials)]
+        return cls(vocab=specials + words, **init_kwargs)
+
+    @property
+    def vocab_size(self):
+        """
+        Return the size of vocabulary.
+
+        Returns:
+            int: The size of vocabulary, without tokens added by `add_tokens`.
+        """
+        return len(self.ids_to_tokens)
+
+    def get_vocab(self):
+        return dict(self.vocab, **self.added_tokens_encoder)
+
+    def prepare_for_tokenization(self, text, is_split_into_words=False, **kwargs):
+        # The official code lower-cases the whole string. The base class would do it
+        # character by character instead (wrong for context-dependent cases such as
+        # the Greek final sigma) and would keep special-token strings upper-case, so
+        # "[UNK]" in raw text would become the unknown token rather than ordinary text.
+        if self.do_lower_case:
+            text = text.lower()
+        return text, kwargs
+
+    def _tokenize(self, text):
+        """
+        Splits text into runs of word characters and runs of other non-space characters.
+
+        Args:
+            text (str): The text to be tokenized, already lower-cased if `do_lower_case`.
+
+        Returns:
+            list: A list of string representing converted tokens.
+        """
+        return _WORDPUNCT_RE.findall(text)
+
+    def _convert_token_to_id(self, token):
+        return self.vocab.get(token, _UNK_ID)
+
+    def _convert_id_to_token(self, index):
+        # Ids past the vocabulary can come from a model whose embedding table is
+        # larger than the vocabulary; like BERT, treat them as unknown.
+        if 0 <= index < len(self.ids_to_tokens):
+            return self.ids_to_tokens[index]
+        return self.unk_token
+
+    def convert_tokens_to_string(self, tokens):
+        """
+        Converts a sequence of tokens (list of string) to a single string by
+        joining them with spaces; the original spacing is not recoverable.
+
+        Args:
+            tokens (list[str]): A sequence of tokens.
+
+        Returns:
+            str: Converted string.
+        """
+        return " ".join(tokens)
+
+    def pad(
+        self,
+        encoded_inputs,
+        padding=True,
+        max_length=None,
+        pad_to_multiple_of=None,
+        return_attention_mask=None,
+        return_tensors=None,
+        verbose=True,
+    ):
+        # The base class returns a single empty sequence (the encoding of a text
+        # without words) unpadded, so it would come out shorter than `max_length`.
+        ids = encoded_inputs.get(self.model_input_names[0]) if isinstance(encoded_inputs, Mapping) else None
+        if isinstance(ids, (list, tuple)) and not ids:
+            padding_strategy, _, max_length, _ = self._get_padding_truncation_strategies(
+                padding=padding, max_length=max_length, verbose=verbose
+            )
+            encoded_inputs = self._pad(
+                dict(encoded_inputs),
+                max_length=max_length,
+                padding_strategy=padding_strategy,
+                pad_to_multiple_of=pad_to_multiple_of,
+                return_attention_mask=return_attention_mask,
+            )
+            return BatchEncoding(encoded_inputs, tensor_type=return_tensors)
+        return super().pad(
+            encoded_inputs,
+            padding=padding,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            return_attention_mask=return_attention_mask,
+            return_tensors=return_tensors,
+            verbose=verbose,
+        )
+
+    def save_resources(self, save_directory):
+        """
+        Writes the vocabulary to `vocab.txt` under `save_directory`.
+
+        The vocabulary may exist only in memory, so it is written rather than
+        copied from `vocab_file`. A temporary file renamed into place keeps an
+        interrupted save from leaving a truncated vocabulary behind.
+
+        Args:
+            save_directory (str): Directory to save files into.
+        """
+        vocab_path = os.path.join(save_directory, self.resource_files_names["vocab_file"])
+        fd, tmp_path = tempfile.mkstemp(dir=save_directory, prefix=".vocab-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(token + "\n" for token in self.ids_to_tokens)
+                f.flush()
+                os.fsync(f.fileno())
+            # mkstemp makes the file private to its owner; a saved tokenizer is meant to be shared.
+            os.chmod(tmp_path, 0o644)
+            os.replace(tmp_path, vocab_path)
+        except BaseException:
+            os.remove(tmp_path)
+            raise

@@ -1,0 +1,285 @@
+"""Tests of paddlenlp_fastformer.config: schema defaults, shipped configs, overrides and error messages."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paddlenlp_fastformer.config import (
+    Config,
+    ConfigError,
+    build_arg_parser,
+    config_to_dict,
+    exit_on_config_error,
+    load_config,
+    model_config_kwargs,
+    save_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def minimal(tmp_path):
+    """A config file that sets only the one required key."""
+    path = tmp_path / "minimal.yaml"
+    path.write_text("Data:\n  data_dir: data/x\n")
+    return path
+
+
+def write(tmp_path, text, name="cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path, overrides=()):
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults(minimal):
+    cfg = load_config(minimal)
+    assert isinstance(cfg, Config)
+    assert (cfg.global_.seed, cfg.global_.epochs, cfg.global_.max_steps) == (42, 3, -1)
+    assert cfg.global_.output_dir == "output/fastformer"
+    assert cfg.global_.checkpoint is None and cfg.global_.resume is True
+    assert cfg.data.data_dir == "data/x"
+    assert (cfg.data.batch_size, cfg.data.eval_batch_size, cfg.data.max_seq_len) == (64, 128, 512)
+    assert cfg.data.max_vocab_size is None
+    assert (cfg.model.architecture, cfg.model.formulation, cfg.model.position_embedding_type) == (
+        "fastformer",
+        "official",
+        "absolute",
+    )
+    assert cfg.model.layer_norm_eps == 1e-12
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.scheduler) == ("adam", 1e-3, "constant")
+
+
+def test_empty_section_keeps_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "Model:\nData:\n  data_dir: d\n"))
+    assert cfg.model.hidden_size == 256
+
+
+@pytest.mark.parametrize("name, data_dir, output_dir", [
+    ("amazon.yaml", "data/amazon", "output/amazon"),
+    ("marc_en.yaml", "data/marc_en", "output/marc_en"),
+])
+def test_shipped_configs_have_table9_values(name, data_dir, output_dir):
+    cfg = load_config(REPO / "configs" / name)
+    assert cfg.data.data_dir == data_dir
+    assert cfg.global_.output_dir == output_dir
+    assert (cfg.model.num_hidden_layers, cfg.model.num_attention_heads, cfg.model.hidden_size) == (2, 16, 256)
+    assert cfg.data.max_seq_len == 512 and cfg.model.max_position_embeddings == 512
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.scheduler) == ("adam", 1e-3, "constant")
+    assert (cfg.data.batch_size, cfg.global_.epochs, cfg.model.hidden_dropout_prob) == (64, 3, 0.2)
+    assert "Table 9" in (REPO / "configs" / name).read_text()
+
+
+def test_marc_en_config_documents_prepare_command():
+    text = (REPO / "configs" / "marc_en.yaml").read_text()
+    assert "tools/prepare_data.py" in text and "--splits 40000,5000,5000" in text and "data/marc_en" in text
+
+
+def test_overrides_of_each_type(minimal):
+    cfg = load_config(minimal, [
+        "Global.epochs=5",                  # int
+        "Optimizer.lr=5e-4",                # float without a dot, which plain YAML 1.1 reads as a string
+        "Optimizer.grad_clip=1",            # int accepted for a float field
+        "Global.resume=false",              # bool
+        "Model.formulation=lucidrains",     # str with choices
+        "Data.data_dir=other/dir",          # str, overriding the file
+        "Data.max_vocab_size=30000",        # Optional[int]
+        "Global.checkpoint=ckpt/best",      # Optional[str]
+    ])
+    assert cfg.global_.epochs == 5
+    assert cfg.optimizer.lr == 5e-4 and isinstance(cfg.optimizer.lr, float)
+    assert cfg.optimizer.grad_clip == 1.0 and isinstance(cfg.optimizer.grad_clip, float)
+    assert cfg.global_.resume is False
+    assert cfg.model.formulation == "lucidrains"
+    assert cfg.data.data_dir == "other/dir"
+    assert cfg.data.max_vocab_size == 30000
+    assert cfg.global_.checkpoint == "ckpt/best"
+
+
+def test_exponent_float_in_file(tmp_path):
+    cfg = load_config(write(tmp_path, "Data: {data_dir: d}\nOptimizer: {lr: 3e-4, epsilon: 1E-6}\n"))
+    assert (cfg.optimizer.lr, cfg.optimizer.epsilon) == (3e-4, 1e-6)
+
+
+def test_later_override_wins_and_null_resets_optional(tmp_path):
+    path = write(tmp_path, "Data: {data_dir: d}\nGlobal: {checkpoint: some/dir}\n")
+    cfg = load_config(path, ["Global.seed=1", "Global.seed=2", "Global.checkpoint=null"])
+    assert cfg.global_.seed == 2
+    assert cfg.global_.checkpoint is None
+
+
+def test_unknown_key_in_override_lists_allowed_keys(minimal):
+    message = error_of(minimal, ["Model.hiden_size=3"])
+    assert "Model.hiden_size" in message
+    assert "Model.hiden_size=3" in message  # names the override
+    assert "hidden_size" in message.split("allowed keys")[1]
+    assert "num_attention_heads" in message and "layer_norm_eps" in message
+
+
+def test_unknown_key_in_file_names_file(tmp_path):
+    path = write(tmp_path, "Data:\n  data_dir: d\n  batchsize: 3\n")
+    message = error_of(path)
+    assert "Data.batchsize" in message and str(path) in message and "batch_size" in message
+
+
+def test_unknown_section(tmp_path):
+    message = error_of(write(tmp_path, "Data: {data_dir: d}\nTrain: {epochs: 1}\n"))
+    assert "'Train'" in message and "Global, Data, Model, Optimizer" in message
+    assert "Global, Data" in error_of(write(tmp_path, "Data: {data_dir: d}\n"), ["Glob.seed=1"])
+
+
+@pytest.mark.parametrize("override, expected_type", [
+    ("Data.batch_size=abc", "int"),
+    ("Data.batch_size=true", "int"),      # bool is an int subclass, but not an acceptable batch size
+    ("Global.epochs=2.5", "int"),
+    ("Optimizer.lr=fast", "float"),
+    ("Global.resume=1", "bool"),
+    ("Global.output_dir=[1,2]", "str"),
+])
+def test_wrong_type(minimal, override, expected_type):
+    key, value = override.split("=")
+    message = error_of(minimal, [override])
+    assert key in message and f"expected {expected_type}" in message
+    assert repr(yaml.safe_load(value)) in message
+
+
+def test_null_rejected_for_non_optional(minimal):
+    message = error_of(minimal, ["Model.hidden_size=null"])
+    assert "Model.hidden_size" in message and "null" in message and "int" in message
+    assert load_config(minimal, ["Data.max_vocab_size=null"]).data.max_vocab_size is None
+
+
+def test_bad_choice_lists_allowed_values(minimal):
+    message = error_of(minimal, ["Model.formulation=google"])
+    assert "'google'" in message and "official" in message and "lucidrains" in message
+    assert "adam, adamw" in error_of(minimal, ["Optimizer.name=sgd"])
+
+
+@pytest.mark.parametrize("override, expectation", [
+    ("Data.batch_size=0", "> 0"),
+    ("Global.epochs=-1", "> 0"),
+    ("Data.max_seq_len=0", "> 0"),
+    ("Global.max_steps=0", "-1 or > 0"),
+    ("Model.hidden_dropout_prob=1.0", "[0, 1)"),
+    ("Optimizer.warmup_steps=-5", ">= 0"),
+    ("Data.max_vocab_size=0", "> 0"),
+])
+def test_out_of_range(minimal, override, expectation):
+    message = error_of(minimal, [override])
+    assert override.split("=")[0] in message and expectation in message
+
+
+def test_max_steps_accepts_positive(minimal):
+    assert load_config(minimal, ["Global.max_steps=10"]).global_.max_steps == 10
+
+
+def test_seq_len_longer_than_positions(minimal):
+    message = error_of(minimal, ["Data.max_seq_len=1024"])
+    assert "Data.max_seq_len" in message and "Model.max_position_embeddings" in message
+
+
+def test_missing_required_data_dir(tmp_path):
+    path = write(tmp_path, "Global: {seed: 1}\n")
+    assert "Data.data_dir" in error_of(path)
+    assert load_config(path, ["Data.data_dir=d"]).data.data_dir == "d"
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "absent.yaml"
+    message = error_of(path)
+    assert "not found" in message and str(path) in message
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = write(tmp_path, "Data:\n  data_dir: d\n  batch_size: [64\nModel:\n  hidden_size: 8\n")
+    message = error_of(path)
+    assert str(path) in message and "line 4" in message and "invalid YAML" in message
+
+
+def test_top_level_must_be_mapping(tmp_path):
+    assert "mapping" in error_of(write(tmp_path, "- Data\n"))
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("Global.seed", "no '='"),
+    ("seed=1", "Section.key"),
+    ("Global.=1", "Section.key"),
+])
+def test_malformed_override(minimal, override, fragment):
+    message = error_of(minimal, [override])
+    assert repr(override) in message and fragment in message
+
+
+def test_config_error_is_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_config_to_dict_round_trip(tmp_path, minimal):
+    cfg = load_config(minimal, ["Optimizer.lr=2e-5", "Global.checkpoint=c", "Model.layer_norm_eps=1e-5"])
+    as_dict = config_to_dict(cfg)
+    assert list(as_dict) == ["Global", "Data", "Model", "Optimizer"]
+    assert as_dict["Optimizer"]["lr"] == 2e-5 and as_dict["Global"]["checkpoint"] == "c"
+    saved = tmp_path / "saved.yaml"
+    save_config(cfg, saved)
+    assert yaml.safe_load(saved.read_text()) == as_dict
+    assert load_config(saved) == cfg
+    written_by_hand = write(tmp_path, yaml.safe_dump(as_dict), name="dumped.yaml")
+    assert load_config(written_by_hand) == cfg
+
+
+def test_model_config_kwargs(minimal):
+    kwargs = model_config_kwargs(load_config(minimal, ["Model.hidden_size=128"]).model)
+    assert set(kwargs) == {
+        "formulation", "position_embedding_type", "hidden_size", "num_attention_heads", "num_hidden_layers",
+        "intermediate_size", "max_position_embeddings", "hidden_dropout_prob", "attention_probs_dropout_prob",
+        "initializer_range", "layer_norm_eps",
+    }
+    assert kwargs["hidden_size"] == 128
+
+
+def test_arg_parser_repeats_and_extends_overrides():
+    parser = build_arg_parser("test tool")
+    args = parser.parse_args(["-c", "a.yaml", "-o", "Global.seed=1", "Data.batch_size=2", "--override", "Optimizer.lr=3"])
+    assert args.config == "a.yaml"
+    assert args.overrides == ["Global.seed=1", "Data.batch_size=2", "Optimizer.lr=3"]
+    assert parser.parse_args(["--config", "b.yaml"]).overrides == []
+
+
+def test_arg_parser_requires_config(capsys):
+    with pytest.raises(SystemExit) as info:
+        build_arg_parser("test tool").parse_args([])
+    assert info.value.code == 2
+    assert "-c/--config" in capsys.readouterr().err
+
+
+def test_exit_on_config_error_passes_result_through(minimal):
+    assert exit_on_config_error(load_config)(minimal).data.data_dir == "data/x"
+
+
+def test_cli_wrapper_exits_2_with_one_line(tmp_path):
+    missing = tmp_path / "absent.yaml"
+    script = (
+        "from paddlenlp_fastformer.config import exit_on_config_error, load_config\n"
+        f"exit_on_config_error(load_config)({str(missing)!r}, ['Global.seed=1'])\n"
+        "print('not reached')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    # Importing paddle may log to stderr first; the error itself must be exactly one, final line.
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
+    assert error_lines == [result.stderr.splitlines()[-1]]
+    assert str(missing) in error_lines[0]

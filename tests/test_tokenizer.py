@@ -1,0 +1,337 @@
+import json
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+SPECIALS = ["[PAD]", "[UNK]"]
+WORDS = ["the", "movie", "was", "good", "bad", ".", "!", "it", "'", "s"]
+
+
+@pytest.fixture
+def tokenizer():
+    return FastformerTokenizer(vocab=SPECIALS + WORDS)
+
+
+def write_vocab(path, tokens, newline="\n"):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("".join(token + newline for token in tokens))
+    return str(path)
+
+
+# --- tokenization -----------------------------------------------------------
+
+
+def test_tokenize_splits_words_and_punctuation_runs_and_lower_cases(tokenizer):
+    text = "Don't STOP!!! It's 3.14, ok? snake_case\tNew\nline"
+    assert tokenizer.tokenize(text) == [
+        "don", "'", "t", "stop", "!!!", "it", "'", "s", "3", ".", "14", ",", "ok", "?", "snake_case", "new", "line",
+    ]  # fmt: skip
+
+
+def test_tokenize_unicode_lower_cases_the_whole_string(tokenizer):
+    # Whole-string lower() turns a word-final capital sigma into "ς"; per-character lowering would give "σ".
+    assert tokenizer.tokenize("Café NAÏVE — 東京 ΟΔΟΣ") == ["café", "naïve", "—", "東京", "οδος"]
+
+
+def test_do_lower_case_false_keeps_case():
+    tokenizer = FastformerTokenizer(vocab=SPECIALS + ["Good"], do_lower_case=False)
+    assert tokenizer.tokenize("Good good!") == ["Good", "good", "!"]
+    assert tokenizer("Good good")["input_ids"] == [2, 1]
+
+
+def test_special_token_strings_in_lower_cased_text_are_ordinary_text(tokenizer):
+    assert tokenizer.tokenize("[UNK] [PAD]") == ["[", "unk", "]", "[", "pad", "]"]
+
+
+def test_new_and_reloaded_tokenizers_split_special_token_strings_alike(tmp_path):
+    tokenizer = FastformerTokenizer(vocab=SPECIALS + ["x"], do_lower_case=False)
+    tokenizer.save_pretrained(str(tmp_path))
+    reloaded = FastformerTokenizer.from_pretrained(str(tmp_path))
+    text = "x [PAD] x"
+    assert tokenizer.tokenize(text) == ["x", "[PAD]", "x"]
+    assert reloaded.tokenize(text) == tokenizer.tokenize(text)
+
+
+def test_unknown_words_map_to_unk_id(tokenizer):
+    assert tokenizer.unk_token_id == 1
+    assert tokenizer.pad_token_id == 0
+    assert tokenizer("The zebra was GOOD")["input_ids"] == [2, 1, 4, 5]
+    assert tokenizer.convert_tokens_to_ids(["movie", "zebra"]) == [3, 1]
+
+
+def test_ids_to_tokens_and_decode(tokenizer):
+    assert tokenizer.convert_ids_to_tokens([2, 3, 1]) == ["the", "movie", "[UNK]"]
+    # Ids past the vocabulary (and negative ones, which must not wrap around) decode as unknown.
+    assert tokenizer.convert_ids_to_tokens([len(SPECIALS + WORDS), -1]) == ["[UNK]", "[UNK]"]
+    assert tokenizer.convert_tokens_to_string(["the", "movie", "."]) == "the movie ."
+    assert tokenizer.decode([2, 3, 5]) == "the movie good"
+
+
+def test_vocab_size_and_get_vocab(tokenizer):
+    assert tokenizer.vocab_size == len(SPECIALS + WORDS)
+    assert len(tokenizer) == len(SPECIALS + WORDS)
+    assert tokenizer.get_vocab() == {token: i for i, token in enumerate(SPECIALS + WORDS)}
+
+
+def test_no_special_tokens_are_added_and_pairs_are_concatenated(tokenizer):
+    assert tokenizer("the movie")["input_ids"] == [2, 3]
+    assert tokenizer("the movie", "was bad")["input_ids"] == [2, 3, 4, 6]
+    assert tokenizer.build_inputs_with_special_tokens([5, 6], [7]) == [5, 6, 7]
+    assert tokenizer.num_special_tokens_to_add(pair=True) == 0
+
+
+# --- build_from_corpus ------------------------------------------------------
+
+CORPUS = ["The movie was good.", "the MOVIE was bad!", "Good, good movie.", "zebra"]
+
+
+def test_build_from_corpus_orders_by_count_then_alphabetically():
+    tokenizer = FastformerTokenizer.build_from_corpus(CORPUS)
+    # counts: movie 3, good 3, the 2, was 2, . 2, then 1 each: ! , bad zebra
+    assert tokenizer.ids_to_tokens == SPECIALS + [
+        "good", "movie", ".", "the", "was", "!", ",", "bad", "zebra",
+    ]  # fmt: skip
+
+
+def test_build_from_corpus_is_independent_of_text_order():
+    forward = FastformerTokenizer.build_from_corpus(CORPUS)
+    backward = FastformerTokenizer.build_from_corpus(reversed(CORPUS))
+    assert backward.get_vocab() == forward.get_vocab()
+
+
+def test_build_from_corpus_min_freq():
+    tokenizer = FastformerTokenizer.build_from_corpus(CORPUS, min_freq=2)
+    assert tokenizer.ids_to_tokens == SPECIALS + ["good", "movie", ".", "the", "was"]
+    assert tokenizer("zebra")["input_ids"] == [1]
+
+
+def test_build_from_corpus_max_vocab_size_counts_special_tokens():
+    tokenizer = FastformerTokenizer.build_from_corpus(CORPUS, max_vocab_size=5)
+    assert tokenizer.ids_to_tokens == SPECIALS + ["good", "movie", "."]
+    assert FastformerTokenizer.build_from_corpus(CORPUS, max_vocab_size=3).vocab_size == 3
+
+
+def test_build_from_corpus_uses_init_kwargs_for_splitting():
+    tokenizer = FastformerTokenizer.build_from_corpus(["A a A"], do_lower_case=False)
+    assert tokenizer.ids_to_tokens == SPECIALS + ["A", "a"]
+    assert tokenizer.do_lower_case is False
+
+
+def test_build_from_corpus_skips_special_tokens_found_in_text():
+    tokenizer = FastformerTokenizer.build_from_corpus(["[PAD] [UNK] word [PAD]"], do_lower_case=False)
+    assert tokenizer.ids_to_tokens == SPECIALS + ["word"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_vocab_size": 2}, "max_vocab_size"),
+        ({"max_vocab_size": 0}, "max_vocab_size"),
+        ({"min_freq": 0}, "min_freq"),
+    ],
+)
+def test_build_from_corpus_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FastformerTokenizer.build_from_corpus(CORPUS, **kwargs)
+
+
+def test_build_from_corpus_rejects_a_single_string():
+    with pytest.raises(TypeError, match="iterable of strings"):
+        FastformerTokenizer.build_from_corpus("the movie")
+
+
+# --- __call__ -----------------------------------------------------------------
+
+BATCH = ["The movie was good.", "Bad!", "It's the movie"]
+
+
+def test_batch_without_padding_keeps_lengths_and_has_no_token_type_ids(tokenizer):
+    encoded = tokenizer(BATCH)
+    assert set(encoded.keys()) == {"input_ids", "attention_mask"}
+    assert encoded["input_ids"] == [[2, 3, 4, 5, 7], [6, 8], [9, 10, 11, 2, 3]]
+    assert encoded["attention_mask"] == [[1] * 5, [1] * 2, [1] * 5]
+
+
+@pytest.mark.parametrize("padding", [True, "longest"])
+def test_padding_longest_pads_right_with_pad_id_and_masks_padding(tokenizer, padding):
+    encoded = tokenizer(BATCH, padding=padding)
+    assert encoded["input_ids"] == [[2, 3, 4, 5, 7], [6, 8, 0, 0, 0], [9, 10, 11, 2, 3]]
+    assert encoded["attention_mask"] == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+
+
+def test_padding_max_length_with_truncation(tokenizer):
+    encoded = tokenizer(BATCH, padding="max_length", truncation=True, max_length=3)
+    assert encoded["input_ids"] == [[2, 3, 4], [6, 8, 0], [9, 10, 11]]
+    assert encoded["attention_mask"] == [[1, 1, 1], [1, 1, 0], [1, 1, 1]]
+
+
+def test_truncation_without_max_length_uses_model_max_length(tokenizer):
+    assert tokenizer.model_max_length == 512
+    encoded = tokenizer("the " * 600, truncation=True)
+    assert encoded["input_ids"] == [2] * 512
+
+
+def test_return_tensors_np(tokenizer):
+    encoded = tokenizer(BATCH, padding=True, return_tensors="np")
+    assert isinstance(encoded["input_ids"], np.ndarray)
+    assert encoded["input_ids"].dtype == np.int64
+    np.testing.assert_array_equal(encoded["input_ids"], [[2, 3, 4, 5, 7], [6, 8, 0, 0, 0], [9, 10, 11, 2, 3]])
+    np.testing.assert_array_equal(encoded["attention_mask"], [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
+
+
+def test_return_tensors_pd(tokenizer):
+    encoded = tokenizer(BATCH, padding="max_length", truncation=True, max_length=4, return_tensors="pd")
+    assert isinstance(encoded["input_ids"], paddle.Tensor)
+    assert encoded["input_ids"].dtype == paddle.int64
+    assert encoded["input_ids"].shape == [3, 4]
+    np.testing.assert_array_equal(encoded["input_ids"].numpy(), [[2, 3, 4, 5], [6, 8, 0, 0], [9, 10, 11, 2]])
+    np.testing.assert_array_equal(encoded["attention_mask"].numpy(), [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]])
+
+
+def test_single_text_with_return_tensors_gets_a_batch_axis(tokenizer):
+    encoded = tokenizer("the movie", return_tensors="np")
+    np.testing.assert_array_equal(encoded["input_ids"], [[2, 3]])
+
+
+# --- empty input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   \t\n"])
+def test_empty_text_gives_no_tokens(tokenizer, text):
+    assert tokenizer.tokenize(text) == []
+    assert tokenizer(text)["input_ids"] == []
+    assert tokenizer(text)["attention_mask"] == []
+
+
+def test_empty_text_is_padded_like_any_other(tokenizer):
+    encoded = tokenizer(["", "the movie"], padding=True, return_tensors="np")
+    np.testing.assert_array_equal(encoded["input_ids"], [[0, 0], [2, 3]])
+    np.testing.assert_array_equal(encoded["attention_mask"], [[0, 0], [1, 1]])
+    single = tokenizer("", padding="max_length", max_length=3)
+    assert single["input_ids"] == [0, 0, 0]
+    assert single["attention_mask"] == [0, 0, 0]
+    as_tensor = tokenizer("", padding="max_length", max_length=2, return_tensors="pd")
+    np.testing.assert_array_equal(as_tensor["input_ids"].numpy(), [[0, 0]])
+    assert as_tensor["input_ids"].dtype == paddle.int64
+    assert tokenizer.pad(tokenizer(""), padding="max_length", max_length=2)["attention_mask"] == [0, 0]
+
+
+# --- save_pretrained / from_pretrained ---------------------------------------------
+
+SAMPLES = ["The movie was GOOD!", "It's a zebra.", "", "ΟΔΟΣ"]
+
+
+def assert_same_tokenizer(reloaded, original):
+    assert isinstance(reloaded, FastformerTokenizer)
+    assert reloaded.get_vocab() == original.get_vocab()
+    assert reloaded.do_lower_case == original.do_lower_case
+    assert reloaded.model_max_length == original.model_max_length
+    assert reloaded(SAMPLES)["input_ids"] == original(SAMPLES)["input_ids"]
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False])
+def test_round_trip_from_in_memory_vocab(tmp_path, do_lower_case):
+    original = FastformerTokenizer.build_from_corpus(CORPUS + SAMPLES, do_lower_case=do_lower_case)
+    original.save_pretrained(str(tmp_path))
+
+    with open(tmp_path / "vocab.txt", encoding="utf-8") as f:
+        assert f.read() == "".join(token + "\n" for token in original.ids_to_tokens)
+    with open(tmp_path / "tokenizer_config.json", encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["tokenizer_class"] == "FastformerTokenizer"
+    assert config["do_lower_case"] is do_lower_case
+    assert "vocab" not in config
+    assert "vocab_file" not in config
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+    assert_same_tokenizer(FastformerTokenizer.from_pretrained(str(tmp_path)), original)
+
+
+def test_round_trip_from_vocab_file(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    # CRLF line endings must not leak "\r" into the tokens.
+    vocab_file = write_vocab(source / "words.txt", SPECIALS + WORDS, newline="\r\n")
+    original = FastformerTokenizer(vocab_file=vocab_file, model_max_length=128)
+    assert original.ids_to_tokens == SPECIALS + WORDS
+
+    saved = tmp_path / "saved"
+    original.save_pretrained(str(saved))
+    reloaded = FastformerTokenizer.from_pretrained(str(saved))
+    assert_same_tokenizer(reloaded, original)
+    assert reloaded.model_max_length == 128
+
+    # Saving again over the files it was loaded from must keep them intact.
+    reloaded.save_pretrained(str(saved))
+    assert_same_tokenizer(FastformerTokenizer.from_pretrained(str(saved)), original)
+
+
+def test_failed_save_leaves_previous_vocab_and_no_temp_file(tmp_path, tokenizer, monkeypatch):
+    tokenizer.save_pretrained(str(tmp_path))
+    before = (tmp_path / "vocab.txt").read_bytes()
+    bigger = FastformerTokenizer(vocab=SPECIALS + WORDS + ["extra"])
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        bigger.save_resources(str(tmp_path))
+    assert (tmp_path / "vocab.txt").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["special_tokens_map.json", "tokenizer_config.json", "vocab.txt"]
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def test_missing_vocab_file_names_the_path(tmp_path):
+    path = str(tmp_path / "nowhere" / "vocab.txt")
+    with pytest.raises(FileNotFoundError) as excinfo:
+        FastformerTokenizer(vocab_file=path)
+    assert path in str(excinfo.value)
+
+
+@pytest.mark.parametrize("tokens", [["[UNK]", "[PAD]", "a"], ["a", "[PAD]", "[UNK]"], ["[PAD]"], []])
+def test_vocab_file_without_leading_special_tokens_is_rejected(tmp_path, tokens):
+    path = write_vocab(tmp_path / "vocab.txt", tokens)
+    with pytest.raises(ValueError) as excinfo:
+        FastformerTokenizer(vocab_file=path)
+    message = str(excinfo.value)
+    assert path in message
+    assert "'[PAD]' (id 0)" in message
+    assert "'[UNK]' (id 1)" in message
+
+
+def test_custom_special_tokens_are_expected_at_the_start(tmp_path):
+    path = write_vocab(tmp_path / "vocab.txt", SPECIALS + ["a"])
+    with pytest.raises(ValueError, match="'<pad>' \\(id 0\\)"):
+        FastformerTokenizer(vocab_file=path, pad_token="<pad>")
+    tokenizer = FastformerTokenizer(vocab=["<pad>", "<unk>", "a"], pad_token="<pad>", unk_token="<unk>")
+    assert tokenizer("a b", padding="max_length", max_length=3)["input_ids"] == [2, 1, 0]
+
+
+def test_duplicate_token_in_vocab_file_names_file_and_token(tmp_path):
+    path = write_vocab(tmp_path / "vocab.txt", SPECIALS + ["movie", "good", "movie"])
+    with pytest.raises(ValueError) as excinfo:
+        FastformerTokenizer(vocab_file=path)
+    assert path in str(excinfo.value)
+    assert "'movie'" in str(excinfo.value)
+
+
+def test_in_memory_vocab_is_validated():
+    with pytest.raises(ValueError, match="'good' more than once"):
+        FastformerTokenizer(vocab=SPECIALS + ["good", "good"])
+    with pytest.raises(ValueError, match="line breaks"):
+        FastformerTokenizer(vocab=SPECIALS + ["two\nlines"])
+    with pytest.raises(ValueError, match="must start with"):
+        FastformerTokenizer(vocab=["good"] + SPECIALS)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"vocab_file": "vocab.txt", "vocab": SPECIALS}])
+def test_exactly_one_vocabulary_source_is_required(kwargs):
+    with pytest.raises(ValueError, match="Exactly one of `vocab_file` and `vocab`"):
+        FastformerTokenizer(**kwargs)

@@ -1,0 +1,49 @@
+"""Convert a PyTorch Fastformer checkpoint into a PaddleNLP ``from_pretrained`` directory.
+
+    python tools/convert_torch_checkpoint.py --source lucidrains --checkpoint M.pt --output-dir DIR [--max-seq-len N]
+    python tools/convert_torch_checkpoint.py --source official --checkpoint M.pt --config fastformer.json --output-dir DIR
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from paddlenlp_fastformer.conversion import (  # noqa: E402
+    SOURCES,
+    ConversionError,
+    convert_state_dict,
+    load_torch_state_dict,
+    read_official_config_json,
+)
+from paddlenlp_fastformer.file_utils import write_directory_atomically  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", required=True, choices=SOURCES)
+    parser.add_argument("--checkpoint", required=True, help="PyTorch state_dict file (.pt/.pth/.bin)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--config", help="official only: the authors' fastformer.json")
+    parser.add_argument("--max-seq-len", type=int, help="lucidrains rotary models: the model's max_seq_len")
+    parser.add_argument("--safetensors", action="store_true", help="write model.safetensors instead of pdparams")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    args = parser.parse_args()
+    try:
+        official_json = read_official_config_json(args.config) if args.config else None
+        model = convert_state_dict(args.source, load_torch_state_dict(args.checkpoint), official_json, args.max_seq_len)
+        write_directory_atomically(
+            lambda staging: model.save_pretrained(staging, safe_serialization=args.safetensors),
+            args.output_dir,
+            overwrite=args.overwrite,
+        )
+    except (ConversionError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {type(model).__name__} ({model.config.formulation}, "
+          f"{model.config.position_embedding_type} positions) to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
