@@ -2,8 +2,8 @@
 
 The schema is declared once, below, as one dataclass per YAML section. Each field carries its
 default, its type (from the annotation) and a one-line ``doc``; optional ``choices`` and ``rule``
-metadata restrict its values. Every problem is reported as a one-line :class:`ConfigError`, and
-:func:`exit_on_config_error` turns it into ``exit 2`` for the command-line tools.
+metadata restrict its values. Every problem is reported as a one-line :class:`ConfigError`, which
+the command-line tools turn into ``exit 2`` (:func:`paddlenlp_fastformer.cli.run_tool`).
 
 Constraints that involve several model fields (e.g. heads dividing hidden_size in the official
 formulation) belong to FastformerConfig and are checked when the trainer builds it.
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import re
-import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional
 import yaml
 
 from .configuration import FORMULATIONS, POSITION_EMBEDDING_TYPES
+from .file_utils import write_text_atomically
 
 __all__ = [
     "ConfigError",
@@ -36,7 +35,6 @@ __all__ = [
     "save_config",
     "model_config_kwargs",
     "build_arg_parser",
-    "exit_on_config_error",
 ]
 
 
@@ -77,6 +75,8 @@ class GlobalConfig:
     log_interval: int = _field(20, "Log the training loss every this many steps.", rule=POSITIVE)
     eval_every_epoch: bool = _field(True, "Evaluate on the dev set after each epoch.")
     resume: bool = _field(True, "Resume from output_dir/last when it exists.")
+    save_steps: int = _field(0, "Also save output_dir/last every this many steps; 0 saves at epoch ends only.", rule=NON_NEGATIVE)
+    predictions_file: Optional[str] = _field(None, "tools/eval.py writes per-example predictions here (JSON lines).")
 
 
 @dataclass
@@ -301,7 +301,7 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write the resolved config as YAML that :func:`load_config` reads back unchanged."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+    write_text_atomically(str(path), yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def model_config_kwargs(model: ModelConfig) -> dict[str, Any]:
@@ -326,21 +326,3 @@ def build_arg_parser(description: str) -> argparse.ArgumentParser:
         help="override a config value, e.g. -o Optimizer.lr=5e-4 Data.batch_size=32; may repeat",
     )
     return parser
-
-
-def exit_on_config_error(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a tool's ``main`` so a ConfigError ends the process with one stderr line and code 2.
-
-    Code 2 matches argparse's usage errors: the command line, not the program, is at fault.
-    """
-
-    @functools.wraps(main)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return main(*args, **kwargs)
-        except ConfigError as exc:
-            # Collapse whitespace so even a message quoting a multi-line value stays on one line.
-            sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
-            sys.exit(2)
-
-    return wrapper

@@ -18,10 +18,11 @@ from typing import Optional
 
 from paddlenlp.transformers.configuration_utils import PretrainedConfig
 
-__all__ = ["FastformerConfig", "FORMULATIONS", "POSITION_EMBEDDING_TYPES"]
+__all__ = ["FastformerConfig", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES"]
 
 FORMULATIONS = ("official", "lucidrains")
 POSITION_EMBEDDING_TYPES = ("absolute", "rotary")
+ATTENTION_TYPES = ("additive", "softmax")
 
 
 class FastformerConfig(PretrainedConfig):
@@ -59,6 +60,9 @@ class FastformerConfig(PretrainedConfig):
         attention_head_size (int, optional): Features per head. ``None`` means
             ``hidden_size // num_attention_heads``, which the official formulation requires;
             fast-transformer-pytorch's ``dim_head`` may differ from it. Defaults to None.
+        attention_type (str, optional): "additive" (Fastformer) or "softmax": the same model with
+            standard scaled dot-product self-attention in each block (official formulation only), the
+            quadratic baseline that Fastformer is compared against. Defaults to "additive".
         num_labels (int, optional): Number of classes of the classification heads. Defaults to 5
             (review ratings 1..5). ``num_classes`` is accepted as an alias.
     """
@@ -83,6 +87,7 @@ class FastformerConfig(PretrainedConfig):
         formulation: str = "official",
         position_embedding_type: str = "absolute",
         attention_head_size: Optional[int] = None,
+        attention_type: str = "additive",
         **kwargs,
     ):
         kwargs.setdefault("num_labels", 5)
@@ -102,6 +107,7 @@ class FastformerConfig(PretrainedConfig):
         self.formulation = formulation
         self.position_embedding_type = position_embedding_type
         self.attention_head_size = attention_head_size
+        self.attention_type = attention_type
         self._validate()
 
     @property
@@ -120,6 +126,10 @@ class FastformerConfig(PretrainedConfig):
                 f"FastformerConfig.position_embedding_type={self.position_embedding_type!r}: "
                 f"expected one of {POSITION_EMBEDDING_TYPES}"
             )
+        if self.attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"FastformerConfig.attention_type={self.attention_type!r}: expected one of {ATTENTION_TYPES}")
+        if self.attention_type == "softmax" and self.formulation != "official":
+            raise ValueError("FastformerConfig.attention_type='softmax' exists only with formulation='official'")
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"FastformerConfig.{name}={getattr(self, name)!r}: expected a positive integer")

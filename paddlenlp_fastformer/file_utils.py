@@ -35,14 +35,22 @@ def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, 
         raise
 
 
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and one rename."""
-    directory = os.path.dirname(os.path.abspath(path))
+def write_text_atomically(path, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) so that readers see the old file or the whole new one.
+
+    A temporary file in the same directory is flushed to disk and renamed over ``path``.
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        # mkstemp makes the file private to its owner; what we write (data, vocabularies) is meant to be shared.
+        os.chmod(staging, 0o644)
         os.replace(staging, path)
     except BaseException:
         if os.path.exists(staging):

@@ -177,6 +177,20 @@ class LucidrainsAdditiveAttention(nn.Layer):
         return self.to_out(merge_heads(self.to_r(weighted_values) + query))
 
 
+class SoftmaxSelfAttention(nn.Layer):
+    """Standard multi-head scaled dot-product self-attention: the quadratic baseline (attention_type="softmax")."""
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        self.attention = nn.MultiHeadAttention(
+            config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob
+        )
+
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+        keep = token_mask.squeeze(-1).unsqueeze([1, 2])  # b 1 1 n: every query may attend to real keys
+        return self.attention(hidden_states, attn_mask=keep)
+
+
 # ----------------------------------------------------------------------------------------------
 # block, embeddings, pooler
 # ----------------------------------------------------------------------------------------------
@@ -278,7 +292,8 @@ class FastformerPretrainedModel(PretrainedModel):
 
 def _build_attention_layers(config: FastformerConfig) -> nn.LayerList:
     if config.formulation == "official":
-        return nn.LayerList([FastformerLayer(config, OfficialAdditiveAttention(config)) for _ in range(config.num_hidden_layers)])
+        attention_class = SoftmaxSelfAttention if config.attention_type == "softmax" else OfficialAdditiveAttention
+        return nn.LayerList([FastformerLayer(config, attention_class(config)) for _ in range(config.num_hidden_layers)])
     # fast-transformer-pytorch ties its score projections and its rotary table across layers.
     head_size = config.head_size
     rotary = RotaryEmbedding(head_size // 2) if config.position_embedding_type == "rotary" else None

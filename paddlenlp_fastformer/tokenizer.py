@@ -2,12 +2,13 @@
 
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 
 from paddlenlp.transformers import PretrainedTokenizer
 from paddlenlp.transformers.tokenizer_utils_base import BatchEncoding
+
+from .file_utils import write_text_atomically
 
 __all__ = ["FastformerTokenizer"]
 
@@ -264,15 +265,4 @@ class FastformerTokenizer(PretrainedTokenizer):
             save_directory (str): Directory to save files into.
         """
         vocab_path = os.path.join(save_directory, self.resource_files_names["vocab_file"])
-        fd, tmp_path = tempfile.mkstemp(dir=save_directory, prefix=".vocab-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.writelines(token + "\n" for token in self.ids_to_tokens)
-                f.flush()
-                os.fsync(f.fileno())
-            # mkstemp makes the file private to its owner; a saved tokenizer is meant to be shared.
-            os.chmod(tmp_path, 0o644)
-            os.replace(tmp_path, vocab_path)
-        except BaseException:
-            os.remove(tmp_path)
-            raise
+        write_text_atomically(vocab_path, "".join(token + "\n" for token in self.ids_to_tokens))

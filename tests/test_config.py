@@ -1,6 +1,4 @@
 """Tests of paddlenlp_fastformer.config: schema defaults, shipped configs, overrides and error messages."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ from paddlenlp_fastformer.config import (
     ConfigError,
     build_arg_parser,
     config_to_dict,
-    exit_on_config_error,
     load_config,
     model_config_kwargs,
     save_config,
@@ -260,26 +257,3 @@ def test_arg_parser_requires_config(capsys):
         build_arg_parser("test tool").parse_args([])
     assert info.value.code == 2
     assert "-c/--config" in capsys.readouterr().err
-
-
-def test_exit_on_config_error_passes_result_through(minimal):
-    assert exit_on_config_error(load_config)(minimal).data.data_dir == "data/x"
-
-
-def test_cli_wrapper_exits_2_with_one_line(tmp_path):
-    missing = tmp_path / "absent.yaml"
-    script = (
-        "from paddlenlp_fastformer.config import exit_on_config_error, load_config\n"
-        f"exit_on_config_error(load_config)({str(missing)!r}, ['Global.seed=1'])\n"
-        "print('not reached')\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    # Importing paddle may log to stderr first; the error itself must be exactly one, final line.
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
-    assert error_lines == [result.stderr.splitlines()[-1]]
-    assert str(missing) in error_lines[0]

@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Prepare train/dev/test JSON lines and stats.json from raw Amazon review files.
+
+Examples:
+    # The paper's setting: 50k reviews sampled from the McAuley Electronics file.
+    python tools/prepare_data.py --input reviews_Electronics_5.json.gz --output-dir data/electronics \\
+        --num-samples 50000 --splits 40000,5000,5000 --seed 42
+
+    # Official MARC splits, train sampled down to 40k, dev and test kept whole.
+    python tools/prepare_data.py --keep-splits --input train.jsonl.gz dev.jsonl.gz test.jsonl.gz \\
+        --output-dir data/marc_en --splits 40000,0,0
+
+    # No real data at hand: synthetic reviews, read back like a McAuley file.
+    python tools/prepare_data.py --synthetic 2000 --output-dir data/synthetic --splits 0.8,0.1,0.1
+
+Bad input exits with code 2 and a one-line message on stderr.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+# Run from a fresh clone without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from paddlenlp_fastformer.data import (  # noqa: E402
+    RATING_COLUMN_CANDIDATES,
+    TEXT_COLUMN_CANDIDATES,
+    TITLE_COLUMN_CANDIDATES,
+    DataError,
+    format_summary,
+    prepare_dataset,
+    write_synthetic_reviews,
+)
+
+SYNTHETIC_FILE_NAME = "synthetic_reviews.json"
+
+
+def parse_splits(text):
+    """'40000,5000,5000' -> counts, '0.8,0.1,0.1' -> fractions."""
+    parts = text.split(",")
+    try:
+        return tuple(int(part) for part in parts)
+    except ValueError:
+        pass
+    try:
+        return tuple(float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated counts or fractions, got {text!r}") from None
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--input", nargs="+", metavar="PATH", help="raw review files (JSON lines, CSV, TSV; gzip or plain)"
+    )
+    source.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help=f"generate N synthetic reviews into OUTPUT_DIR/{SYNTHETIC_FILE_NAME} and use them as the input",
+    )
+    parser.add_argument("--output-dir", required=True, help="where train/dev/test.jsonl and stats.json are written")
+    parser.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="rows to sample (pooled mode; default: the sum of --splits, or all rows for fractions)",
+    )
+    parser.add_argument(
+        "--splits",
+        type=parse_splits,
+        default=(40000, 5000, 5000),
+        help="train,dev,test counts or fractions (default: 40000,5000,5000)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
+    parser.add_argument("--with-title", action="store_true", help='prepend the summary/title: "title. text"')
+    parser.add_argument(
+        "--keep-splits",
+        action="store_true",
+        help="the three inputs are the official train, dev, test splits; a split size of 0 keeps a split whole",
+    )
+    for role, candidates in (
+        ("text", TEXT_COLUMN_CANDIDATES),
+        ("rating", RATING_COLUMN_CANDIDATES),
+        ("title", TITLE_COLUMN_CANDIDATES),
+    ):
+        default = ", ".join(candidates)
+        parser.add_argument(f"--{role}-column", help=f"CSV/TSV {role} column (default: first of {default})")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        inputs = args.input
+        if args.synthetic is not None:
+            inputs = [write_synthetic_reviews(Path(args.output_dir, SYNTHETIC_FILE_NAME), args.synthetic, args.seed)]
+            print(f"No real data given: generated {args.synthetic} synthetic reviews in {inputs[0]}")
+        stats = prepare_dataset(
+            inputs,
+            args.output_dir,
+            num_samples=args.num_samples,
+            splits=args.splits,
+            seed=args.seed,
+            with_title=args.with_title,
+            keep_splits=args.keep_splits,
+            text_column=args.text_column,
+            rating_column=args.rating_column,
+            title_column=args.title_column,
+        )
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
