@@ -90,7 +90,10 @@ class FastformerConfig(PretrainedConfig):
         attention_type: str = "additive",
         **kwargs,
     ):
-        kwargs.setdefault("num_labels", 5)
+        # "dropout" is an alias (attribute_map) that must win over the default of the named argument.
+        hidden_dropout_prob = kwargs.pop("dropout", hidden_dropout_prob)
+        if not {"num_labels", "num_classes", "id2label"} & set(kwargs):
+            kwargs["num_labels"] = 5
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size

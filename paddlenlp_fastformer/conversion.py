@@ -26,7 +26,15 @@ import paddle.nn as nn
 from .configuration import FastformerConfig
 from .modeling import FastformerForMaskedLM, FastformerForSequenceClassification, FastformerPretrainedModel
 
-__all__ = ["SOURCES", "ConversionError", "convert_state_dict", "load_torch_state_dict", "read_official_config_json"]
+__all__ = [
+    "SOURCES",
+    "ConversionError",
+    "convert_state_dict",
+    "load_torch_state_dict",
+    "read_official_config_json",
+    "torch_to_paddle_name",
+    "paddle_to_torch_name",
+]
 
 SOURCES = ("lucidrains", "official")
 
@@ -35,31 +43,55 @@ class ConversionError(ValueError):
     """A checkpoint that does not fit the model it should become."""
 
 
-LUCIDRAINS_RENAMES: List[Tuple[str, str]] = [
-    (r"token_emb\.weight", "fastformer.embeddings.word_embeddings.weight"),
-    (r"abs_pos_emb\.weight", "fastformer.embeddings.position_embeddings.weight"),
-    (r"layers\.(\d+)\.0\.norm\.", r"fastformer.layers.\1.attention_norm."),
-    (r"layers\.(\d+)\.0\.fn\.", r"fastformer.layers.\1.attention."),
-    (r"layers\.(\d+)\.1\.norm\.", r"fastformer.layers.\1.ffn_norm."),
-    (r"layers\.(\d+)\.1\.fn\.0\.", r"fastformer.layers.\1.ffn_in."),
-    (r"layers\.(\d+)\.1\.fn\.2\.", r"fastformer.layers.\1.ffn_out."),
-    (r"to_logits\.0\.", "lm_head.layer_norm."),
-    (r"to_logits\.1\.", "lm_head.decoder."),
-]
+# (PyTorch key prefix, Paddle key prefix); "{i}" stands for a layer index. Read both ways, so that
+# an error can name the PyTorch key a Paddle parameter expected.
+NAME_PREFIXES: Dict[str, List[Tuple[str, str]]] = {
+    "lucidrains": [
+        ("token_emb.weight", "fastformer.embeddings.word_embeddings.weight"),
+        ("abs_pos_emb.weight", "fastformer.embeddings.position_embeddings.weight"),
+        ("layers.{i}.0.norm.", "fastformer.layers.{i}.attention_norm."),
+        ("layers.{i}.0.fn.", "fastformer.layers.{i}.attention."),
+        ("layers.{i}.1.norm.", "fastformer.layers.{i}.ffn_norm."),
+        ("layers.{i}.1.fn.0.", "fastformer.layers.{i}.ffn_in."),
+        ("layers.{i}.1.fn.2.", "fastformer.layers.{i}.ffn_out."),
+        ("to_logits.0.", "lm_head.layer_norm."),
+        ("to_logits.1.", "lm_head.decoder."),
+    ],
+    "official": [
+        ("word_embedding.weight", "fastformer.embeddings.word_embeddings.weight"),
+        ("fastformer_model.position_embeddings.", "fastformer.embeddings.position_embeddings."),
+        ("fastformer_model.LayerNorm.", "fastformer.embeddings.layer_norm."),
+        ("fastformer_model.encoders.{i}.attention.self.", "fastformer.layers.{i}.attention."),
+        ("fastformer_model.encoders.{i}.attention.output.dense.", "fastformer.layers.{i}.attention.output."),
+        ("fastformer_model.encoders.{i}.attention.output.LayerNorm.", "fastformer.layers.{i}.attention_norm."),
+        ("fastformer_model.encoders.{i}.intermediate.dense.", "fastformer.layers.{i}.ffn_in."),
+        ("fastformer_model.encoders.{i}.output.dense.", "fastformer.layers.{i}.ffn_out."),
+        ("fastformer_model.encoders.{i}.output.LayerNorm.", "fastformer.layers.{i}.ffn_norm."),
+        ("fastformer_model.poolers.0.", "fastformer.pooler."),
+        ("dense_linear.", "classifier."),
+    ],
+}
 
-OFFICIAL_RENAMES: List[Tuple[str, str]] = [
-    (r"word_embedding\.weight", "fastformer.embeddings.word_embeddings.weight"),
-    (r"fastformer_model\.position_embeddings\.", "fastformer.embeddings.position_embeddings."),
-    (r"fastformer_model\.LayerNorm\.", "fastformer.embeddings.layer_norm."),
-    (r"fastformer_model\.encoders\.(\d+)\.attention\.self\.", r"fastformer.layers.\1.attention."),
-    (r"fastformer_model\.encoders\.(\d+)\.attention\.output\.dense\.", r"fastformer.layers.\1.attention.output."),
-    (r"fastformer_model\.encoders\.(\d+)\.attention\.output\.LayerNorm\.", r"fastformer.layers.\1.attention_norm."),
-    (r"fastformer_model\.encoders\.(\d+)\.intermediate\.dense\.", r"fastformer.layers.\1.ffn_in."),
-    (r"fastformer_model\.encoders\.(\d+)\.output\.dense\.", r"fastformer.layers.\1.ffn_out."),
-    (r"fastformer_model\.encoders\.(\d+)\.output\.LayerNorm\.", r"fastformer.layers.\1.ffn_norm."),
-    (r"fastformer_model\.poolers\.0\.", "fastformer.pooler."),
-    (r"dense_linear\.", "classifier."),
-]
+
+def _translate(key: str, pairs: List[Tuple[str, str]]) -> Optional[str]:
+    """Rewrite the first matching prefix of ``key`` (with its layer index), or None if none matches."""
+    for source_prefix, target_prefix in pairs:
+        match = re.match(re.escape(source_prefix).replace(r"\{i\}", r"(\d+)"), key)
+        if match:
+            layer = match.group(1) if match.groups() else ""
+            return target_prefix.replace("{i}", layer) + key[match.end() :]
+    return None
+
+
+def torch_to_paddle_name(source: str, key: str) -> Optional[str]:
+    """The Paddle state-dict key of a PyTorch key of ``source``, or None if it has no place."""
+    return _translate(key, NAME_PREFIXES[source])
+
+
+def paddle_to_torch_name(source: str, key: str) -> Optional[str]:
+    """The PyTorch key that fills a Paddle state-dict key of the model converted from ``source``."""
+    return _translate(key, [(paddle, torch) for torch, paddle in NAME_PREFIXES[source]])
+
 
 # Fields of the authors' fastformer.json (a BertConfig) that carry over to FastformerConfig.
 OFFICIAL_JSON_FIELDS = (
@@ -83,8 +115,11 @@ def load_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
         raise ConversionError(f"{path}: checkpoint file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for unreadable files
-        raise ConversionError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    except Exception as error:  # torch raises many types for unreadable files, with long multi-line texts
+        raise ConversionError(
+            f"{path}: not a PyTorch state_dict file ({type(error).__name__}; a whole pickled model is not "
+            "accepted: save model.state_dict())"
+        ) from None
     for wrapper_key in ("state_dict", "model_state_dict", "model"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper_key), dict):
             checkpoint = checkpoint[wrapper_key]
@@ -160,19 +195,24 @@ def _verify_rotary_frequencies(state_dict: Mapping[str, np.ndarray], config: Fas
             raise ConversionError(f"lucidrains checkpoint: {key} holds non-standard rotary frequencies")
 
 
-def _rename(key: str, renames: List[Tuple[str, str]]) -> Optional[str]:
-    for pattern, replacement in renames:
-        if re.match(pattern, key):
-            return re.sub(pattern, replacement, key, count=1)
-    return None
-
-
 def _linear_weight_names(layer: nn.Layer, prefix: str = "") -> set:
     """State-dict names of every Linear weight, tied ones under each name (named_sublayers dedups them)."""
     names = {f"{prefix}weight"} if isinstance(layer, nn.Linear) else set()
     for child_name, child in layer.named_children():
         names |= _linear_weight_names(child, f"{prefix}{child_name}.")
     return names
+
+
+def _disagreeing_tied_copies(model: nn.Layer, converted: Mapping[str, np.ndarray], source: str) -> List[str]:
+    """A weight tied across layers is stored once per layer; every stored copy must be the same."""
+    keys_by_parameter: Dict[int, List[str]] = {}
+    for key, parameter in model.state_dict().items():
+        keys_by_parameter.setdefault(id(parameter), []).append(key)
+    problems = []
+    for keys in keys_by_parameter.values():
+        if any(not np.array_equal(converted[keys[0]], converted[other]) for other in keys[1:]):
+            problems.append(f"tied weight copies differ: {[paddle_to_torch_name(source, key) for key in keys]}")
+    return problems
 
 
 def convert_state_dict(
@@ -187,11 +227,11 @@ def convert_state_dict(
         if config.position_embedding_type == "rotary":
             _verify_rotary_frequencies(state_dict, config)
         state_dict = {k: v for k, v in state_dict.items() if not k.endswith("pos_emb.freqs")}
-        model, renames = FastformerForMaskedLM(config), LUCIDRAINS_RENAMES
+        model = FastformerForMaskedLM(config)
     elif source == "official":
         if official_config_json is None:
             raise ConversionError("official checkpoints need the authors' config json (--config)")
-        model, renames = FastformerForSequenceClassification(official_config(state_dict, official_config_json)), OFFICIAL_RENAMES
+        model = FastformerForSequenceClassification(official_config(state_dict, official_config_json))
     else:
         raise ConversionError(f"unknown source {source!r}: expected one of {SOURCES}")
 
@@ -199,24 +239,24 @@ def convert_state_dict(
     transposed = _linear_weight_names(model)
     converted, unexpected, mismatched = {}, [], []
     for key, value in state_dict.items():
-        target = _rename(key, renames)
+        target = torch_to_paddle_name(source, key)
         if target is None or target not in expected:
             unexpected.append(key)
             continue
-        if target in transposed:
-            value = value.T
-        if list(value.shape) != list(expected[target].shape):
-            mismatched.append(f"{key} {list(value.shape)} -> {target} expects {list(expected[target].shape)}")
-            continue
-        converted[target] = value
-    missing = sorted(set(expected) - set(converted))
+        paddle_layout = value.T if target in transposed else value
+        if list(paddle_layout.shape) != list(expected[target].shape):
+            wanted = list(expected[target].shape)[::-1] if target in transposed else list(expected[target].shape)
+            mismatched.append(f"{key} has shape {list(value.shape)}, expected {wanted}")
+        converted[target] = paddle_layout
+    missing = sorted(paddle_to_torch_name(source, key) for key in set(expected) - set(converted))
     problems = []
     if unexpected:
         problems.append(f"unexpected key(s) {sorted(unexpected)}")
     if missing:
-        problems.append(f"missing key(s) for {missing}")
+        problems.append(f"missing key(s) {missing}")
     if mismatched:
         problems.append(f"shape mismatch: {'; '.join(mismatched)}")
+    problems.extend(_disagreeing_tied_copies(model, converted, source) if not problems else [])
     if problems:
         raise ConversionError(f"{source} checkpoint: " + " | ".join(problems))
     model.set_state_dict({key: paddle.to_tensor(value.astype(np.float32)) for key, value in converted.items()})

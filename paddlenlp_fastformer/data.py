@@ -377,8 +377,10 @@ def read_prepared(path: PathLike) -> List[Example]:
     for number, obj in _json_objects(path):
         text, label = obj.get("text"), obj.get("label")
         label_ok = isinstance(label, int) and not isinstance(label, bool) and 0 <= label < NUM_CLASSES
-        if not isinstance(text, str) or not label_ok:
-            raise DataError(f'expected {{"text": string, "label": integer 0..{NUM_CLASSES - 1}}}', path, number)
+        if not isinstance(text, str) or not text.strip() or not label_ok:
+            raise DataError(
+                f'expected {{"text": non-empty string, "label": integer 0..{NUM_CLASSES - 1}}}', path, number
+            )
         examples.append({"text": text, "label": label})
     return examples
 

@@ -16,6 +16,8 @@ def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, 
     the new one is complete.
     """
     output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise NotADirectoryError(f"{output_dir}: exists and is not a directory")
     if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir}: exists and is not empty (choose another directory or overwrite)")
     parent = os.path.dirname(output_dir)

@@ -351,7 +351,8 @@ class FastformerModel(FastformerPretrainedModel):
         """
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be [batch, seq_len], got shape {input_ids.shape}")
-        if input_ids.shape[1] > self.max_positions:
+        # Only eager mode knows the length; an exported graph takes any length up to the table's size.
+        if paddle.in_dynamic_mode() and input_ids.shape[1] > self.max_positions:
             raise ValueError(
                 f"input_ids has {input_ids.shape[1]} tokens, more than max_position_embeddings={self.max_positions}"
             )

@@ -197,6 +197,13 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
 
     ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
     """
+    # Optimizer state is keyed by parameter and accumulator names, which paddle numbers per process:
+    # a fresh name scope gives a resumed run the names of the run that saved it, even in one process.
+    with paddle.utils.unique_name.guard():
+        return _train(config, on_step_end)
+
+
+def _train(config: Config, on_step_end: Optional[Callable[[int, float], None]]) -> dict:
     world_size = dist.get_world_size()
     if world_size > 1:
         dist.init_parallel_env()
@@ -214,7 +221,6 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
     if resuming:
         _check_resumable(last_dir, config)
         tokenizer = FastformerTokenizer.from_pretrained(str(last_dir))
-        model = FastformerForSequenceClassification.from_pretrained(str(last_dir))
     else:
         tokenizer = FastformerTokenizer.build_from_corpus(
             (example["text"] for example in train_examples),
@@ -222,7 +228,6 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
             min_freq=config.data.min_freq,
             model_max_length=config.data.max_seq_len,
         )
-        model = build_model(config, tokenizer)
 
     train_set = ReviewDataset(train_examples, tokenizer, config.data.max_seq_len)
     loader = make_dataloader(
@@ -238,6 +243,7 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
     total_steps = steps_per_epoch * config.global_.epochs
     if config.global_.max_steps > 0:
         total_steps = min(total_steps, config.global_.max_steps)
+    model = FastformerForSequenceClassification.from_pretrained(str(last_dir)) if resuming else build_model(config, tokenizer)
     optimizer, schedule = _build_optimizer(config, model, total_steps)
     progress = Progress()
     if resuming:

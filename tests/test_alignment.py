@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as torch_F
 
-from paddlenlp_fastformer.conversion import convert_state_dict
+from paddlenlp_fastformer.conversion import _linear_weight_names, convert_state_dict, torch_to_paddle_name
 from torch_models import lucidrains_model, official_config_json, official_model, padded_batch, state_dict_numpy
 
 torch.set_num_threads(2)
@@ -75,14 +75,11 @@ GRADIENT_TOLERANCE = {"float32": 1e-5, "float64": 1e-9}
 
 def _paddle_parameters_by_torch_name(model, torch_model, source):
     """Paddle parameter objects keyed by the PyTorch parameter names (tied weights under each name)."""
-    from paddlenlp_fastformer.conversion import LUCIDRAINS_RENAMES, OFFICIAL_RENAMES, _rename
-
-    renames = LUCIDRAINS_RENAMES if source == "lucidrains" else OFFICIAL_RENAMES
     paddle_params = {name: p for name, p in model.named_parameters(include_sublayers=True)}
     by_state_name = dict(model.state_dict().items())
     mapped = {}
     for torch_name, _ in torch_model.named_parameters(remove_duplicate=False):
-        target = _rename(torch_name, renames)
+        target = torch_to_paddle_name(source, torch_name)
         parameter = paddle_params.get(target, by_state_name.get(target))
         assert parameter is not None, f"{torch_name} -> {target} has no Paddle parameter"
         mapped[torch_name] = (target, parameter)
@@ -90,8 +87,6 @@ def _paddle_parameters_by_torch_name(model, torch_model, source):
 
 
 def _as_paddle_layout(name, target, torch_tensor, model):
-    from paddlenlp_fastformer.conversion import _linear_weight_names
-
     array = torch_tensor.detach().numpy()
     return array.T if target in _linear_weight_names(model) else array
 

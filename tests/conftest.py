@@ -1,0 +1,59 @@
+"""Shared fixtures of tests/test_training.py and tests/test_tools_cli.py: a tiny prepared dataset and config."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# A model small enough that a whole training run takes seconds on one CPU thread.
+TINY_MODEL = {
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "hidden_dropout_prob": 0.2,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """Synthetic reviews prepared once per session: 400 rows -> 320 train / 40 dev / 40 test."""
+    from paddlenlp_fastformer.data import prepare_dataset, write_synthetic_reviews
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    raw = write_synthetic_reviews(root / "raw.json", 400, seed=7)
+    prepare_dataset([raw], root / "prepared", splits=(320, 40, 40), seed=7)
+    return root / "prepared"
+
+
+def write_tiny_config(path: Path, data_dir: Path, output_dir: Path, **sections) -> Path:
+    """A full YAML config for the tiny model; ``sections`` (e.g. ``Global={"epochs": 2}``) update it."""
+    config = {
+        "Global": {
+            "seed": 42,
+            "epochs": 1,
+            "output_dir": str(output_dir),
+            "num_threads": 1,
+            "log_interval": 1,
+        },
+        "Data": {
+            "data_dir": str(data_dir),
+            "batch_size": 8,
+            "eval_batch_size": 32,
+            "max_seq_len": 64,
+        },
+        "Model": dict(TINY_MODEL),
+        "Optimizer": {"name": "adam", "lr": 1.0e-3},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_config_path(tmp_path, tiny_data_dir) -> Path:
+    """The tiny config in this test's tmp_path, training into tmp_path/out."""
+    return write_tiny_config(tmp_path / "tiny.yaml", tiny_data_dir, tmp_path / "out")
