@@ -25,6 +25,8 @@ def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, 
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", dir=parent)
     try:
         save_fn(staging)
+        # mkdtemp makes the directory private to its owner; checkpoints and exports are meant to be shared.
+        os.chmod(staging, 0o755)
         if os.path.exists(output_dir):
             retired = staging + ".old"
             os.replace(output_dir, retired)

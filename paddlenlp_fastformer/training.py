@@ -184,6 +184,8 @@ def load_checkpoint(directory: str):
     """Model (eval mode) and tokenizer of a from_pretrained directory, with a one-line error if incomplete."""
     path = Path(directory)
     missing = [name for name in ("config.json", "vocab.txt") if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in ("model_state.pdparams", "model.safetensors")):
+        missing.append("model_state.pdparams (or model.safetensors)")
     if not path.is_dir() or missing:
         what = "not a directory" if not path.is_dir() else f"missing {', '.join(missing)}"
         raise ConfigError(f"Global.checkpoint={directory!r}: {what}; expected a directory written by tools/train.py")

@@ -1,0 +1,211 @@
+"""Export a trained review classifier as a static graph for Paddle Inference and, optionally, ONNX.
+
+An export directory holds everything :class:`paddlenlp_fastformer.inference.Predictor` needs and nothing
+else:
+
+* ``inference.json`` + ``inference.pdiparams``: the static graph (PIR) and its weights. Inputs
+  ``input_ids`` and ``attention_mask``, int64 ``[batch, seq_len]``, both dimensions dynamic (positions,
+  absolute or rotary, come from the run-time shape). Output: float32 ``[batch, num_labels]`` class
+  **probabilities**, i.e. the softmax is part of the graph, so that every backend (Paddle Inference,
+  onnxruntime, a C++ or serving deployment) returns the same numbers without its own post-processing;
+  the predicted class is their argmax, exactly as for the logits.
+* ``inference.onnx`` (with ``onnx=True``): the same graph converted by paddle2onnx.
+* ``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``: the tokenizer.
+* ``inference_config.json``: label names in class-id order, the truncation length, inputs and output.
+
+The directory appears in one rename when complete (:func:`file_utils.write_directory_atomically`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import paddle
+import paddle.nn.functional as F
+
+from .cli import USER_ERRORS
+from .config import Config, ConfigError, build_arg_parser, load_config
+from .file_utils import write_directory_atomically, write_text_atomically
+
+__all__ = [
+    "ExportError",
+    "MODEL_FILES",
+    "ONNX_FILE",
+    "INPUT_NAMES",
+    "INFERENCE_CONFIG_FILE",
+    "export_inference_model",
+    "export_from_config",
+    "exit_on_user_errors",
+    "quiet_paddlenlp_logging",
+    "main",
+]
+
+logger = logging.getLogger("paddlenlp_fastformer")
+
+MODEL_PREFIX = "inference"
+MODEL_FILES = (f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams")
+ONNX_FILE = f"{MODEL_PREFIX}.onnx"
+INFERENCE_CONFIG_FILE = "inference_config.json"
+INPUT_NAMES = ("input_ids", "attention_mask")
+# Opset 17 has LayerNormalization as one operator; onnxruntime 1.16+ runs it.
+ONNX_OPSET = 17
+# What a from_pretrained classifier directory must hold; one weights file of either format suffices.
+PRETRAINED_FILES = ("config.json", "vocab.txt")
+WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked, said in one line."""
+
+
+class _ProbabilityModel(paddle.nn.Layer):
+    """The classifier followed by a softmax over classes: the graph that is exported."""
+
+    def __init__(self, classifier: paddle.nn.Layer):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids: paddle.Tensor, attention_mask: paddle.Tensor) -> paddle.Tensor:
+        return F.softmax(self.classifier(input_ids, attention_mask=attention_mask), axis=-1)
+
+
+def _load_pretrained(pretrained_dir: str):
+    """Model (eval mode) and tokenizer of a from_pretrained directory, naming any missing file."""
+    from .training import load_checkpoint  # imports the training stack: only an actual export needs it
+
+    path = Path(pretrained_dir)
+    if not path.is_dir():
+        raise ExportError(f"Global.pretrained_model={pretrained_dir!r}: not a directory")
+    missing = [name for name in PRETRAINED_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        # from_pretrained would otherwise fail with a traceback (or, for some layouts, look elsewhere).
+        missing.append(" or ".join(WEIGHT_FILES))
+    if missing:
+        raise ExportError(
+            f"Global.pretrained_model={pretrained_dir!r}: missing {', '.join(missing)}; "
+            "expected a directory written by tools/train.py (e.g. output/amazon/best)"
+        )
+    return load_checkpoint(str(path))
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """Refuse to replace a non-empty directory that is not an earlier export (e.g. a checkpoint)."""
+    path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"Global.save_inference_dir={output_dir!r}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / INFERENCE_CONFIG_FILE).is_file():
+        raise ExportError(
+            f"Global.save_inference_dir={output_dir!r}: exists, is not empty and holds no earlier export "
+            f"({INFERENCE_CONFIG_FILE}); choose a new or empty directory"
+        )
+
+
+def _save_static_graph(model: paddle.nn.Layer, directory: str) -> None:
+    """``paddle.jit.save`` of the probability graph, batch and sequence length both dynamic."""
+    input_spec = [paddle.static.InputSpec([None, None], "int64", name) for name in INPUT_NAMES]
+    static_model = paddle.jit.to_static(_ProbabilityModel(model), input_spec=input_spec, full_graph=True)
+    paddle.jit.save(static_model, os.path.join(directory, MODEL_PREFIX))
+
+
+def _save_onnx(directory: str) -> None:
+    """Convert the saved static graph with paddle2onnx, writing ``inference.onnx`` next to it."""
+    import paddle2onnx  # only --onnx needs it
+
+    model_file, params_file = (os.path.join(directory, name) for name in MODEL_FILES)
+    try:
+        # save_file=None returns the bytes: that skips paddle2onnx's optional polygraphy constant folding,
+        # which would try to pip-install its own dependencies (onnxruntime optimises the graph at load anyway).
+        onnx_model = paddle2onnx.export(model_file, params_file, save_file=None, opset_version=ONNX_OPSET)
+    except Exception as error:  # paddle2onnx logs the real cause, then fails on its own missing result
+        raise ExportError(f"paddle2onnx could not convert the exported graph ({error}); see its log above") from None
+    with open(os.path.join(directory, ONNX_FILE), "wb") as stream:
+        stream.write(onnx_model)
+
+
+def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
+    """What a predictor needs besides the graph: label names and how far to truncate."""
+    config = model.config
+    return {
+        "label_names": [config.id2label[index] for index in range(config.num_labels)],
+        # Training truncated to Data.max_seq_len (kept as the tokenizer's model_max_length); absolute
+        # positions end at max_position_embeddings.
+        "max_seq_len": min(tokenizer.model_max_length, config.max_position_embeddings),
+        "inputs": list(INPUT_NAMES),
+        "output": "probabilities",
+        "formulation": config.formulation,
+        "position_embedding_type": config.position_embedding_type,
+    }
+
+
+def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = False) -> list[str]:
+    """Export the classifier in ``pretrained_dir`` to ``output_dir`` (see the module docstring).
+
+    An earlier export in ``output_dir`` is replaced only once the new one is complete.
+
+    Returns:
+        The names of the files written, sorted.
+
+    Raises:
+        ExportError: ``pretrained_dir`` is incomplete, ``output_dir`` holds something else, or the
+            ONNX conversion failed.
+    """
+    model, tokenizer = _load_pretrained(pretrained_dir)
+    _check_output_dir(output_dir)
+
+    def save(staging: str) -> None:
+        _save_static_graph(model, staging)
+        tokenizer.save_pretrained(staging)
+        text = json.dumps(_inference_config(model, tokenizer), indent=2, ensure_ascii=False) + "\n"
+        write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), text)
+        if onnx:
+            _save_onnx(staging)
+
+    write_directory_atomically(save, output_dir, overwrite=True)
+    return sorted(os.listdir(output_dir))
+
+
+def export_from_config(config: Config, onnx: bool = False) -> list[str]:
+    """Export ``Global.pretrained_model`` to ``Global.save_inference_dir``."""
+    if not config.global_.pretrained_model:
+        raise ConfigError(
+            "Global.pretrained_model is not set: pass -o Global.pretrained_model=DIR (e.g. output/amazon/best)"
+        )
+    return export_inference_model(config.global_.pretrained_model, config.global_.save_inference_dir, onnx=onnx)
+
+
+@contextlib.contextmanager
+def exit_on_user_errors(errors: Sequence[type] = ()) -> Iterator[None]:
+    """End the tool with a one-line ``error: ...`` on stderr and exit code 2 on a user error.
+
+    The same contract as :func:`paddlenlp_fastformer.cli.run_tool`, for tools with their own arguments.
+    """
+    try:
+        yield
+    except USER_ERRORS + (ExportError,) + tuple(errors) as error:
+        sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
+        sys.exit(2)
+
+
+def quiet_paddlenlp_logging() -> None:
+    """INFO logging for our logger; PaddleNLP's per-file "saved in ..." lines only as warnings."""
+    from paddlenlp.utils.log import logger as paddlenlp_logger
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    paddlenlp_logger.set_level("WARNING")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``tools/export_model.py -c CONFIG -o Global.pretrained_model=DIR Global.save_inference_dir=OUT [--onnx]``."""
+    parser = build_arg_parser("Export a trained classifier for Paddle Inference (and ONNX with --onnx).")
+    parser.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} with paddle2onnx")
+    args = parser.parse_args(argv)
+    quiet_paddlenlp_logging()
+    with exit_on_user_errors():
+        config = load_config(args.config, args.overrides)
+        files = export_from_config(config, onnx=args.onnx)
+        logger.info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))

@@ -1,0 +1,344 @@
+"""Deployment: static-graph export, Paddle Inference / onnxruntime parity with the dygraph model, Predictor, CLIs.
+
+Parity runs on real Electronics reviews when ../shared/data holds them, else on synthetic reviews (the
+module fixture prints which), with texts from one token to longer than the model's 512 positions, for
+the official formulation and a lucidrains model with rotary positions (whose positions come from the
+run-time shape). The real commands run in three subprocesses started together (each spends seconds
+importing paddle and paddlenlp); the other command-line failures call the same ``main()`` in-process.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import write_tiny_config
+from paddlenlp_fastformer import FastformerConfig, FastformerForSequenceClassification, FastformerTokenizer
+from paddlenlp_fastformer import export as export_module
+from paddlenlp_fastformer import inference as inference_module
+from paddlenlp_fastformer.data import (
+    LABEL_NAMES,
+    DataError,
+    default_data_source,
+    generate_synthetic_reviews,
+    read_reviews,
+    write_synthetic_reviews,
+)
+from paddlenlp_fastformer.export import ExportError, export_inference_model
+from paddlenlp_fastformer.inference import InferenceError, Predictor, read_labelled_texts
+
+REPO = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-5
+MAX_SEQ_LEN = 512
+EXPORTED_FILES = {
+    "inference.json",
+    "inference.pdiparams",
+    "inference.onnx",
+    "inference_config.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+}
+FORMULATIONS = {
+    "official": {"formulation": "official"},
+    "lucidrains-rotary": {"formulation": "lucidrains", "position_embedding_type": "rotary", "layer_norm_eps": 1e-5},
+}
+# (backend, oneDNN): every way a Predictor can run
+RUNTIMES = [("paddle", True), ("paddle", False), ("onnxruntime", False)]
+
+
+# ----------------------------------------------------------------------------------------------
+# fixtures: texts, trained-like checkpoints, exports
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def corpus():
+    """(description, all texts): the real Electronics sample if present, else synthetic reviews."""
+    source = default_data_source()
+    if source is not None:
+        examples, _ = read_reviews(source)
+        description, texts = f"real reviews ({source})", [example["text"] for example in examples]
+    else:
+        description = "synthetic reviews (the real Electronics sample is absent)"
+        texts = [review["reviewText"] for review in generate_synthetic_reviews(300, seed=1)]
+    print(f"\ndeployment parity on {description}")
+    return description, texts
+
+
+@pytest.fixture(scope="module")
+def parity_texts(corpus):
+    """Reviews of very different lengths, shortest to longest (truncated at 512), plus one-token texts, shuffled."""
+    _, texts = corpus
+    by_length = sorted(texts, key=len)
+    picked = by_length[:: max(1, len(by_length) // 14)] + [by_length[-1], "Great", "!", "ok"]
+    order = np.random.default_rng(0).permutation(len(picked))
+    return [picked[index] for index in order]
+
+
+def _write_checkpoint(directory: Path, texts, **model_options) -> Path:
+    """A from_pretrained classifier as tools/train.py writes it; weights large enough for decisive outputs."""
+    paddle.seed(0)
+    tokenizer = FastformerTokenizer.build_from_corpus(texts, model_max_length=MAX_SEQ_LEN)
+    config = FastformerConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=MAX_SEQ_LEN,
+        initializer_range=0.2,
+        id2label=dict(enumerate(LABEL_NAMES)),
+        label2id={name: index for index, name in enumerate(LABEL_NAMES)},
+        **model_options,
+    )
+    FastformerForSequenceClassification(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="module", params=list(FORMULATIONS))
+def exported(request, tmp_path_factory, corpus):
+    """(formulation, checkpoint dir, export dir with ONNX)."""
+    root = tmp_path_factory.mktemp(request.param)
+    checkpoint = _write_checkpoint(root / "checkpoint", corpus[1][:400], **FORMULATIONS[request.param])
+    export_inference_model(str(checkpoint), str(root / "inference"), onnx=True)
+    return request.param, checkpoint, root / "inference"
+
+
+def _dygraph_probabilities(checkpoint: Path, texts) -> np.ndarray:
+    """The reference: the eager model on each text alone (no padding), truncated as the export is."""
+    model = FastformerForSequenceClassification.from_pretrained(str(checkpoint))
+    model.eval()
+    tokenizer = FastformerTokenizer.from_pretrained(str(checkpoint))
+    rows = []
+    with paddle.no_grad():
+        for text in texts:
+            encoded = tokenizer(text, max_length=MAX_SEQ_LEN, truncation=True, return_tensors="pd")
+            logits = model(encoded["input_ids"], attention_mask=encoded["attention_mask"])
+            rows.append(paddle.nn.functional.softmax(logits, axis=-1).numpy()[0])
+    return np.stack(rows)
+
+
+def _probabilities(results) -> np.ndarray:
+    return np.array([result["probabilities"] for result in results])
+
+
+# ----------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------
+def test_export_directory_holds_everything_to_predict(exported):
+    _, _, export_dir = exported
+    assert set(os.listdir(export_dir)) == EXPORTED_FILES
+    settings = json.loads((export_dir / "inference_config.json").read_text(encoding="utf-8"))
+    assert settings["label_names"] == list(LABEL_NAMES)
+    assert settings["max_seq_len"] == MAX_SEQ_LEN
+    assert settings["output"] == "probabilities"
+    assert not list(export_dir.parent.glob(".inference*")), "a staging directory was left behind"
+
+
+def test_exported_graph_has_dynamic_batch_and_length(exported):
+    import onnxruntime
+
+    _, _, export_dir = exported
+    session = onnxruntime.InferenceSession(str(export_dir / "inference.onnx"), providers=["CPUExecutionProvider"])
+    for model_input in session.get_inputs():
+        assert model_input.type == "tensor(int64)"
+        assert all(isinstance(dim, str) for dim in model_input.shape), model_input.shape  # symbolic, not fixed
+    assert session.get_outputs()[0].shape[-1] == len(LABEL_NAMES)
+
+
+def test_export_refuses_incomplete_checkpoint_and_foreign_output(tmp_path, corpus):
+    checkpoint = _write_checkpoint(tmp_path / "checkpoint", corpus[1][:50])
+    (checkpoint / "model_state.pdparams").rename(tmp_path / "weights.pdparams")
+    with pytest.raises(ExportError, match="missing model_state.pdparams or model.safetensors"):
+        export_inference_model(str(checkpoint), str(tmp_path / "out"))
+    (tmp_path / "weights.pdparams").rename(checkpoint / "model_state.pdparams")
+    # Exporting into the checkpoint itself (or any other non-export directory) would replace it.
+    with pytest.raises(ExportError, match="holds no earlier export"):
+        export_inference_model(str(checkpoint), str(checkpoint))
+    assert (checkpoint / "model_state.pdparams").is_file()
+
+
+def test_export_replaces_an_earlier_export(tmp_path, corpus):
+    checkpoint = _write_checkpoint(tmp_path / "checkpoint", corpus[1][:50])
+    out = tmp_path / "inference"
+    export_inference_model(str(checkpoint), str(out), onnx=True)
+    assert export_inference_model(str(checkpoint), str(out)) == sorted(EXPORTED_FILES - {"inference.onnx"})
+
+
+# ----------------------------------------------------------------------------------------------
+# parity: dygraph vs Paddle Inference (oneDNN on/off) vs onnxruntime
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend, enable_mkldnn", RUNTIMES, ids=["paddle-onednn", "paddle", "onnxruntime"])
+def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_mkldnn):
+    formulation, checkpoint, export_dir = exported
+    reference = _dygraph_probabilities(checkpoint, parity_texts)
+    # Not a trivial comparison: the random model must make confident, varied decisions.
+    assert reference.max() - reference.min() > 0.3
+    predictor = Predictor(str(export_dir), backend=backend, cpu_threads=1, enable_mkldnn=enable_mkldnn)
+    for batch_size in (1, 4, 64):  # one text per pass; mixed lengths padded together; everything at once
+        predictor.batch_size = batch_size
+        results = predictor.predict(parity_texts)
+        probabilities = _probabilities(results)
+        where = f"{formulation}, {backend}, oneDNN {enable_mkldnn}, batch {batch_size}, {corpus[0]}"
+        np.testing.assert_allclose(probabilities, reference, rtol=0, atol=TOLERANCE, err_msg=where)
+        assert [result["label"] for result in results] == [LABEL_NAMES[i] for i in reference.argmax(-1)], where
+        assert [result["rating"] for result in results] == (reference.argmax(-1) + 1).tolist(), where
+
+
+def test_predictor_restores_input_order(exported, parity_texts):
+    _, _, export_dir = exported
+    predictor = Predictor(str(export_dir), backend="onnxruntime", cpu_threads=1, batch_size=3, record_timings=True)
+    forward = predictor.predict(parity_texts)
+    backward = predictor.predict(parity_texts[::-1])
+    first_alone = predictor.predict(parity_texts[:1])
+    np.testing.assert_allclose(_probabilities(backward[::-1]), _probabilities(forward), rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(_probabilities(first_alone), _probabilities(forward[:1]), rtol=0, atol=TOLERANCE)
+    # Timings: one entry per batch, counting real tokens only.
+    assert sum(t.num_texts for t in predictor.timings) == 2 * len(parity_texts) + 1
+    summary = inference_module.summarize_timings(predictor.timings)
+    assert summary["texts_per_s"] > 0 and summary["tokens_per_s"] > summary["texts_per_s"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Predictor and input errors
+# ----------------------------------------------------------------------------------------------
+def test_predictor_names_what_is_missing(exported, tmp_path):
+    _, _, export_dir = exported
+    with pytest.raises(InferenceError, match="not found"):
+        Predictor(str(tmp_path / "nowhere"))
+    incomplete = shutil.copytree(export_dir, tmp_path / "incomplete")
+    (incomplete / "inference.pdiparams").unlink()
+    (incomplete / "inference.onnx").unlink()
+    with pytest.raises(InferenceError, match="missing inference.pdiparams"):
+        Predictor(str(incomplete))
+    with pytest.raises(InferenceError, match=r"missing inference.onnx.*--onnx"):
+        Predictor(str(incomplete), backend="onnxruntime")
+    with pytest.raises(InferenceError, match="not supported on this CPU build"):
+        Predictor(str(export_dir), precision="fp16")
+
+
+def test_predictor_rejects_empty_text(exported):
+    predictor = Predictor(str(exported[2]), backend="onnxruntime", cpu_threads=1)
+    with pytest.raises(InferenceError, match="text 2 is empty"):
+        predictor.predict(["fine", "   "])
+    assert predictor.predict([]) == []
+
+
+def test_read_labelled_texts_reads_prepared_and_raw_files(tmp_path):
+    prepared = tmp_path / "test.jsonl"
+    prepared.write_text('{"text": "good", "label": 4}\n{"text": "bad", "label": 0}\n', encoding="utf-8")
+    assert read_labelled_texts(str(prepared)) == (["good", "bad"], [4, 0])
+    assert read_labelled_texts(str(tmp_path)) == (["good", "bad"], [4, 0])  # a prepared data directory
+    raw = write_synthetic_reviews(tmp_path / "raw.json.gz", 5, seed=2)
+    texts, labels = read_labelled_texts(str(raw))
+    assert len(texts) == 5 and all(0 <= label < 5 for label in labels)
+    csv_file = tmp_path / "reviews.csv"
+    csv_file.write_text("rating,text\n5,Loud and clear\n1,Dead on arrival\n", encoding="utf-8")
+    assert read_labelled_texts(str(csv_file)) == (["Loud and clear", "Dead on arrival"], [4, 0])
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text('{"text": "good", "label": 4}\n{"text": "bad", "label": 9}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="damaged.jsonl:2"):
+        read_labelled_texts(str(damaged))
+
+
+# ----------------------------------------------------------------------------------------------
+# command lines: three real processes, started together, and in-process main() for the other errors
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory, corpus):
+    """{name: (returncode, stdout, stderr, paths)} for tools/export_model.py and tools/infer.py."""
+    root = tmp_path_factory.mktemp("cli")
+    checkpoint = _write_checkpoint(root / "checkpoint", corpus[1][:50])
+    export_dir = root / "inference"
+    export_inference_model(str(checkpoint), str(export_dir))
+    data_file = root / "test.jsonl"
+    data_file.write_text(
+        "".join(json.dumps({"text": text, "label": index % 5}) + "\n" for index, text in enumerate(corpus[1][:12])),
+        encoding="utf-8",
+    )
+    config = write_tiny_config(root / "tiny.yaml", root / "data", root / "out")
+    paths = {"export_out": root / "exported", "log": root / "benchmark.log"}
+    commands = {
+        "export": ["tools/export_model.py", "-c", str(config), "--onnx", "-o",
+                   f"Global.pretrained_model={checkpoint}", f"Global.save_inference_dir={paths['export_out']}"],
+        "infer": ["tools/infer.py", "--model_dir", str(export_dir), "--data_dir", str(data_file), "--batch_size", "4",
+                  "--cpu_threads", "1", "--enable_mkldnn", "False", "--use_gpu", "False", "--precision", "fp32",
+                  "--benchmark", "True", "--save_log_path", str(paths["log"])],
+        "empty-text": ["tools/infer.py", "--model_dir", str(export_dir), "--text", "fine", "--text", ""],
+    }
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, command in commands.items()
+    }
+    results = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=300)
+        results[name] = (process.returncode, stdout, stderr)
+    return results, paths, export_dir
+
+
+def test_export_command_writes_the_model(cli_runs):
+    results, paths, _ = cli_runs
+    returncode, _, stderr = results["export"]
+    assert returncode == 0, stderr
+    assert set(os.listdir(paths["export_out"])) == EXPORTED_FILES
+
+
+def test_infer_command_predicts_scores_and_benchmarks(cli_runs):
+    results, paths, _ = cli_runs
+    returncode, stdout, stderr = results["infer"]
+    assert returncode == 0, stderr
+    lines = stdout.strip().splitlines()
+    predictions = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(predictions) == 12
+    assert {"text", "label", "rating", "probabilities"} <= set(predictions[0])
+    assert sum(predictions[0]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert any(line.startswith("accuracy: ") and "macro-F1: " in line for line in lines)
+    log = paths["log"].read_text(encoding="utf-8")
+    for key in ("preprocess_time(ms/batch)", "inference_time(ms/batch)", "postprocess_time(ms/batch)", "tokens/s"):
+        assert key in log and key in stdout
+
+
+def test_infer_command_rejects_empty_text_in_one_line(cli_runs):
+    returncode, _, stderr = cli_runs[0]["empty-text"]
+    assert returncode == 2
+    assert stderr.strip().splitlines()[-1] == "error: text 2 is empty; expected a review text"
+
+
+def _main_exit(main, argv, capsys) -> tuple[int, str]:
+    """Run a tool's main() in-process; (exit code, last stderr line)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    return exit_info.value.code, lines[-1] if lines else ""
+
+
+def test_command_errors_are_one_line_with_exit_code_2(cli_runs, tmp_path, capsys):
+    export_dir = cli_runs[2]
+    base = ["--model_dir", str(export_dir), "--cpu_threads", "1"]
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes('{"text": "café", "label": 1}\n'.encode("latin-1"))
+    cases = {
+        "missing file": (["--model_dir", str(tmp_path), "--text", "x"], "missing inference.json, inference.pdiparams"),
+        "non-UTF-8": (base + ["--data_dir", str(latin1)], "not valid UTF-8"),
+        "gpu": (base + ["--text", "x", "--use_gpu", "True"], "--use_gpu True is not supported on this CPU build"),
+        "tensorrt": (base + ["--text", "x", "--use_tensorrt", "True"], "--use_tensorrt True is not supported"),
+        "precision": (base + ["--text", "x", "--precision", "int8"], "'int8' is not supported on this CPU build"),
+    }
+    for name, (argv, message) in cases.items():
+        code, last_line = _main_exit(inference_module.main, argv, capsys)
+        assert code == 2 and last_line.startswith("error: ") and message in last_line, (name, last_line)
+
+    config = write_tiny_config(tmp_path / "tiny.yaml", tmp_path / "data", tmp_path / "out")
+    code, last_line = _main_exit(
+        export_module.main, ["-c", str(config), "-o", f"Global.pretrained_model={tmp_path / 'none'}"], capsys
+    )
+    assert code == 2 and last_line == f"error: Global.pretrained_model='{tmp_path / 'none'}': not a directory"
+    code, last_line = _main_exit(export_module.main, ["-c", str(config)], capsys)
+    assert code == 2 and "Global.pretrained_model is not set" in last_line
