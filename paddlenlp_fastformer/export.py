@@ -17,18 +17,16 @@ The directory appears in one rename when complete (:func:`file_utils.write_direc
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import sys
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import paddle
 import paddle.nn.functional as F
 
-from .cli import USER_ERRORS
+from .cli import exit_on_user_errors, quiet_paddlenlp_logging
 from .config import Config, ConfigError, build_arg_parser, load_config
 from .file_utils import write_directory_atomically, write_text_atomically
 
@@ -40,8 +38,6 @@ __all__ = [
     "INFERENCE_CONFIG_FILE",
     "export_inference_model",
     "export_from_config",
-    "exit_on_user_errors",
-    "quiet_paddlenlp_logging",
     "main",
 ]
 
@@ -178,34 +174,13 @@ def export_from_config(config: Config, onnx: bool = False) -> list[str]:
     return export_inference_model(config.global_.pretrained_model, config.global_.save_inference_dir, onnx=onnx)
 
 
-@contextlib.contextmanager
-def exit_on_user_errors(errors: Sequence[type] = ()) -> Iterator[None]:
-    """End the tool with a one-line ``error: ...`` on stderr and exit code 2 on a user error.
-
-    The same contract as :func:`paddlenlp_fastformer.cli.run_tool`, for tools with their own arguments.
-    """
-    try:
-        yield
-    except USER_ERRORS + (ExportError,) + tuple(errors) as error:
-        sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
-        sys.exit(2)
-
-
-def quiet_paddlenlp_logging() -> None:
-    """INFO logging for our logger; PaddleNLP's per-file "saved in ..." lines only as warnings."""
-    from paddlenlp.utils.log import logger as paddlenlp_logger
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    paddlenlp_logger.set_level("WARNING")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``tools/export_model.py -c CONFIG -o Global.pretrained_model=DIR Global.save_inference_dir=OUT [--onnx]``."""
     parser = build_arg_parser("Export a trained classifier for Paddle Inference (and ONNX with --onnx).")
     parser.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} with paddle2onnx")
     args = parser.parse_args(argv)
     quiet_paddlenlp_logging()
-    with exit_on_user_errors():
+    with exit_on_user_errors(ExportError):
         config = load_config(args.config, args.overrides)
         files = export_from_config(config, onnx=args.onnx)
         logger.info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))

@@ -26,15 +26,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .data import DataError, iter_reviews, read_prepared
-from .export import (
-    INFERENCE_CONFIG_FILE,
-    INPUT_NAMES,
-    MODEL_FILES,
-    ONNX_FILE,
-    exit_on_user_errors,
-    export_inference_model,
-    quiet_paddlenlp_logging,
-)
+from .cli import exit_on_user_errors, quiet_paddlenlp_logging
+from .export import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, export_inference_model
 from .file_utils import write_text_atomically
 
 __all__ = [
@@ -399,7 +392,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """``tools/infer.py``; user errors end as one ``error: ...`` line and exit code 2."""
     args = build_infer_parser().parse_args(argv)
     quiet_paddlenlp_logging()
-    with exit_on_user_errors((InferenceError,)):
+    with exit_on_user_errors(InferenceError):
         infer(args)
 
 

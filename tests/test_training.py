@@ -4,7 +4,6 @@ Training runs in-process through ``train(config, on_step_end)``; only the data-p
 processes (``paddle.distributed.launch``). A tiny run is about a second of training.
 """
 import json
-import os
 import shutil
 import subprocess
 import sys
