@@ -120,3 +120,25 @@ function func_data_source() {
         echo "unknown (no ${data_dir}/DATA_SOURCE: run test_tipc/prepare.sh first)"
     fi
 }
+
+# func_start_chain LOG_PATH LOG_NAME: an empty results log (one run, one verdict) and a zero failure count.
+# Sets status_log, TIPC_FAILED and start_time for the calling script.
+function func_start_chain() {
+    mkdir -p "$1"
+    status_log="$1/$2"
+    : > "${status_log}"
+    TIPC_FAILED=0
+    start_time=$(date +%s)
+}
+
+# func_finish_chain MODEL MODE: print the verdict line and exit 1 if any step failed, 0 otherwise.
+function func_finish_chain() {
+    local steps elapsed
+    steps=$(wc -l < "${status_log}")
+    elapsed=$(( $(date +%s) - start_time ))
+    echo "TIPC $1 $2: ${steps} step(s), ${TIPC_FAILED} failed, ${elapsed}s; log ${status_log}"
+    if [[ "${TIPC_FAILED}" -gt 0 ]]; then
+        exit 1
+    fi
+    exit 0
+}

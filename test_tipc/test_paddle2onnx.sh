@@ -63,11 +63,7 @@ save_log_value=$(func_parser_value "${lines[16]}")
 compare_backend=$(func_parser_value "${lines[17]}")
 
 LOG_PATH="./test_tipc/output/${model_name}/${MODE}"
-mkdir -p "${LOG_PATH}"
-status_log="${LOG_PATH}/results_paddle2onnx.log"
-: > "${status_log}"
-TIPC_FAILED=0
-start_time=$(date +%s)
+func_start_chain "${LOG_PATH}" results_paddle2onnx.log
 echo "TIPC ${model_name} ${MODE}: data $(func_data_source "$(dirname "${data_dir_value}")")" | tee "${LOG_PATH}/data_source.txt"
 if [[ -f test_tipc/data/checkpoint/SOURCE ]]; then
     echo "TIPC ${model_name} ${MODE}: checkpoint $(cat test_tipc/data/checkpoint/SOURCE)" | tee -a "${LOG_PATH}/data_source.txt"
@@ -129,10 +125,4 @@ $(func_set_params "${data_dir_key}" "${data_dir_value}")"
     cat "${compare_log}"
 fi
 
-steps=$(wc -l < "${status_log}")
-elapsed=$(( $(date +%s) - start_time ))
-echo "TIPC ${model_name} ${MODE}: ${steps} step(s), ${TIPC_FAILED} failed, ${elapsed}s; log ${status_log}"
-if [[ "${TIPC_FAILED}" -gt 0 ]]; then
-    exit 1
-fi
-exit 0
+func_finish_chain "${model_name}" "${MODE}"

@@ -106,11 +106,7 @@ infer_key1=$(func_parser_key "${lines[50]}")
 infer_value1=$(func_parser_value "${lines[50]}")
 
 LOG_PATH="./test_tipc/output/${model_name}/${MODE}"
-mkdir -p "${LOG_PATH}"
-status_log="${LOG_PATH}/results_python.log"
-: > "${status_log}"   # one run, one verdict: the log holds this run's steps only
-TIPC_FAILED=0
-start_time=$(date +%s)
+func_start_chain "${LOG_PATH}" results_python.log
 
 data_source=$(func_data_source "$(dirname "${train_infer_data}")")
 echo "TIPC ${model_name} ${MODE}: data ${data_source}" | tee "${LOG_PATH}/data_source.txt"
@@ -285,10 +281,4 @@ else
     done
 fi
 
-steps=$(wc -l < "${status_log}")
-elapsed=$(( $(date +%s) - start_time ))
-echo "TIPC ${model_name} ${MODE}: ${steps} step(s), ${TIPC_FAILED} failed, ${elapsed}s; log ${status_log}"
-if [[ "${TIPC_FAILED}" -gt 0 ]]; then
-    exit 1
-fi
-exit 0
+func_finish_chain "${model_name}" "${MODE}"
