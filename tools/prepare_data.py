@@ -23,11 +23,11 @@ from pathlib import Path
 # Run from a fresh clone without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from paddlenlp_fastformer.cli import exit_on_user_errors  # noqa: E402
 from paddlenlp_fastformer.data import (  # noqa: E402
     RATING_COLUMN_CANDIDATES,
     TEXT_COLUMN_CANDIDATES,
     TITLE_COLUMN_CANDIDATES,
-    DataError,
     format_summary,
     prepare_dataset,
     write_synthetic_reviews,
@@ -93,7 +93,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
+    with exit_on_user_errors():
         inputs = args.input
         if args.synthetic is not None:
             inputs = [write_synthetic_reviews(Path(args.output_dir, SYNTHETIC_FILE_NAME), args.synthetic, args.seed)]
@@ -110,9 +110,6 @@ def main(argv=None):
             rating_column=args.rating_column,
             title_column=args.title_column,
         )
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print(format_summary(stats))
     return 0
 
