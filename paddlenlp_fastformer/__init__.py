@@ -1,6 +1,11 @@
 """Fastformer for PaddleNLP: configuration, model, tokenizer, and their registration with the Auto classes."""
 import sys
 
+from .cpu import prefer_fast_mkl_kernels_on_amd
+
+# Before paddle makes its first matrix product (MKL reads the variable then): see cpu.py.
+prefer_fast_mkl_kernels_on_amd()
+
 import paddlenlp.transformers as _transformers
 from paddlenlp.transformers.auto import configuration as _auto_configuration
 from paddlenlp.transformers.auto import modeling as _auto_modeling

@@ -3,6 +3,7 @@
 References: the real fast-transformer-pytorch 0.0.4 (PyPI) and a PyTorch model of the official
 equations (paddlenlp_fastformer.torch_reference). Thresholds: ../shared/REFERENCE.md §7.
 """
+import copy
 import re
 
 import numpy as np
@@ -86,9 +87,17 @@ def _paddle_parameters_by_torch_name(model, torch_model, source):
     return mapped
 
 
-def _as_paddle_layout(name, target, torch_tensor, model):
-    array = torch_tensor.detach().numpy()
+def _swap_linear_layout(target, array, model):
+    """Paddle stores a Linear weight as torch's transposed; the swap is its own inverse."""
     return array.T if target in _linear_weight_names(model) else array
+
+
+def _load_paddle_parameters(torch_model, mapped, model):
+    """Copy Paddle's current parameters into ``torch_model`` (tied ones once under each name)."""
+    with torch.no_grad():
+        for torch_name, torch_param in torch_model.named_parameters(remove_duplicate=False):
+            target, paddle_param = mapped[torch_name]
+            torch_param.copy_(torch.from_numpy(_swap_linear_layout(target, paddle_param.numpy(), model)))
 
 
 def _batches(source, seed):
@@ -129,10 +138,15 @@ BACKWARD_CASES = [
 def test_backward_and_adam_steps(source, sizes, dtype):
     """Losses, every gradient, the parameters after 5 Adam steps and the trained models' logits.
 
-    In float32 the parameters are judged through what the trained models compute: where a gradient
-    changes sign between steps, Adam's first moment cancels and 1e-7 of float noise becomes ~1e-3 of a
-    step (seen: 5e-6 on one FFN weight element after 5 steps). Float64 runs the same computation with
-    that noise gone, so there every parameter must match after the last step.
+    The two frameworks train side by side; their losses at every step and the trained models' logits
+    judge the trajectories. Each step's gradients are compared with those of a torch probe loaded with
+    Paddle's current parameters, so the gradient check measures the backward pass alone: after a
+    step the trajectories differ by float noise that Adam amplifies (where a gradient changes sign
+    between steps its first moment cancels and 1e-7 of noise becomes ~1e-3 of a step; seen: 5e-6 on
+    one FFN weight element after 5 steps), and comparing gradients taken at those different points
+    would mix that drift into the figure. For the same reason float32 parameters are judged through
+    what the trained models compute; float64 runs the same computation with that noise gone, so there
+    every parameter must also match after the last step.
     """
     if source == "lucidrains":
         reference = lucidrains_model(VOCAB, *sizes[:4], SEQ_LEN, sizes[4])
@@ -145,6 +159,7 @@ def test_backward_and_adam_steps(source, sizes, dtype):
         reference.double(), model.to(dtype="float64")
     reference.train(), model.train()  # dropout is 0 in both: train mode must change nothing
     mapped = _paddle_parameters_by_torch_name(model, reference, source)
+    probe = copy.deepcopy(reference)
     torch_optimizer = torch.optim.Adam(reference.parameters(), lr=LR)
     paddle_optimizer = paddle.optimizer.Adam(learning_rate=LR, parameters=model.parameters())
 
@@ -160,10 +175,13 @@ def test_backward_and_adam_steps(source, sizes, dtype):
         worst_loss = max(worst_loss, loss_error)
         assert loss_error <= 1e-5, f"step {step} loss: relative error {loss_error:.2e}"
 
-        largest = max(p.grad.abs().max().item() for p in reference.parameters())
-        for torch_name, torch_param in reference.named_parameters(remove_duplicate=False):
+        _load_paddle_parameters(probe, mapped, model)
+        probe.zero_grad()
+        _torch_loss(source, probe, ids, mask, targets).backward()
+        largest = max(p.grad.abs().max().item() for p in probe.parameters())
+        for torch_name, torch_param in probe.named_parameters(remove_duplicate=False):
             target, paddle_param = mapped[torch_name]
-            expected = _as_paddle_layout(torch_name, target, torch_param.grad, model)
+            expected = _swap_linear_layout(target, torch_param.grad.numpy(), model)
             got = paddle_param.grad.numpy()
             if SHIFT_INVARIANT_BIAS.match(target):
                 assert max(np.abs(expected).max(), np.abs(got).max()) < 1e-5 * largest, f"step {step} {target}"
@@ -179,7 +197,7 @@ def test_backward_and_adam_steps(source, sizes, dtype):
             target, paddle_param = mapped[torch_name]
             if SHIFT_INVARIANT_BIAS.match(target):
                 continue
-            expected = _as_paddle_layout(torch_name, target, torch_param, model)
+            expected = _swap_linear_layout(target, torch_param.detach().numpy(), model)
             error = np.linalg.norm(paddle_param.numpy() - expected) / np.linalg.norm(expected)
             assert error < GRADIENT_TOLERANCE[dtype], f"{torch_name} after {STEPS} steps: relative error {error:.2e}"
 
