@@ -252,15 +252,29 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read ``path``, apply ``overrides`` in order (later wins) and return the validated config.
+BASE_KEY = "_BASE_"
 
-    Raises:
-        ConfigError: on any problem, with a one-line message naming the key and its source.
+
+def _file_values(path: Path, including: tuple[Path, ...] = ()) -> dict[str, dict[str, Any]]:
+    """The checked values set by ``path``, on top of those of the file its ``_BASE_`` key names.
+
+    ``_BASE_`` (as in PaddleDetection) is a path relative to the including file; a variant config,
+    such as the softmax baseline of an experiment, then states only what differs from its base.
     """
-    path = Path(path)
-    values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
-    for section, entries in _read_file(path).items():
+    content = _read_file(path)
+    base = content.pop(BASE_KEY, None)
+    if base is None:
+        values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    elif not isinstance(base, str):
+        raise ConfigError(f"'{BASE_KEY}' in {path} has value {base!r}; expected the path of a base config file")
+    else:
+        base_path = path.parent / base
+        if base_path.resolve() in including + (path.resolve(),):
+            raise ConfigError(f"'{BASE_KEY}' in {path} names {base_path}, which includes {path} itself")
+        if not base_path.is_file():
+            raise ConfigError(f"'{BASE_KEY}' in {path} names {base_path}, which is not a file")
+        values = _file_values(base_path, including + (path.resolve(),))
+    for section, entries in content.items():
         _check_section(section, str(path))
         if entries is None:  # an empty `Model:` block just keeps the defaults
             continue
@@ -268,6 +282,17 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
             raise ConfigError(f"section {section!r} in {path} must be a mapping of keys to values")
         for key, value in entries.items():
             values[section][key] = _checked_value(section, key, value, str(path))
+    return values
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read ``path`` (and its ``_BASE_`` chain), apply ``overrides`` in order (later wins), validate.
+
+    Raises:
+        ConfigError: on any problem, with a one-line message naming the key and its source.
+    """
+    path = Path(path)
+    values = _file_values(path)
     for text in overrides:
         section, key, value = _parse_override(text)
         values[section][key] = _checked_value(section, key, value, f"override {text!r}")

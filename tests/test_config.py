@@ -257,3 +257,43 @@ def test_arg_parser_requires_config(capsys):
         build_arg_parser("test tool").parse_args([])
     assert info.value.code == 2
     assert "-c/--config" in capsys.readouterr().err
+
+
+def test_transformer_baseline_differs_from_its_base_only_in_architecture_and_paths():
+    base = config_to_dict(load_config(REPO / "configs" / "marc_en.yaml"))
+    variant = config_to_dict(load_config(REPO / "configs" / "marc_en_transformer.yaml"))
+    assert variant["Model"]["architecture"] == "transformer"
+    variant["Model"]["architecture"] = base["Model"]["architecture"]
+    for key in ("output_dir", "save_inference_dir"):
+        assert variant["Global"][key] != base["Global"][key]
+        variant["Global"][key] = base["Global"][key]
+    assert variant == base
+
+
+def test_base_chain_later_file_and_overrides_win(tmp_path):
+    write(tmp_path, "Data:\n  data_dir: data/a\n  batch_size: 8\nGlobal:\n  seed: 1\n", "a.yaml")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "_BASE_: ../a.yaml\nData:\n  batch_size: 16\n", "sub/b.yaml")
+    write(tmp_path, "_BASE_: b.yaml\nGlobal:\n  seed: 2\n", "sub/c.yaml")
+    cfg = load_config(tmp_path / "sub" / "c.yaml", ["Data.batch_size=32"])
+    assert (cfg.data.data_dir, cfg.data.batch_size, cfg.global_.seed) == ("data/a", 32, 2)
+    assert load_config(tmp_path / "sub" / "c.yaml").data.batch_size == 16
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("_BASE_: 3\n", "'_BASE_' in {path} has value 3; expected the path of a base config file"),
+        ("_BASE_: missing.yaml\n", "names {dir}/missing.yaml, which is not a file"),
+        ("_BASE_: cfg.yaml\n", "which includes {path} itself"),
+    ],
+)
+def test_bad_base(tmp_path, text, fragment):
+    path = write(tmp_path, text)
+    assert fragment.format(path=path, dir=tmp_path) in error_of(path)
+
+
+def test_base_errors_name_the_file_that_holds_the_bad_key(tmp_path):
+    write(tmp_path, "Data:\n  data_dir: d\n  batch_size: many\n", "a.yaml")
+    path = write(tmp_path, "_BASE_: a.yaml\n")
+    assert f"'Data.batch_size' in {tmp_path / 'a.yaml'} has value 'many'" in error_of(path)
