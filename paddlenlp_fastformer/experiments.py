@@ -1,0 +1,251 @@
+"""Multi-seed experiments whose small text outputs are kept in the repository, and the table built from them.
+
+``tools/run_experiment.py`` trains one config for several seeds and evaluates each run's ``best/``
+checkpoint on the config's test split and on any extra evaluation files. Per run it keeps, under
+``RESULTS_DIR/<config name>_seed<seed>/``: the training log, the resolved config and ``metrics.json``
+(command, threads, training seconds, dev history, every evaluation's full metrics). Checkpoints stay
+in ``output/``; the kept directory is written in one rename once the run is complete, and a seed
+whose kept directory exists is skipped, so an interrupted series is restarted with the same command
+(an interrupted training run itself resumes from its ``last/`` checkpoint).
+
+``tools/results_table.py`` reads only those kept files and writes the Markdown results table, the
+per-class F1 of the best run and its confusion-matrix picture.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .config import Config, load_config, save_config
+from .data import LABEL_NAMES, DataError
+from .file_utils import write_directory_atomically, write_text_atomically
+
+__all__ = ["run_seeds", "load_runs", "best_run", "results_markdown", "plot_confusion_matrices", "replace_readme_block",
+           "PAPER_TABLE4_AMAZON"]
+
+logger = logging.getLogger("paddlenlp_fastformer")
+
+METRICS_FILE = "metrics.json"
+README_BLOCK = ("<!-- results:begin -->", "<!-- results:end -->")
+# Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
+PAPER_TABLE4_AMAZON = {
+    "Transformer": {"accuracy": (65.32, 0.35), "macro_f1": (42.31, 0.33)},
+    "Fastformer": {"accuracy": (66.13, 0.29), "macro_f1": (43.23, 0.30)},
+}
+MODEL_NAMES = {"fastformer": "Fastformer", "transformer": "Transformer"}
+
+
+def _run_config(config_path: str, seed: int, overrides: Sequence[str], output_root: str) -> Config:
+    run_name = f"{Path(config_path).stem}_seed{seed}"
+    return load_config(
+        config_path, [*overrides, f"Global.seed={seed}", f"Global.output_dir={Path(output_root) / run_name}"]
+    )
+
+
+def run_seeds(
+    config_path: str,
+    seeds: Iterable[int],
+    overrides: Sequence[str] = (),
+    eval_files: Sequence[str] = (),
+    results_dir: str = "results",
+    output_root: str = "output/experiments",
+) -> list[Path]:
+    """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
+    from .training import evaluate_checkpoint, train  # imports paddle: only when runs are made
+
+    for path in eval_files:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: evaluation file not found (prepare it with tools/prepare_data.py)")
+    kept_dirs = []
+    for seed in seeds:
+        config = _run_config(config_path, seed, overrides, output_root)
+        run_dir = Path(config.global_.output_dir)
+        kept = Path(results_dir) / run_dir.name
+        kept_dirs.append(kept)
+        if (kept / METRICS_FILE).is_file():
+            logger.info("%s already holds a finished run: skipped", kept)
+            continue
+        resumed = (run_dir / "last").is_dir() and config.global_.resume
+        started = time.perf_counter()
+        progress = train(config)
+        train_seconds = time.perf_counter() - started
+
+        evaluations = {}
+        for path in [None, *eval_files]:
+            eval_overrides = [f"Global.checkpoint={run_dir / 'best'}"] + ([f"Data.eval_file={path}"] if path else [])
+            metrics = evaluate_checkpoint(_run_config(config_path, seed, [*overrides, *eval_overrides], output_root))
+            evaluations[metrics["file"]] = metrics
+            logger.info("%s on %s: accuracy %.4f macro-F1 %.4f", run_dir.name, metrics["file"], metrics["accuracy"], metrics["macro_f1"])
+        record = {
+            "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+            "config_file": config_path,
+            "model": config.model.architecture,
+            "seed": seed,
+            "cpu_threads": config.global_.num_threads or os.cpu_count(),
+            "machine": platform.processor() or platform.machine(),
+            "train_seconds": round(train_seconds, 1),
+            # A resumed run's seconds cover only the part after the restart.
+            "resumed": resumed,
+            "dev_history": progress["history"],
+            "best_dev_macro_f1": progress["best_macro_f1"],
+            "test_file": str(Path(config.data.data_dir) / config.data.test_file),
+            "evaluations": evaluations,
+        }
+
+        def keep(staging: str) -> None:
+            shutil.copyfile(run_dir / "train.log", Path(staging) / "train.log")
+            save_config(config, Path(staging) / "train_config.yaml")
+            write_text_atomically(Path(staging) / METRICS_FILE, json.dumps(record, indent=1) + "\n")
+
+        write_directory_atomically(keep, str(kept), overwrite=True)
+        logger.info("kept %s (trained in %.0f s)", kept, train_seconds)
+    return kept_dirs
+
+
+def load_runs(results_dir: str) -> list[dict]:
+    """Every kept run's ``metrics.json`` under ``results_dir``, with ``run`` set to its directory name."""
+    runs = []
+    for path in sorted(Path(results_dir).glob(f"*/{METRICS_FILE}")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: unreadable run record ({exc})") from None
+        record["run"] = path.parent.name
+        runs.append(record)
+    if not runs:
+        raise DataError(f"{results_dir}: no */{METRICS_FILE} found (run tools/run_experiment.py first)")
+    return runs
+
+
+def _mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+    values = [v * scale for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _evaluation_sets(runs: list[dict]) -> list[str]:
+    """Evaluation files in first-seen order, the test split first."""
+    files: list[str] = []
+    for run in runs:
+        for name in [run["test_file"], *run["evaluations"]]:
+            if name not in files:
+                files.append(name)
+    return files
+
+
+def best_run(runs: list[dict]) -> dict:
+    """The run chosen by dev macro-F1 (never by a test figure)."""
+    return max(runs, key=lambda run: run["best_dev_macro_f1"])
+
+
+def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = None) -> str:
+    """The README results: mean ± std per model over seeds, the paper's Table 4 beside, then every run."""
+    set_names = set_names or {}
+    files = _evaluation_sets(runs)
+    models = sorted({run["model"] for run in runs}, key=list(MODEL_NAMES).index)
+    header = ["Model", "Seeds"]
+    for name in files:
+        label = set_names.get(name, name)
+        header += [f"{label} Acc", f"{label} Macro-F1"]
+    header += ["Train time per run (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in models:
+        model_runs = [run for run in runs if run["model"] == model]
+        row = [MODEL_NAMES[model], ", ".join(str(run["seed"]) for run in model_runs)]
+        for name in files:
+            scored = [run["evaluations"][name] for run in model_runs if name in run["evaluations"]]
+            row += [_mean_std([m["accuracy"] for m in scored], 100), _mean_std([m["macro_f1"] for m in scored], 100)]
+        row.append(_mean_std([run["train_seconds"] for run in model_runs], digits=0))
+        lines.append("| " + " | ".join(row) + " |")
+    for model in models:
+        paper = PAPER_TABLE4_AMAZON[MODEL_NAMES[model]]
+        row = [f"{MODEL_NAMES[model]}, paper Table 4 (Amazon Electronics 50k)", "5 runs"]
+        row += ["—"] * (2 * len(files))
+        # The paper's own test set is a natural-skew Electronics sample: put its figures in that column pair.
+        electronics = next((i for i, name in enumerate(files) if "electronics" in name.lower()), None)
+        if electronics is not None:
+            row[2 + 2 * electronics] = "{:.2f} ± {:.2f}".format(*paper["accuracy"])
+            row[3 + 2 * electronics] = "{:.2f} ± {:.2f}".format(*paper["macro_f1"])
+        row.append("—")
+        lines.append("| " + " | ".join(row) + " |")
+
+    lines += ["", "Every run (the kept log and metrics are in the run's directory):", ""]
+    run_header = ["Run", "Dev macro-F1 by epoch"] + [f"{set_names.get(n, n)} Acc / Macro-F1" for n in files] + ["Train s", "Threads"]
+    lines += ["| " + " | ".join(run_header) + " |", "|" + "---|" * len(run_header)]
+    for run in runs:
+        row = [run["run"], ", ".join(f"{100 * h['macro_f1']:.2f}" for h in run["dev_history"])]
+        for name in files:
+            m = run["evaluations"].get(name)
+            row.append(f"{100 * m['accuracy']:.2f} / {100 * m['macro_f1']:.2f}" if m else "—")
+        row += [f"{run['train_seconds']:.0f}" + (" (resumed)" if run["resumed"] else ""), str(run["cpu_threads"])]
+        lines.append("| " + " | ".join(row) + " |")
+
+    best = best_run(runs)
+    lines += ["", f"Per-class F1 of the best run by dev macro-F1, `{best['run']}`:", ""]
+    lines += ["| Evaluation set | " + " | ".join(LABEL_NAMES) + " |", "|---|" + "---|" * len(LABEL_NAMES)]
+    for name in files:
+        m = best["evaluations"][name]
+        support = m["per_class_support"]
+        cells = [f"{100 * m['per_class_f1'][c]:.1f} (n={support[c]})" for c in LABEL_NAMES]
+        lines.append(f"| {set_names.get(name, name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dict[str, str]] = None) -> None:
+    """One row-normalised confusion matrix per evaluation set of ``run``, counts in the cells, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    set_names = set_names or {}
+    files = _evaluation_sets([run])
+    figure, axes = plt.subplots(1, len(files), figsize=(5.2 * len(files), 4.6), squeeze=False)
+    for axis, name in zip(axes[0], files):
+        counts = np.asarray(run["evaluations"][name]["confusion_matrix"])
+        # Row-normalised: on skewed data raw counts would show only the 5-star row.
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for i in range(counts.shape[0]):
+            for j in range(counts.shape[1]):
+                axis.text(j, i, f"{counts[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                          color="white" if shares[i, j] > 0.5 else "black")
+        ticks = range(len(LABEL_NAMES))
+        axis.set_xticks(ticks, [n.split()[0] + "★" for n in LABEL_NAMES])
+        axis.set_yticks(ticks, [n.split()[0] + "★" for n in LABEL_NAMES])
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        metrics = run["evaluations"][name]
+        axis.set_title(
+            f"{set_names.get(name, name)}\nacc {100 * metrics['accuracy']:.1f}, macro-F1 {100 * metrics['macro_f1']:.1f}",
+            fontsize=10,
+        )
+    figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true ratings", fontsize=11)
+    figure.tight_layout()
+    staging = output_path + ".tmp.png"
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(staging, dpi=110)
+    plt.close(figure)
+    os.replace(staging, output_path)
+
+
+def replace_readme_block(readme_path: str, text: str) -> None:
+    """Put ``text`` between the README's results markers, leaving the rest of the file as it is."""
+    begin, end = README_BLOCK
+    content = Path(readme_path).read_text(encoding="utf-8")
+    if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
+        raise DataError(f"{readme_path}: expected one '{begin}' line followed by one '{end}' line")
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    write_text_atomically(readme_path, f"{head}{begin}\n{text}{end}{tail}")

@@ -1,0 +1,104 @@
+"""Multi-seed runs kept as small text files, and the results table and figure built from them."""
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT, write_tiny_config
+
+from paddlenlp_fastformer.data import DataError
+from paddlenlp_fastformer.experiments import README_BLOCK, best_run, load_runs, replace_readme_block, results_markdown
+
+
+
+def run_tool(*args, cwd):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def kept_runs(tmp_path_factory, tiny_data_dir):
+    """Fastformer for seeds 1 and 2 and the softmax baseline for seed 1, 3 steps each, via the real tool."""
+    root = tmp_path_factory.mktemp("experiments")
+    fastformer = write_tiny_config(root / "tiny.yaml", tiny_data_dir, root / "unused", Global={"max_steps": 3})
+    transformer = root / "tiny_transformer.yaml"
+    transformer.write_text("_BASE_: tiny.yaml\nModel:\n  architecture: transformer\n", encoding="utf-8")
+    extra = tiny_data_dir / "dev.jsonl"
+    for config, seeds in ((fastformer, ["1", "2"]), (transformer, ["1"])):
+        result = run_tool(
+            str(PROJECT_ROOT / "tools" / "run_experiment.py"), "-c", str(config), "--seeds", *seeds,
+            "--eval-files", str(extra), "--results-dir", str(root / "results"), "--output-root", str(root / "out"),
+            cwd=root,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    return root
+
+
+def test_each_run_keeps_log_config_and_metrics(kept_runs, tiny_data_dir):
+    runs = {run["run"]: run for run in load_runs(kept_runs / "results")}
+    assert set(runs) == {"tiny_seed1", "tiny_seed2", "tiny_transformer_seed1"}
+    for name, run in runs.items():
+        kept = kept_runs / "results" / name
+        assert sorted(p.name for p in kept.iterdir()) == ["metrics.json", "train.log", "train_config.yaml"]
+        assert "dev after step 3" in (kept / "train.log").read_text()
+        assert run["model"] == ("transformer" if "transformer" in name else "fastformer")
+        assert set(run["evaluations"]) == {run["test_file"], str(tiny_data_dir / "dev.jsonl")}
+        assert run["train_seconds"] > 0 and run["resumed"] is False and "run_experiment.py" in run["command"]
+        # The dev score logged during training is the one the extra evaluation of best/ reproduces.
+        assert run["evaluations"][str(tiny_data_dir / "dev.jsonl")]["macro_f1"] == pytest.approx(run["best_dev_macro_f1"])
+    assert runs["tiny_seed1"]["dev_history"] != runs["tiny_seed2"]["dev_history"] or (
+        runs["tiny_seed1"]["evaluations"] != runs["tiny_seed2"]["evaluations"]
+    )
+
+
+def test_finished_seeds_are_skipped(kept_runs):
+    before = (kept_runs / "results" / "tiny_seed1" / "metrics.json").read_text()
+    result = run_tool(
+        str(PROJECT_ROOT / "tools" / "run_experiment.py"), "-c", str(kept_runs / "tiny.yaml"), "--seeds", "1",
+        "--results-dir", str(kept_runs / "results"), "--output-root", str(kept_runs / "out"), cwd=kept_runs,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "already holds a finished run: skipped" in result.stderr
+    assert (kept_runs / "results" / "tiny_seed1" / "metrics.json").read_text() == before
+
+
+def test_table_readme_and_figure(kept_runs, tiny_data_dir):
+    readme = kept_runs / "README.md"
+    begin, end = README_BLOCK
+    readme.write_text(f"# title\n\n{begin}\nold table\n{end}\n\nafter\n", encoding="utf-8")
+    figure = kept_runs / "confusion.png"
+    result = run_tool(
+        str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(kept_runs / "results"),
+        "--readme", str(readme), "--figure", str(figure), "--set-name", f"{tiny_data_dir / 'dev.jsonl'}=Dev again",
+        cwd=kept_runs,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = readme.read_text(encoding="utf-8")
+    assert "old table" not in text and text.startswith("# title\n") and text.endswith(f"{end}\n\nafter\n")
+    assert result.stdout in text
+    runs = load_runs(kept_runs / "results")
+    fastformer = [r for r in runs if r["model"] == "fastformer"]
+    accuracies = [100 * r["evaluations"][r["test_file"]]["accuracy"] for r in fastformer]
+    mean = sum(accuracies) / 2
+    std = (sum((a - mean) ** 2 for a in accuracies)) ** 0.5  # sample std of two values: |a - b| / sqrt(2)
+    assert f"| Fastformer | 1, 2 | {mean:.2f} ± {std:.2f} |" in result.stdout
+    assert "| Transformer | 1 |" in result.stdout and "Dev again Acc" in result.stdout
+    assert f"best run by dev macro-F1, `{best_run(runs)['run']}`" in result.stdout
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_results_and_bad_readme(tmp_path, kept_runs):
+    with pytest.raises(DataError, match="no \\*/metrics.json found"):
+        load_runs(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(DataError, match="expected one '<!-- results:begin -->' line"):
+        replace_readme_block(readme, results_markdown(load_runs(kept_runs / "results")))
+    result = run_tool(str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(tmp_path), cwd=tmp_path)
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last_line.startswith("error: ") and "no */metrics.json found" in last_line
+
+
+def test_unreadable_record_names_the_file(tmp_path):
+    (tmp_path / "run_seed1").mkdir()
+    (tmp_path / "run_seed1" / "metrics.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match="run_seed1/metrics.json: unreadable run record"):
+        load_runs(tmp_path)
