@@ -1,10 +1,10 @@
 """Fastformer for PaddleNLP: configuration, model, tokenizer, and their registration with the Auto classes."""
 import sys
 
-from .cpu import prefer_fast_mkl_kernels_on_amd
+from .cpu import tune_cpu
 
-# Before paddle makes its first matrix product (MKL reads the variable then): see cpu.py.
-prefer_fast_mkl_kernels_on_amd()
+# Before paddle makes its first matrix product (MKL reads its variable then): see cpu.py.
+CPU_SETTINGS = tune_cpu()
 
 import paddlenlp.transformers as _transformers
 from paddlenlp.transformers.auto import configuration as _auto_configuration

@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Compile the fused CPU kernels now rather than inside the first training step (paddlenlp_fastformer/fused_ops.py).
+python -m paddlenlp_fastformer.fused_ops
+
 paper_file=${1:-}
 for candidate in data/raw/reviews_Electronics_5.json.gz data/raw/Electronics_5.json data/raw/Electronics_5.json.gz; do
   if [ -z "$paper_file" ] && [ -f "$candidate" ]; then paper_file=$candidate; fi
