@@ -27,7 +27,7 @@ from typing import Optional
 
 import paddle
 
-__all__ = ["available", "build", "bias_act", "bias_residual", "layer_norm", "token_pool", "broadcast_mul"]
+__all__ = ["available", "build", "bias_act", "bias_residual", "layer_norm", "token_pool", "rotary", "broadcast_mul"]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -134,6 +134,11 @@ def token_pool(logits: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.
     mask = token_mask.astype("float32").reshape([batch, -1])
     pooled = _ops().fastformer_token_pool(_dense(logits), mask, _dense(values).reshape([0, 0, -1]), scale)[0]
     return pooled.reshape([batch, 1, heads, head_size])
+
+
+def rotary(x: paddle.Tensor, cos: paddle.Tensor, sin: paddle.Tensor) -> paddle.Tensor:
+    """``x * cos + turn(x) * sin`` for x [B, N, K, d], cos and sin [N, d]; turn maps each pair (x0, x1) to (-x1, x0)."""
+    return _ops().fastformer_rotary(_dense(x), _dense(cos), _dense(sin))
 
 
 def broadcast_mul(x: paddle.Tensor, g: paddle.Tensor) -> paddle.Tensor:

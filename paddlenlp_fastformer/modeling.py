@@ -133,6 +133,7 @@ class RotaryEmbedding(nn.Layer):
     ``x * cos + quarter_turn(x) * sin`` over the whole head, with cos 1 and sin 0 on the features left
     unrotated, and the quarter turn ``(x0, x1) -> (-x1, x0)`` done as one small matrix product: slicing,
     stacking and concatenating the features instead cost more than the rest of the attention backward.
+    In eager float32 CPU runs one fused kernel does the whole rotation (the code after it is its reference).
     """
 
     def __init__(self, head_size: int, rotary_size: int):
@@ -152,10 +153,12 @@ class RotaryEmbedding(nn.Layer):
         angles = positions.unsqueeze(1) * self.inv_freq.unsqueeze(0)  # n f
         angles = paddle.stack([angles, angles], axis=-1).reshape([0, -1])  # n (f 2)
         unrotated = paddle.zeros([paddle.shape(x)[1], self.head_size - self.rotary_size], dtype=angles.dtype)
-        cos = paddle.concat([angles.cos(), unrotated + 1.0], axis=-1).astype(x.dtype)[None, :, None, :]
-        sin = paddle.concat([angles.sin(), unrotated], axis=-1).astype(x.dtype)[None, :, None, :]
+        cos = paddle.concat([angles.cos(), unrotated + 1.0], axis=-1).astype(x.dtype)  # n d
+        sin = paddle.concat([angles.sin(), unrotated], axis=-1).astype(x.dtype)
+        if fused_ops.available(x):
+            return fused_ops.rotary(x, cos, sin)
         turned = paddle.matmul(x.reshape([-1, self.head_size]), self.quarter_turn.astype(x.dtype))
-        return x * cos + turned.reshape(paddle.shape(x)) * sin
+        return x * cos[None, :, None, :] + turned.reshape(paddle.shape(x)) * sin[None, :, None, :]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -120,6 +120,12 @@ def test_scale_tokens(monkeypatch, shape):
     assert_paths_agree(results)
 
 
+@pytest.mark.parametrize("head_size, rotary_size, shape", [(8, 4, (2, 5, 3)), (16, 16, (1, 300, 6)), (2, 2, (3, 4, 1))])
+def test_rotary(monkeypatch, head_size, rotary_size, shape):
+    rotary = modeling.RotaryEmbedding(head_size, rotary_size)
+    assert_paths_agree(run_both(monkeypatch, rotary, [(random(*shape, head_size), True)]))
+
+
 def test_strided_views_are_read_correctly(monkeypatch):
     """split() may return strided views; the kernels must see the values, not the raw memory behind them."""
     qkv = random(2, 7, 6, 4)

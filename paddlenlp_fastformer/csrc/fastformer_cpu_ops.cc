@@ -436,7 +436,70 @@ std::vector<paddle::Tensor> BroadcastMulBackward(const paddle::Tensor& x, const 
   return {grad_x, grad_g};
 }
 
+// ---------------------------------------------------------------------------------------------
+// rotary: out = x * cos + turn(x) * sin per head feature vector, turn((x0, x1)) = (-x1, x0) on each
+// adjacent pair; x [B, N, K, d] (K head slots), cos and sin [N, d] (pairs share an angle; cos 1 and
+// sin 0 on features left unrotated).
+// ---------------------------------------------------------------------------------------------
+template <bool kBackward>
+void RotatePairs(const float* x, const float* cos, const float* sin, int64_t batch, int64_t tokens, int64_t slots,
+                 int64_t head_size, float* out) {
+#pragma omp parallel for
+  for (int64_t row = 0; row < batch * tokens; ++row) {
+    const int64_t n = row % tokens;
+    const float* c = cos + n * head_size;
+    const float* s = sin + n * head_size;
+    for (int64_t k = 0; k < slots; ++k) {
+      const int64_t offset = (row * slots + k) * head_size;
+      const float* v = x + offset;
+      float* o = out + offset;
+#pragma omp simd
+      for (int64_t i = 0; i < head_size; i += 2) {
+        if (kBackward) {  // the transpose: d x0 = g0 c0 + g1 s1, d x1 = g1 c1 - g0 s0
+          o[i] = v[i] * c[i] + v[i + 1] * s[i + 1];
+          o[i + 1] = v[i + 1] * c[i + 1] - v[i] * s[i];
+        } else {
+          o[i] = v[i] * c[i] - v[i + 1] * s[i];
+          o[i + 1] = v[i + 1] * c[i + 1] + v[i] * s[i + 1];
+        }
+      }
+    }
+  }
+}
+
+std::vector<paddle::Tensor> RotaryForward(const paddle::Tensor& x, const paddle::Tensor& cos,
+                                          const paddle::Tensor& sin) {
+  CheckFloat32Cpu(x, "x");
+  CheckFloat32Cpu(cos, "cos");
+  CheckFloat32Cpu(sin, "sin");
+  const auto& shape = x.shape();
+  PD_CHECK(shape.size() == 4 && shape[3] % 2 == 0, "x must be [B, N, K, d] with d even");
+  PD_CHECK(cos.numel() == shape[1] * shape[3] && sin.numel() == cos.numel(), "cos and sin must be [N, d]");
+  auto out = paddle::empty(shape, x.dtype(), x.place());
+  RotatePairs<false>(x.data<float>(), cos.data<float>(), sin.data<float>(), shape[0], shape[1], shape[2], shape[3],
+                     out.data<float>());
+  return {out};
+}
+
+std::vector<paddle::Tensor> RotaryBackward(const paddle::Tensor& cos, const paddle::Tensor& sin,
+                                           const paddle::Tensor& grad_out) {
+  const auto& shape = grad_out.shape();
+  auto grad_x = paddle::empty(shape, grad_out.dtype(), grad_out.place());
+  RotatePairs<true>(grad_out.data<float>(), cos.data<float>(), sin.data<float>(), shape[0], shape[1], shape[2],
+                    shape[3], grad_x.data<float>());
+  return {grad_x};
+}
+
 }  // namespace
+
+PD_BUILD_OP(fastformer_rotary)
+    .Inputs({"X", "Cos", "Sin"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(RotaryForward));
+PD_BUILD_GRAD_OP(fastformer_rotary)
+    .Inputs({"Cos", "Sin", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X")})
+    .SetKernelFn(PD_KERNEL(RotaryBackward));
 
 PD_BUILD_OP(fastformer_bias_act)
     .Inputs({"X", "Bias"})
