@@ -7,6 +7,8 @@ Measures, side by side in one run and at one token budget per step, for every se
   (``FastformerForMaskedLM``, the same computation as that package's ``FastTransformer``);
 * ``paddle-softmax``: the softmax-attention Transformer of the same width, heads and depth
   (``attention_type="softmax"``: same embeddings, blocks, pooler and classifier);
+* ``paddle-inference``: ``paddle-official`` exported by ``tools/export_model.py`` and run by Paddle
+  Inference (inference only; oneDNN off, as it gave no consistent gain in tools/benchmark_inference.py);
 * ``torch-official``: the PyTorch model of the official equations (``torch_reference.py``);
 * ``torch-lucidrains``: fast-transformer-pytorch 0.0.4 ``FastTransformer`` (rotary, ``ff_mult = I / D``).
 
@@ -108,6 +110,7 @@ class ModelSpec:
     attention: str  # "additive" | "softmax"
     head: str  # "classifier" (pooler + Linear(D, C)) | "lm" (LayerNorm + Linear(D, V) per token)
     description: str
+    engine: str = "eager"  # "eager" (dygraph / torch eager) | "inference" (exported, Paddle Inference; infer only)
 
 
 MODELS: Dict[str, ModelSpec] = {
@@ -116,13 +119,20 @@ MODELS: Dict[str, ModelSpec] = {
         "paddle", "lucidrains", "additive", "lm", "Fastformer, lucidrains formulation, rotary, LM head"
     ),
     "paddle-softmax": ModelSpec("paddle", "official", "softmax", "classifier", "softmax-attention Transformer"),
+    "paddle-inference": ModelSpec(
+        "paddle", "official", "additive", "classifier", "Fastformer, official, exported, Paddle Inference", "inference"
+    ),
     "torch-official": ModelSpec(
         "torch", "official", "additive", "classifier", "PyTorch model of the official equations"
     ),
     "torch-lucidrains": ModelSpec("torch", "lucidrains", "additive", "lm", "fast-transformer-pytorch 0.0.4, rotary"),
 }
 BASELINE_MODEL = "paddle-softmax"
-TORCH_TWIN = {"paddle-official": "torch-official", "paddle-lucidrains": "torch-lucidrains"}
+TORCH_TWIN = {
+    "paddle-official": "torch-official",
+    "paddle-lucidrains": "torch-lucidrains",
+    "paddle-inference": "torch-official",
+}
 MODES = ("train", "infer")
 
 
@@ -282,7 +292,21 @@ def _build_torch(model: str, sizes: Sizes):
     )
 
 
-def _make_step(model_name: str, sizes: Sizes, batch: int, length: int, mode: str):
+def _exported_runner(model, sizes: Sizes, threads: int):
+    """Export ``model`` as tools/export_model.py does and load it in Paddle Inference."""
+    import tempfile
+
+    from paddlenlp_fastformer.export import export_inference_model
+    from paddlenlp_fastformer.inference import create_runner, write_random_classifier
+
+    with tempfile.TemporaryDirectory(prefix="fastformer-benchmark-") as work_dir:
+        pretrained, exported = os.path.join(work_dir, "pretrained"), os.path.join(work_dir, "inference")
+        write_random_classifier(pretrained, sizes.vocab, sizes.max_length, model=model)
+        export_inference_model(pretrained, exported)
+        return create_runner(exported, "paddle", threads, enable_mkldnn=False)
+
+
+def _make_step(model_name: str, sizes: Sizes, batch: int, length: int, mode: str, threads: int = 1):
     """Build the model, its optimizer and a fixed batch; return a function running one step."""
     import numpy as np
 
@@ -298,6 +322,13 @@ def _make_step(model_name: str, sizes: Sizes, batch: int, length: int, mode: str
         import paddle
 
         model = _build_paddle(model_name, sizes)
+        if spec.engine == "inference":
+            runner, mask = _exported_runner(model, sizes, threads), np.ones_like(ids)
+
+            def step():
+                float(runner(ids, mask).reshape(-1)[0])
+
+            return step
         input_ids, label_tensor = paddle.to_tensor(ids), paddle.to_tensor(labels)
         if mode == "infer":
             model.eval()
@@ -372,7 +403,7 @@ def _case_child(case: dict) -> dict:
     if not _reset_peak_rss():  # then the peak cannot be below the fork server's own peak
         baseline_kib = max(baseline_kib, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     sizes = Sizes(**case["sizes"])
-    step = _make_step(case["model"], sizes, case["batch"], case["length"], case["mode"])
+    step = _make_step(case["model"], sizes, case["batch"], case["length"], case["mode"], case["threads"])
     for _ in range(case["warmup"]):
         step()
     seconds = []
@@ -746,6 +777,8 @@ def _run_rounds(
     for length in lengths:
         for mode in modes:
             for model in models:
+                if mode == "train" and MODELS[model].engine == "inference":
+                    continue  # an exported graph only infers
                 batch = batch_for_length(length, tokens_per_step)
                 cases[(model, mode, length)] = {
                     "model": model,
@@ -792,6 +825,8 @@ def _run_rounds(
         for length in lengths:
             for mode in modes:
                 for model in order:
+                    if (model, mode, length) not in cases:
+                        continue
                     case = cases[(model, mode, length)]
                     if round_index == 0:
                         reason = skip_reason(case)
@@ -908,6 +943,8 @@ def _summarise(cases, models, modes, lengths, sizes, tokens_per_step, threads, m
     for mode in modes:
         for length in lengths:
             for model in models:
+                if (model, mode, length) not in cases:
+                    continue
                 case = cases[(model, mode, length)]
                 spec = MODELS[model]
                 tokens_per_s = speed.get((model, mode, length))
@@ -1056,6 +1093,29 @@ QUICK = {
     "vocab_size": 100,
     "max_seconds_per_case": 120.0,
 }
+# The configurations issue-level speed targets name, each a short run of its own (--preset NAME):
+# fast-transformer-pytorch's (hidden 256, 16 heads of 16, 2 layers, batch 16, length 512) and the
+# paper's official one (configs/amazon.yaml: intermediate 256, batch 64, length 256), the latter also
+# exported and run by Paddle Inference against PyTorch eager.
+PRESETS = {
+    "grid": DEFAULTS,
+    "quick": QUICK,
+    "lucidrains-b16": {
+        **DEFAULTS,
+        "lengths": [512],
+        "tokens_per_step": 16 * 512,
+        "repeats": 3,
+        "models": ["paddle-lucidrains", "torch-lucidrains"],
+    },
+    "paper-b64": {
+        **DEFAULTS,
+        "lengths": [256],
+        "tokens_per_step": 64 * 256,
+        "intermediate": 256,
+        "repeats": 3,
+        "models": ["paddle-official", "paddle-inference", "torch-official"],
+    },
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1073,7 +1133,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, help="rounds over all cases; a case's time is their median; default 2")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before the timed one (default 1)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), help="default: every model of the preset")
     parser.add_argument(
         "--torch",
         action=argparse.BooleanOptionalAction,
@@ -1106,18 +1166,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--matmul-size", type=int, default=2048, help="size of the fp32 matmul peak test (default 2048)"
     )
-    parser.add_argument("--output-dir", default="output/benchmark", help="CSV, PNG and JSON go here")
-    parser.add_argument("--quick", action="store_true", help="smoke test: tiny model, lengths 32 64, one round")
+    parser.add_argument(
+        "--output-dir", help="CSV, PNG and JSON go here (default output/benchmark, or output/benchmark/PRESET)"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="grid",
+        help=(
+            "grid (default): lengths 128..8192; lucidrains-b16 / paper-b64: the target configurations "
+            "(see PRESETS); quick: a smoke test. Options given explicitly override the preset"
+        ),
+    )
+    parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    profile = QUICK if args.quick else DEFAULTS
-    for key, value in profile.items():
+    if args.quick:
+        args.preset = "quick"
+    for key, value in {"models": list(MODELS), **PRESETS[args.preset]}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.output_dir is None:
+        args.output_dir = os.path.join("output", "benchmark", *([args.preset] if args.preset != "grid" else []))
     if args.quick and args.matmul_size == 2048:
         args.matmul_size = 256
     models = list(dict.fromkeys(args.models))

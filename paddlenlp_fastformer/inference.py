@@ -399,8 +399,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 # ----------------------------------------------------------------------------------------------
 # tools/benchmark_inference.py
 # ----------------------------------------------------------------------------------------------
-def _write_random_classifier(directory: str, vocab_size: int, max_seq_len: int) -> None:
-    """A paper-size classifier (hidden 256, 16 heads, 2 layers) with random weights, and a matching tokenizer."""
+def write_random_classifier(directory: str, vocab_size: int, max_seq_len: int, model=None) -> None:
+    """Save ``model`` (default: a paper-size classifier with random weights) and a matching tokenizer."""
     from .configuration import FastformerConfig
     from .modeling import FastformerForSequenceClassification
     from .tokenizer import FastformerTokenizer
@@ -408,9 +408,10 @@ def _write_random_classifier(directory: str, vocab_size: int, max_seq_len: int) 
     tokenizer = FastformerTokenizer(
         vocab=["[PAD]", "[UNK]"] + [f"w{index}" for index in range(2, vocab_size)], model_max_length=max_seq_len
     )
-    model = FastformerForSequenceClassification(
-        FastformerConfig(vocab_size=vocab_size, max_position_embeddings=max_seq_len)
-    )
+    if model is None:
+        model = FastformerForSequenceClassification(
+            FastformerConfig(vocab_size=vocab_size, max_position_embeddings=max_seq_len)
+        )
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
 
@@ -473,7 +474,7 @@ def benchmark_backends(
     rows = []
     with tempfile.TemporaryDirectory() as work_dir:
         pretrained_dir, export_dir = os.path.join(work_dir, "pretrained"), os.path.join(work_dir, "inference")
-        _write_random_classifier(pretrained_dir, vocab_size, max(lengths))
+        write_random_classifier(pretrained_dir, vocab_size, max(lengths))
         export_inference_model(pretrained_dir, export_dir, onnx=True)
         runners = {
             "dygraph": _dygraph_runner(pretrained_dir),

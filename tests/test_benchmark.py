@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from paddlenlp_fastformer.benchmark import CSV_COLUMNS, MODELS, Sizes, attention_matrix_mib, flops_per_token
+from paddlenlp_fastformer.benchmark import CSV_COLUMNS, MODELS, TORCH_TWIN, Sizes, attention_matrix_mib, flops_per_token
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,7 @@ def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
     if _torch_stack_available():
         expected_models += [name for name, spec in MODELS.items() if spec.framework == "torch"]
     expected_cases = set(itertools.product(expected_models, MODES, QUICK_LENGTHS))
+    expected_cases -= {(model, "train", n) for model in expected_models for n in QUICK_LENGTHS if MODELS[model].engine == "inference"}
 
     with open(output_dir / "benchmark.csv", newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -63,7 +64,7 @@ def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
         assert int(row["batch"]) == max(1, 128 // int(row["length"]))  # --quick: 128 tokens per step
         if row["model"] == "paddle-softmax":
             assert float(row["ratio_vs_softmax"]) == pytest.approx(1.0)
-        if row["model"] in ("paddle-official", "paddle-lucidrains") and _torch_stack_available():
+        if row["model"] in TORCH_TWIN and _torch_stack_available():
             assert float(row["ratio_paddle_vs_torch"]) > 0
 
     table = _table_rows(completed.stdout)
@@ -127,3 +128,20 @@ def test_attention_memory_estimate_only_for_softmax():
     assert attention_matrix_mib("paddle-softmax", sizes, 2, 2048, "infer") == pytest.approx(2 * one_matrix_mib)
     assert attention_matrix_mib("paddle-softmax", sizes, 2, 2048, "train") == pytest.approx(5 * one_matrix_mib)
     assert attention_matrix_mib("paddle-official", sizes, 2, 2048, "train") == 0.0
+
+
+def test_paper_preset_is_the_shipped_paper_config():
+    """--preset paper-b64 measures configs/amazon.yaml's model at the paper's batch and length."""
+    from paddlenlp_fastformer.benchmark import DEFAULTS, PRESETS
+    from paddlenlp_fastformer.config import load_config
+
+    paper = load_config(PROJECT_ROOT / "configs" / "amazon.yaml")
+    preset = PRESETS["paper-b64"]
+    assert (preset["tokens_per_step"] // preset["lengths"][0], preset["lengths"][0]) == (paper.data.batch_size, 256)
+    assert preset["intermediate"] == paper.model.intermediate_size
+    assert (DEFAULTS["hidden"], DEFAULTS["heads"], DEFAULTS["layers"]) == (
+        paper.model.hidden_size, paper.model.num_attention_heads, paper.model.num_hidden_layers,
+    )
+    lucidrains = PRESETS["lucidrains-b16"]
+    assert (lucidrains["tokens_per_step"] // lucidrains["lengths"][0], lucidrains["lengths"][0]) == (16, 512)
+    assert DEFAULTS["hidden"] // DEFAULTS["heads"] == 16 and DEFAULTS["intermediate"] == 4 * DEFAULTS["hidden"]
