@@ -7,8 +7,8 @@ Measures, side by side in one run and at one token budget per step, for every se
   (``FastformerForMaskedLM``, the same computation as that package's ``FastTransformer``);
 * ``paddle-softmax``: the softmax-attention Transformer of the same width, heads and depth
   (``attention_type="softmax"``: same embeddings, blocks, pooler and classifier);
-* ``paddle-inference``: ``paddle-official`` exported by ``tools/export_model.py`` and run by Paddle
-  Inference (inference only; oneDNN off, as it gave no consistent gain in tools/benchmark_inference.py);
+* ``paddle-inference`` and ``paddle-inference-onednn``: ``paddle-official`` exported by
+  ``tools/export_model.py`` and run by Paddle Inference, oneDNN off and on (inference only);
 * ``torch-official``: the PyTorch model of the official equations (``torch_reference.py``);
 * ``torch-lucidrains``: fast-transformer-pytorch 0.0.4 ``FastTransformer`` (rotary, ``ff_mult = I / D``).
 
@@ -110,7 +110,7 @@ class ModelSpec:
     attention: str  # "additive" | "softmax"
     head: str  # "classifier" (pooler + Linear(D, C)) | "lm" (LayerNorm + Linear(D, V) per token)
     description: str
-    engine: str = "eager"  # "eager" (dygraph / torch eager) | "inference" (exported, Paddle Inference; infer only)
+    engine: str = "eager"  # "eager" (dygraph / torch eager) | "inference" | "inference-onednn" (exported; infer only)
 
 
 MODELS: Dict[str, ModelSpec] = {
@@ -122,6 +122,9 @@ MODELS: Dict[str, ModelSpec] = {
     "paddle-inference": ModelSpec(
         "paddle", "official", "additive", "classifier", "Fastformer, official, exported, Paddle Inference", "inference"
     ),
+    "paddle-inference-onednn": ModelSpec(
+        "paddle", "official", "additive", "classifier", "the same, Paddle Inference with oneDNN", "inference-onednn"
+    ),
     "torch-official": ModelSpec(
         "torch", "official", "additive", "classifier", "PyTorch model of the official equations"
     ),
@@ -132,6 +135,7 @@ TORCH_TWIN = {
     "paddle-official": "torch-official",
     "paddle-lucidrains": "torch-lucidrains",
     "paddle-inference": "torch-official",
+    "paddle-inference-onednn": "torch-official",
 }
 MODES = ("train", "infer")
 
@@ -292,7 +296,7 @@ def _build_torch(model: str, sizes: Sizes):
     )
 
 
-def _exported_runner(model, sizes: Sizes, threads: int):
+def _exported_runner(model, sizes: Sizes, threads: int, onednn: bool):
     """Export ``model`` as tools/export_model.py does and load it in Paddle Inference."""
     import tempfile
 
@@ -303,7 +307,7 @@ def _exported_runner(model, sizes: Sizes, threads: int):
         pretrained, exported = os.path.join(work_dir, "pretrained"), os.path.join(work_dir, "inference")
         write_random_classifier(pretrained, sizes.vocab, sizes.max_length, model=model)
         export_inference_model(pretrained, exported)
-        return create_runner(exported, "paddle", threads, enable_mkldnn=False)
+        return create_runner(exported, "paddle", threads, enable_mkldnn=onednn)
 
 
 def _make_step(model_name: str, sizes: Sizes, batch: int, length: int, mode: str, threads: int = 1):
@@ -322,8 +326,8 @@ def _make_step(model_name: str, sizes: Sizes, batch: int, length: int, mode: str
         import paddle
 
         model = _build_paddle(model_name, sizes)
-        if spec.engine == "inference":
-            runner, mask = _exported_runner(model, sizes, threads), np.ones_like(ids)
+        if spec.engine != "eager":
+            runner, mask = _exported_runner(model, sizes, threads, spec.engine == "inference-onednn"), np.ones_like(ids)
 
             def step():
                 float(runner(ids, mask).reshape(-1)[0])
@@ -777,7 +781,7 @@ def _run_rounds(
     for length in lengths:
         for mode in modes:
             for model in models:
-                if mode == "train" and MODELS[model].engine == "inference":
+                if mode == "train" and MODELS[model].engine != "eager":
                     continue  # an exported graph only infers
                 batch = batch_for_length(length, tokens_per_step)
                 cases[(model, mode, length)] = {
@@ -1113,7 +1117,7 @@ PRESETS = {
         "tokens_per_step": 64 * 256,
         "intermediate": 256,
         "repeats": 3,
-        "models": ["paddle-official", "paddle-inference", "torch-official"],
+        "models": ["paddle-official", "paddle-inference", "paddle-inference-onednn", "torch-official"],
     },
 }
 

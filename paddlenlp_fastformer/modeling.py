@@ -47,9 +47,19 @@ def masked_softmax_over_tokens(logits: paddle.Tensor, token_mask: paddle.Tensor)
     return F.softmax(paddle.where(token_mask, logits, lowest), axis=1)
 
 
+def broadcast_as(small: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+    """``small`` expanded to ``like``'s shape, for an element-wise product.
+
+    Paddle 3.3.1's CPU kernels multiply same-shaped tensors several times faster than they broadcast:
+    [64, 256, 256] * [64, 1, 256] took 14.9 ms, and the same product with the smaller operand
+    expanded first 2.3 ms (in eager mode the expansion is a strided view; static graphs copy it).
+    """
+    return small.expand(paddle.shape(like))  # a run-time shape: exported graphs stay dynamic
+
+
 def pool_tokens(weights: paddle.Tensor, values: paddle.Tensor) -> paddle.Tensor:
     """Weighted sum over tokens per head: 'b n h, b n h d -> b 1 h d'."""
-    return (weights.unsqueeze(-1) * values).sum(axis=1, keepdim=True)
+    return (broadcast_as(weights.unsqueeze(-1), values) * values).sum(axis=1, keepdim=True)
 
 
 def additive_pool(
@@ -69,7 +79,7 @@ def scale_tokens(x: paddle.Tensor, row_vector: paddle.Tensor) -> paddle.Tensor:
     """'b n ..., b 1 ... -> b n ...': every token of a sequence times that sequence's vector."""
     if fused_ops.available(x):
         return fused_ops.broadcast_mul(x, row_vector)
-    return x * row_vector
+    return x * broadcast_as(row_vector, x)
 
 
 def layer_norm(norm: nn.LayerNorm, x: paddle.Tensor, residual: Optional[paddle.Tensor] = None) -> paddle.Tensor:
@@ -158,7 +168,8 @@ class RotaryEmbedding(nn.Layer):
         if fused_ops.available(x):
             return fused_ops.rotary(x, cos, sin)
         turned = paddle.matmul(x.reshape([-1, self.head_size]), self.quarter_turn.astype(x.dtype))
-        return x * cos[None, :, None, :] + turned.reshape(paddle.shape(x)) * sin[None, :, None, :]
+        turned = turned.reshape(paddle.shape(x))
+        return x * broadcast_as(cos[None, :, None, :], x) + turned * broadcast_as(sin[None, :, None, :], x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,7 +345,7 @@ class FastformerPooler(nn.Layer):
         weights = paddle.exp(self.att_fc2(paddle.tanh(self.att_fc1(hidden_states))))  # b n 1
         weights = weights * token_mask.astype(weights.dtype)
         weights = weights / (weights.sum(axis=1, keepdim=True) + 1e-8)
-        return (weights * hidden_states).sum(axis=1)  # b D
+        return (broadcast_as(weights, hidden_states) * hidden_states).sum(axis=1)  # b D
 
 
 # ----------------------------------------------------------------------------------------------
