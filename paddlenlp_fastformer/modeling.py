@@ -322,7 +322,7 @@ class FastformerEmbeddings(nn.Layer):
         embeddings = self.word_embeddings(input_ids)
         if self.position_embeddings is not None:
             positions = paddle.arange(paddle.shape(input_ids)[1], dtype="int64")
-            embeddings = embeddings + self.position_embeddings(positions).unsqueeze(0)
+            embeddings = embeddings + broadcast_as(self.position_embeddings(positions).unsqueeze(0), embeddings)
         if self.layer_norm is not None:
             embeddings = layer_norm(self.layer_norm, embeddings)
         return self.dropout(embeddings)
