@@ -775,6 +775,8 @@ def _run_rounds(
     log,
     started,
 ) -> dict:
+    from paddlenlp_fastformer.cpu import cpu_model_name  # absolute: this file may run standalone
+
     frameworks = sorted({MODELS[m].framework for m in models}, key=("paddle", "torch").index)
 
     cases: Dict[tuple, dict] = {}
@@ -888,7 +890,7 @@ def _run_rounds(
             **env,
             "threads": threads,
             "cpu_count": os.cpu_count(),
-            "cpu": _cpu_name(),
+            "cpu": cpu_model_name(),
             "load_average_end": os.getloadavg(),
         },
         "sizes": asdict(sizes),
@@ -897,17 +899,6 @@ def _run_rounds(
         "warmup": warmup,
         "wall_seconds": time.perf_counter() - started,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 CSV_COLUMNS = [

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 
-__all__ = ["TUNE_SWITCH", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
+__all__ = ["TUNE_SWITCH", "cpu_model_name", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
 
 TUNE_SWITCH = "PADDLENLP_FASTFORMER_TUNE_CPU"
 _GLIBC_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
@@ -21,6 +22,14 @@ def _cpu_info() -> str:
             return handle.read(65536)
     except OSError:  # not Linux: leave MKL's own choice alone
         return ""
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what ``platform`` reports."""
+    for line in _cpu_info().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def prefer_fast_mkl_kernels_on_amd() -> bool:

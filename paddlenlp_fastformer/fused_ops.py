@@ -21,11 +21,12 @@ import hashlib
 import io
 import logging
 import os
-import platform
 from pathlib import Path
 from typing import Optional
 
 import paddle
+
+from .cpu import cpu_model_name
 
 __all__ = ["available", "build", "bias_act", "bias_residual", "layer_norm", "token_pool", "rotary", "broadcast_mul"]
 
@@ -38,20 +39,9 @@ _library = None
 _load_failed = False
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def build_directory() -> Path:
     key = hashlib.sha256(
-        b"\0".join([SOURCE.read_bytes(), paddle.__version__.encode(), _cpu_model().encode()])
+        b"\0".join([SOURCE.read_bytes(), paddle.__version__.encode(), cpu_model_name().encode()])
     ).hexdigest()[:16]
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "paddlenlp_fastformer"
     return root / f"cpu_ops-{key}"
