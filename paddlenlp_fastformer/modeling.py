@@ -537,7 +537,7 @@ class FastformerLMHead(nn.Layer):
         self.decoder = Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
-        return self.decoder(self.layer_norm(hidden_states))
+        return self.decoder(layer_norm(self.layer_norm, hidden_states))
 
 
 class FastformerForMaskedLM(FastformerPretrainedModel):
