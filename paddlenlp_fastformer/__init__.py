@@ -1,61 +1,38 @@
-"""Fastformer for PaddleNLP: configuration, model, tokenizer, and their registration with the Auto classes."""
-import sys
+"""Fastformer for PaddleNLP: configuration, model, tokenizer, checkpoint conversion and fused CPU kernels.
 
-from .cpu import tune_cpu
+The public names load on first use, so that ``import paddlenlp_fastformer`` (and the application's
+data readers under it) does not import paddle. Importing changes nothing process-wide but the
+registration with PaddleNLP's Auto classes (:mod:`.auto_registration`); the CPU tuning of
+:func:`tune_cpu` is a call that tools and users make themselves.
+"""
+import importlib
 
-# Before paddle makes its first matrix product (MKL reads its variable then): see cpu.py.
-CPU_SETTINGS = tune_cpu()
+from .auto_registration import register_when_paddlenlp_loads
 
-import paddlenlp.transformers as _transformers
-from paddlenlp.transformers.auto import configuration as _auto_configuration
-from paddlenlp.transformers.auto import modeling as _auto_modeling
-
-from . import configuration, modeling, tokenizer
-from .configuration import FastformerConfig
-from .modeling import (
-    FastformerForMaskedLM,
-    FastformerForSequenceClassification,
-    FastformerForTokenClassification,
-    FastformerModel,
-    FastformerPretrainedModel,
-)
-from .tokenizer import FastformerTokenizer
-
-__all__ = [
-    "FastformerConfig",
-    "FastformerTokenizer",
-    "FastformerPretrainedModel",
-    "FastformerModel",
-    "FastformerForSequenceClassification",
-    "FastformerForTokenClassification",
-    "FastformerForMaskedLM",
-]
+# public name -> the module that defines it
+_PUBLIC_NAMES = {
+    "FastformerConfig": "configuration",
+    "FastformerTokenizer": "tokenizer",
+    "FastformerPretrainedModel": "modeling",
+    "FastformerModel": "modeling",
+    "FastformerForSequenceClassification": "modeling",
+    "FastformerForTokenClassification": "modeling",
+    "FastformerForMaskedLM": "modeling",
+    "tune_cpu": "cpu",
+}
+__all__ = list(_PUBLIC_NAMES)
 
 
-def _register_with_paddlenlp_auto() -> None:
-    """Make AutoConfig/AutoTokenizer/AutoModel* resolve ``model_type="fastformer"`` directories to our classes.
-
-    PaddleNLP 2.8.1 has no ``register()`` API. Its Auto classes look classes up by name in
-    ``paddlenlp.transformers`` (config, tokenizer) and import ``paddlenlp.transformers.<name>.modeling``
-    for a name prefix listed in ``MAPPING_NAMES`` (models), so this package is exposed under that
-    module path and its prefix is added to the mappings.
-    """
-    package = sys.modules[__name__]
-    sys.modules.setdefault("paddlenlp.transformers.fastformer", package)
-    for submodule in (configuration, modeling, tokenizer):
-        sys.modules.setdefault(f"paddlenlp.transformers.fastformer.{submodule.__name__.rsplit('.', 1)[-1]}", submodule)
-    for name in __all__:
-        setattr(_transformers, name, globals()[name])
-
-    _auto_configuration.AutoConfig.MAPPING_NAMES["fastformer"] = [FastformerConfig]
-    # First, so that no other model's prefix can claim a "Fastformer..." class name.
-    _auto_modeling.MAPPING_NAMES["Fastformer"] = "fastformer"
-    _auto_modeling.MAPPING_NAMES.move_to_end("Fastformer", last=False)
-    for task in _auto_modeling.MAPPING_TASKS:
-        auto_class = getattr(_auto_modeling, _auto_modeling.MAPPING_TASKS[task], None)
-        if auto_class is not None and auto_class._name_mapping is not None:
-            mapping = _auto_modeling.get_name_mapping(task)
-            auto_class._name_mapping.update(mapping)
+def __getattr__(name: str):
+    if name not in _PUBLIC_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC_NAMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 
-_register_with_paddlenlp_auto()
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+register_when_paddlenlp_loads()

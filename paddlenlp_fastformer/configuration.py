@@ -14,15 +14,71 @@ The default is the official formulation with the paper's Amazon settings (Table 
 """
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Any, Callable, NamedTuple, Optional
 
+from paddlenlp.transformers.activations import ACT2FN
 from paddlenlp.transformers.configuration_utils import PretrainedConfig
 
-__all__ = ["FastformerConfig", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES"]
+from .auto_registration import register_with_paddlenlp_auto
+
+__all__ = ["FastformerConfig", "FastformerConfigError", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES"]
 
 FORMULATIONS = ("official", "lucidrains")
 POSITION_EMBEDDING_TYPES = ("absolute", "rotary")
 ATTENTION_TYPES = ("additive", "softmax")
+
+
+class FastformerConfigError(ValueError):
+    """A configuration value no formulation accepts.
+
+    ``field`` names the ``FastformerConfig`` field at fault; ``related`` the other fields of a
+    combination that no formulation defines (any of them may be the one to change).
+    """
+
+    def __init__(self, field: str, message: str, related: tuple = ()):
+        super().__init__(f"FastformerConfig.{field}: {message}")
+        self.field, self.related = field, tuple(related)
+
+
+class _Rule(NamedTuple):
+    """What one field accepts: its Python type(s) and a predicate on the value; ``text`` says it in words."""
+
+    types: tuple
+    holds: Callable[[Any], bool]
+    text: str
+
+
+def _finite(value) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+_POSITIVE_INT = _Rule((int,), lambda v: v > 0, "a positive integer")
+_PROBABILITY = _Rule((int, float), lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)")
+_POSITIVE_FINITE = _Rule((int, float), lambda v: _finite(v) and v > 0, "a finite number > 0")
+
+# Every field the model reads, with what it accepts. Cross-field constraints are checked after these.
+_FIELD_RULES = {
+    "vocab_size": _POSITIVE_INT,
+    "hidden_size": _POSITIVE_INT,
+    "num_hidden_layers": _POSITIVE_INT,
+    "num_attention_heads": _POSITIVE_INT,
+    "intermediate_size": _POSITIVE_INT,
+    "max_position_embeddings": _POSITIVE_INT,
+    "hidden_act": _Rule((str,), lambda v: v in ACT2FN, f"one of {', '.join(sorted(ACT2FN))}"),
+    "hidden_dropout_prob": _PROBABILITY,
+    "attention_probs_dropout_prob": _PROBABILITY,
+    "initializer_range": _POSITIVE_FINITE,
+    "layer_norm_eps": _POSITIVE_FINITE,
+    "pad_token_id": _Rule((int,), lambda v: v >= 0, "an integer >= 0"),
+    "formulation": _Rule((str,), lambda v: v in FORMULATIONS, f"one of {FORMULATIONS}"),
+    "position_embedding_type": _Rule(
+        (str,), lambda v: v in POSITION_EMBEDDING_TYPES, f"one of {POSITION_EMBEDDING_TYPES}"
+    ),
+    "attention_head_size": _Rule((int, type(None)), lambda v: v is None or v > 0, "a positive integer or None"),
+    "attention_type": _Rule((str,), lambda v: v in ATTENTION_TYPES, f"one of {ATTENTION_TYPES}"),
+    "use_fused_ops": _Rule((bool,), lambda v: True, "true or false"),
+}
 
 
 class FastformerConfig(PretrainedConfig):
@@ -63,8 +119,19 @@ class FastformerConfig(PretrainedConfig):
         attention_type (str, optional): "additive" (Fastformer) or "softmax": the same model with
             standard scaled dot-product self-attention in each block (official formulation only), the
             quadratic baseline that Fastformer is compared against. Defaults to "additive".
+        use_fused_ops (bool, optional): Run the fused C++ CPU kernels of
+            ``paddlenlp_fastformer.kernels`` (bias + GELU, bias + residual, add + LayerNorm, additive
+            token pooling, the per-sequence broadcast product, the rotary rotation) where they serve:
+            eager float32 runs on the CPU, once the kernels are built. The pure-Paddle ops compute the
+            same values and always serve exported graphs, other dtypes and devices. The environment
+            variable ``PADDLENLP_FASTFORMER_FUSED_OPS`` (0 or 1), when set, overrides this field.
+            Defaults to True.
         num_labels (int, optional): Number of classes of the classification heads. Defaults to 5
             (review ratings 1..5). ``num_classes`` is accepted as an alias.
+
+    Raises:
+        FastformerConfigError: a value of the wrong type or out of range, or a combination that no
+            formulation defines; the message names the field.
     """
 
     model_type = "fastformer"
@@ -88,6 +155,7 @@ class FastformerConfig(PretrainedConfig):
         position_embedding_type: str = "absolute",
         attention_head_size: Optional[int] = None,
         attention_type: str = "additive",
+        use_fused_ops: bool = True,
         **kwargs,
     ):
         # "dropout" is an alias (attribute_map) that must win over the default of the named argument.
@@ -111,6 +179,7 @@ class FastformerConfig(PretrainedConfig):
         self.position_embedding_type = position_embedding_type
         self.attention_head_size = attention_head_size
         self.attention_type = attention_type
+        self.use_fused_ops = use_fused_ops
         self._validate()
 
     @property
@@ -121,40 +190,46 @@ class FastformerConfig(PretrainedConfig):
         return self.attention_head_size
 
     def _validate(self) -> None:
-        """Reject combinations that no formulation defines, naming the field at fault."""
-        if self.formulation not in FORMULATIONS:
-            raise ValueError(f"FastformerConfig.formulation={self.formulation!r}: expected one of {FORMULATIONS}")
-        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
-            raise ValueError(
-                f"FastformerConfig.position_embedding_type={self.position_embedding_type!r}: "
-                f"expected one of {POSITION_EMBEDDING_TYPES}"
+        """Reject values and combinations that no formulation defines, naming the field at fault."""
+        for field, rule in _FIELD_RULES.items():
+            value = getattr(self, field)
+            # An exact type check: True is an int to Python, but `hidden_size=True` is surely a mistake.
+            if type(value) not in rule.types or not rule.holds(value):
+                raise FastformerConfigError(field, f"got {value!r}; expected {rule.text}")
+        if self.pad_token_id >= self.vocab_size:
+            raise FastformerConfigError(
+                "pad_token_id", f"got {self.pad_token_id}; expected an id below vocab_size={self.vocab_size}", ("vocab_size",)
             )
-        if self.attention_type not in ATTENTION_TYPES:
-            raise ValueError(f"FastformerConfig.attention_type={self.attention_type!r}: expected one of {ATTENTION_TYPES}")
         if self.attention_type == "softmax" and self.formulation != "official":
-            raise ValueError("FastformerConfig.attention_type='softmax' exists only with formulation='official'")
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"FastformerConfig.{name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"FastformerConfig.{name}={getattr(self, name)!r}: expected a value in [0, 1)")
-        if self.formulation == "official":
-            if self.hidden_size % self.num_attention_heads != 0:
-                raise ValueError(
-                    f"FastformerConfig.hidden_size={self.hidden_size} is not a multiple of "
-                    f"num_attention_heads={self.num_attention_heads}, which the official formulation requires"
-                )
-            if self.attention_head_size not in (None, self.hidden_size // self.num_attention_heads):
-                raise ValueError(
-                    f"FastformerConfig.attention_head_size={self.attention_head_size}: the official formulation "
-                    "needs hidden_size // num_attention_heads (or None)"
-                )
-            if self.position_embedding_type != "absolute":
-                raise ValueError(
-                    "FastformerConfig.position_embedding_type='rotary' exists only with formulation='lucidrains'"
-                )
-        if self.position_embedding_type == "rotary" and self.head_size % 4 != 0:
-            raise ValueError(
-                f"FastformerConfig.attention_head_size={self.head_size}: rotary positions need a multiple of 4"
+            raise FastformerConfigError(
+                "attention_type", "'softmax' exists only with formulation='official'", ("formulation",)
             )
+        if self.formulation == "official":
+            self._validate_official()
+        if self.position_embedding_type == "rotary" and self.head_size % 4 != 0:
+            raise FastformerConfigError(
+                "attention_head_size", f"got a head size of {self.head_size}; rotary positions need a multiple of 4"
+            )
+
+    def _validate_official(self) -> None:
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise FastformerConfigError(
+                "hidden_size",
+                f"{self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}, "
+                "which the official formulation requires",
+                ("num_attention_heads", "formulation"),
+            )
+        if self.attention_head_size not in (None, self.hidden_size // self.num_attention_heads):
+            raise FastformerConfigError(
+                "attention_head_size",
+                f"got {self.attention_head_size}; the official formulation needs hidden_size // num_attention_heads "
+                "(or None)",
+                ("hidden_size", "num_attention_heads", "formulation"),
+            )
+        if self.position_embedding_type != "absolute":
+            raise FastformerConfigError(
+                "position_embedding_type", "'rotary' exists only with formulation='lucidrains'", ("formulation",)
+            )
+
+
+register_with_paddlenlp_auto()

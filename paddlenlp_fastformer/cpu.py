@@ -1,7 +1,9 @@
-"""Process-wide CPU settings that decide how fast Paddle runs: applied on import, each only where it helps.
+"""Process-wide CPU settings that decide how fast Paddle runs, applied by an explicit :func:`tune_cpu` call.
 
-Both are measured in the README's speed section; ``PADDLENLP_FASTFORMER_TUNE_CPU=0`` turns both off,
-and a variable the user set is never overridden.
+Importing the package changes none of them: the tools call :func:`tune_cpu` first thing (MKL reads
+its variable at its first matrix product), and a library user may do the same. Both settings are
+measured in ``docs/speed.md``; ``PADDLENLP_FASTFORMER_TUNE_CPU=0`` turns both off, and a variable the
+user set is never overridden.
 """
 from __future__ import annotations
 
@@ -35,11 +37,10 @@ def cpu_model_name() -> str:
 def prefer_fast_mkl_kernels_on_amd() -> bool:
     """Let the MKL bundled with Paddle use its AVX2 kernels on AMD CPUs; returns whether it was set.
 
-    That MKL dispatches by vendor and gives AMD CPUs a generic code path: on this project's AMD EPYC
-    machines a 2048^3 fp32 matmul ran at 72.6 GFLOP/s on 2 threads by default and at 184.2 with
-    ``MKL_DEBUG_CPU_TYPE=5``, which selects the AVX2 kernels (torch: 176.3). MKL reads the variable
-    at its first call, so it is set on import, before any matrix product. It is only set on AMD CPUs
-    that have AVX2, and never over a value the user chose.
+    That MKL dispatches by vendor and gives AMD CPUs a generic code path; ``MKL_DEBUG_CPU_TYPE=5``
+    selects its AVX2 kernels (about 2.5x the matrix-product throughput on the AMD EPYC machines of
+    ``docs/speed.md``). MKL reads the variable at its first call, so this must run before any matrix
+    product. It is only set on AMD CPUs that have AVX2, and never over a value the user chose.
     """
     info = _cpu_info()
     if "AuthenticAMD" not in info or " avx2" not in info or "MKL_DEBUG_CPU_TYPE" in os.environ:
@@ -53,9 +54,8 @@ def keep_freed_memory_for_reuse() -> bool:
 
     Paddle's CPU allocator takes every tensor from malloc and frees it when the tensor dies. glibc
     serves large blocks (128 KiB and up, the bar rising to 32 MiB as blocks are freed) by ``mmap``
-    and unmaps them on free, so each new activation is fresh memory that page-faults on first touch:
-    a [16384, 256] float32 add took 7.64 ms and 4,097 page faults on this machine, and 0.80 ms with
-    none once malloc keeps its memory (PyTorch's allocator avoids the faults: 0.81 ms). Here malloc
+    and unmaps them on free, so each new activation is fresh memory that page-faults on first touch
+    (``docs/speed.md`` measures what that costs; PyTorch's caching allocator avoids it). Here malloc
     stops using ``mmap`` and trims its heap only beyond 1 GiB free, so the process keeps its peak
     footprint (as a caching allocator does). Only with glibc, and not when the user set any
     ``MALLOC_*`` tuning variable.

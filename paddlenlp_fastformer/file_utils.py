@@ -1,12 +1,15 @@
 """Writing files and directories so that readers never see them half-written."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
-from typing import Callable
+import warnings
+from typing import Callable, Iterator
 
-__all__ = ["write_directory_atomically", "write_text_atomically"]
+__all__ = ["write_directory_atomically", "write_text_atomically", "output_redirected_to"]
 
 
 def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, overwrite: bool = False) -> None:
@@ -60,3 +63,26 @@ def write_text_atomically(path, text: str) -> None:
         if os.path.exists(staging):
             os.remove(staging)
         raise
+
+
+@contextlib.contextmanager
+def output_redirected_to(log_path) -> Iterator[None]:
+    """Send everything printed meanwhile to ``log_path``: Python's output and warnings, and that of C++
+    code and subprocesses (file descriptors 1 and 2 are redirected), which ``contextlib.redirect_stdout``
+    would not catch. For third-party steps whose chatter would flood a tool's console."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log_path, "wb") as log, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)

@@ -1,10 +1,23 @@
-"""Shared fixtures of tests/test_training.py and tests/test_tools_cli.py: a tiny prepared dataset and config."""
+"""Shared test set-up: the CPU tuning the tools apply, a tiny prepared dataset and config, the shared data."""
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
 
+from paddlenlp_fastformer import tune_cpu
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+# The tools tune the CPU before paddle's first matrix product; the tests run the model the same way.
+tune_cpu()
+
+
+def default_data_source() -> Optional[Path]:
+    """The real Electronics sample at ``<project root>/../shared/data``, or None where it is absent."""
+    path = SHARED_DATA / "amazon_electronics_sample" / "Electronics_sample.json.gz"
+    return path if path.is_file() else None
 
 # A model small enough that a whole training run takes seconds on one CPU thread.
 TINY_MODEL = {
@@ -20,7 +33,8 @@ TINY_MODEL = {
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """Synthetic reviews prepared once per session: 400 rows -> 320 train / 40 dev / 40 test."""
-    from paddlenlp_fastformer.data import prepare_dataset, write_synthetic_reviews
+    from paddlenlp_fastformer.app.data.prepare import prepare_dataset
+    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
 
     root = tmp_path_factory.mktemp("tiny_data")
     raw = write_synthetic_reviews(root / "raw.json", 400, seed=7)

@@ -1,7 +1,7 @@
 """Paddle vs PyTorch: forward and backward alignment on the same converted weights.
 
 References: the real fast-transformer-pytorch 0.0.4 (PyPI) and a PyTorch model of the official
-equations (paddlenlp_fastformer.torch_reference). Thresholds: ../shared/REFERENCE.md §7.
+equations (benchmarks/torch_reference.py). Thresholds: ../shared/REFERENCE.md §7.
 """
 import copy
 import re

@@ -1,4 +1,6 @@
-"""tools/benchmark.py: a --quick smoke run (CSV, PNG, one table row per case) and the FLOP counter by hand.
+"""tools/benchmark.py and the benchmarks package: --quick and a tiny deploy run (CSV, PNG, one table row
+per case), the FLOP counter by hand, the presets against the shipped config, the one table formatter,
+and the fork servers' separation of the frameworks.
 
 No timing assertions: the run's numbers depend on the machine and on whatever else shares its CPU.
 """
@@ -6,13 +8,16 @@ No timing assertions: the run's numbers depend on the machine and on whatever el
 import csv
 import importlib.util
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from paddlenlp_fastformer.benchmark import CSV_COLUMNS, MODELS, TORCH_TWIN, Sizes, attention_matrix_mib, flops_per_token
+from benchmarks.models import MODELS, TORCH_TWIN, Sizes, attention_matrix_mib, flops_per_token
+from benchmarks.report import CSV_COLUMNS, format_table
+from benchmarks.speed import DEFAULTS, PRESETS, settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,35 +31,46 @@ def _torch_stack_available() -> bool:
     )
 
 
-def _table_rows(stdout: str) -> list:
-    """The markdown table's data rows as lists of cells (header and separator left out)."""
-    lines = [line for line in stdout.splitlines() if line.startswith("|")]
-    assert lines and lines[0].startswith("| model | mode | length |"), stdout
-    assert set(lines[1].replace("|", "").replace("-", "").replace(":", "")) <= {" ", ""}
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+def _expected_models(preset: str) -> list:
+    return [m for m in PRESETS[preset]["models"] if MODELS[m].framework == "paddle" or _torch_stack_available()]
 
 
-def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
+def _run_tool(tmp_path, *arguments) -> tuple:
+    """Run tools/benchmark.py into tmp_path/benchmark; return the completed process and the CSV rows."""
     output_dir = tmp_path / "benchmark"
     completed = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "tools" / "benchmark.py"), "--quick", "--output-dir", str(output_dir)],
+        [sys.executable, str(PROJECT_ROOT / "tools" / "benchmark.py"), *arguments, "--output-dir", str(output_dir)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-
-    expected_models = [name for name, spec in MODELS.items() if spec.framework == "paddle"]
-    if _torch_stack_available():
-        expected_models += [name for name, spec in MODELS.items() if spec.framework == "torch"]
-    expected_cases = set(itertools.product(expected_models, MODES, QUICK_LENGTHS))
-    expected_cases -= {(model, "train", n) for model in expected_models for n in QUICK_LENGTHS if MODELS[model].engine != "eager"}
-
     with open(output_dir / "benchmark.csv", newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         assert reader.fieldnames == CSV_COLUMNS
         rows = list(reader)
+    png = output_dir / "benchmark.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wall time" in completed.stdout
+    return completed, rows, json.loads((output_dir / "benchmark.json").read_text(encoding="utf-8"))
+
+
+def _table_rows(stdout: str, header_start: str) -> list:
+    """The markdown table's data rows as lists of cells (header and separator left out)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("|")]
+    assert lines and lines[0].startswith(header_start), stdout
+    assert set(lines[1].replace("|", "").replace("-", "").replace(":", "")) <= {" ", ""}
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
+    completed, rows, result = _run_tool(tmp_path, "--quick")
+
+    expected_models = _expected_models("quick")
+    expected_cases = set(itertools.product(expected_models, MODES, QUICK_LENGTHS))
+    expected_cases -= {(m, "train", n) for m in expected_models for n in QUICK_LENGTHS if MODELS[m].exported}
+
     cases = [(row["model"], row["mode"], int(row["length"])) for row in rows]
     assert len(cases) == len(set(cases)) and set(cases) == expected_cases
     for row in rows:
@@ -66,15 +82,52 @@ def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
             assert float(row["ratio_vs_softmax"]) == pytest.approx(1.0)
         if row["model"] in TORCH_TWIN and _torch_stack_available():
             assert float(row["ratio_paddle_vs_torch"]) > 0
+        if MODELS[row["model"]].exported:  # the engines run dygraph's weights: the same probabilities
+            assert float(row["max_abs_diff_vs_dygraph"]) < 1e-5
 
-    table = _table_rows(completed.stdout)
+    table = _table_rows(completed.stdout, "| model | mode | length |")
     table_cases = [(cells[0], cells[1], int(cells[2])) for cells in table]
     assert len(table_cases) == len(set(table_cases)) and set(table_cases) == expected_cases
 
-    png = output_dir / "benchmark.png"
-    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (output_dir / "benchmark.json").is_file()
-    assert "wall time" in completed.stdout
+    # each fork server holds its own framework only, and only paddle's is CPU-tuned
+    environment = result["environment"]
+    assert environment["paddle_process_imports"] == ["paddle"]
+    assert set(environment["paddle_cpu_tuning"]) == {"mkl_avx2_on_amd", "malloc_keeps_memory"}
+    if _torch_stack_available():
+        assert environment["torch_process_imports"] == ["torch"]
+        assert "torch_cpu_tuning" not in environment
+
+
+def test_deploy_preset_tiny_run_compares_every_engine_with_dygraph(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("paddle2onnx")
+    sizes = ["--hidden", "32", "--heads", "4", "--layers", "1", "--intermediate", "64", "--vocab-size", "100"]
+    completed, rows, _ = _run_tool(
+        tmp_path, "--preset", "deploy", "--batch-sizes", "1", "3", "--lengths", "8", "16", *sizes,
+        "--repeats", "1", "--steps", "2", "--warmup", "1", "--matmul-size", "64",
+    )
+    expected_models = _expected_models("deploy")
+    expected_cases = set(itertools.product(expected_models, (1, 3), (8, 16)))
+    cases = [(row["model"], int(row["batch"]), int(row["length"])) for row in rows]
+    assert len(cases) == len(set(cases)) and set(cases) == expected_cases
+    for row in rows:
+        assert row["status"] == "ok" and row["mode"] == "infer", row
+        seconds = float(row["seconds_per_step"])
+        assert float(row["texts_per_s"]) == pytest.approx(int(row["batch"]) / seconds)
+        assert float(row["tokens_per_s"]) == pytest.approx(int(row["batch"]) * int(row["length"]) / seconds)
+        if row["model"] == "paddle-official":
+            assert float(row["ratio_vs_dygraph"]) == pytest.approx(1.0)
+            assert float(row["max_abs_diff_vs_dygraph"]) == 0.0
+        elif MODELS[row["model"]].exported:
+            assert float(row["ratio_vs_dygraph"]) > 0
+            assert float(row["max_abs_diff_vs_dygraph"]) < 1e-5  # the parity of tests/test_deployment.py
+        else:  # the torch twin has weights of its own: no parity figure
+            assert row["max_abs_diff_vs_dygraph"] == ""
+
+    header = "| batch | length | model | mode | ms/batch | texts/s | tokens/s | vs dygraph | Paddle / torch |"
+    table = _table_rows(completed.stdout, header + " max abs diff |")
+    assert {(cells[2], int(cells[0]), int(cells[1])) for cells in table} == expected_cases
+    assert len(table) == len(expected_cases)
 
 
 def test_flop_counter_matches_a_hand_count():
@@ -96,6 +149,8 @@ def test_flop_counter_matches_a_hand_count():
     assert official == 1316
     assert flops_per_token("paddle-official", sizes, 4, "infer") == pytest.approx(official)
     assert flops_per_token("torch-official", sizes, 4, "train") == pytest.approx(3 * official)
+    for engine in ("paddle-inference", "paddle-inference-onednn", "paddle-onnxruntime"):
+        assert flops_per_token(engine, sizes, 4, "infer") == pytest.approx(official)
 
     softmax_attention = 4 * (2 * 8 * 8) + 2 * 4 * 8 + 2 * 4 * 8  # q, k, v, out; QK^T and weights x V over N=4
     assert flops_per_token("paddle-softmax", sizes, 4, "infer") == pytest.approx(
@@ -132,16 +187,79 @@ def test_attention_memory_estimate_only_for_softmax():
 
 def test_paper_preset_is_the_shipped_paper_config():
     """--preset paper-b64 measures configs/amazon.yaml's model at the paper's batch and length."""
-    from paddlenlp_fastformer.benchmark import DEFAULTS, PRESETS
-    from paddlenlp_fastformer.config import load_config
+    from paddlenlp_fastformer.app.settings import load_config
 
     paper = load_config(PROJECT_ROOT / "configs" / "amazon.yaml")
     preset = PRESETS["paper-b64"]
     assert (preset["tokens_per_step"] // preset["lengths"][0], preset["lengths"][0]) == (paper.data.batch_size, 256)
-    assert preset["intermediate"] == paper.model.intermediate_size
+    assert preset["intermediate"] == paper.model["intermediate_size"]
     assert (DEFAULTS["hidden"], DEFAULTS["heads"], DEFAULTS["layers"]) == (
-        paper.model.hidden_size, paper.model.num_attention_heads, paper.model.num_hidden_layers,
+        paper.model["hidden_size"], paper.model["num_attention_heads"], paper.model["num_hidden_layers"],
     )
     lucidrains = PRESETS["lucidrains-b16"]
     assert (lucidrains["tokens_per_step"] // lucidrains["lengths"][0], lucidrains["lengths"][0]) == (16, 512)
     assert DEFAULTS["hidden"] // DEFAULTS["heads"] == 16 and DEFAULTS["intermediate"] == 4 * DEFAULTS["hidden"]
+
+
+def test_deploy_preset_is_the_old_inference_benchmark_grid():
+    """--preset deploy: the paper-size classifier, 50k vocabulary, batch 1/16/64 x length 32/128/512, every engine."""
+    settings, table = settings_for("deploy", {})
+    assert table == "deploy" and settings.modes == ("infer",)
+    assert settings.shapes() == [(b, n) for b in (1, 16, 64) for n in (32, 128, 512)]
+    assert settings.sizes.vocab == 50000 and settings.sizes.intermediate == PRESETS["paper-b64"]["intermediate"]
+    engines = {MODELS[model].engine for model in settings.models if MODELS[model].framework == "paddle"}
+    assert engines == {"eager", "inference", "inference-onednn", "onnxruntime"}
+    # the grid keeps its meaning: the token budget, both modes, no onnxruntime
+    grid, _ = settings_for("grid", {})
+    assert grid.batch_sizes is None and grid.shapes()[0] == (2048 // 128, 128) and grid.modes == MODES
+    assert "paddle-onnxruntime" not in grid.models
+    without_torch, _ = settings_for("deploy", {"lengths": [8]}, torch=False)
+    assert all(MODELS[m].framework == "paddle" for m in without_torch.models) and without_torch.lengths == (8,)
+    with pytest.raises(ValueError):
+        settings_for("quick", {"hidden": 30})  # not a multiple of the 4 heads
+
+
+def test_one_table_formatter_serves_both_layouts():
+    row = {key: None for key in CSV_COLUMNS}
+    row.update(model="paddle-inference", mode="infer", length=32, batch=16, status="ok", tokens_per_s=5120.0,
+               texts_per_s=160.0, seconds_per_step=0.1, ratio_vs_dygraph=1.25, max_abs_diff_vs_dygraph=3e-8)
+    skipped = {**row, "status": "skipped: over time", "tokens_per_s": None, "seconds_per_step": None}
+    speed_lines = format_table([row, skipped], "speed").splitlines()
+    assert speed_lines[2] == "| paddle-inference | infer | 32 | 16 | 5,120 |  |  |  |  |  |"
+    assert speed_lines[3].split(" | ")[4] == "skipped: over time"
+    deploy_lines = format_table([row, skipped], "deploy").splitlines()
+    assert deploy_lines[2] == "| 16 | 32 | paddle-inference | infer | 100.0 | 160.0 | 5,120 | 1.25 |  | 3.0e-08 |"
+    assert deploy_lines[3].split(" | ")[4] == "skipped: over time"
+
+
+def test_benchmark_modules_import_no_framework():
+    """The fork servers import benchmarks.harness: it must bring neither paddle nor torch (nor the model
+    package, which benchmarks.commits imports from another checkout)."""
+    code = (
+        "import sys; import benchmarks.speed, benchmarks.commits, benchmarks.harness, benchmarks.workloads; "
+        "print(sorted(m for m in ('paddle', 'torch', 'paddlenlp', 'paddlenlp_fastformer') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not _torch_stack_available(), reason="torch or fast-transformer-pytorch not installed")
+def test_torch_fork_server_holds_torch_only_and_is_not_tuned():
+    from benchmarks.harness import ForkServer
+
+    server = ForkServer("torch", "auto")
+    try:
+        info = server.run("probe", {"framework": "torch"}, timeout=300)
+    finally:
+        server.close()
+    assert info["ok"], info
+    assert info["imports"] == ["torch"]  # torch binds to paddle's OpenMP runtime when paddle is loaded
+    assert info["cpu_tuning"] is None  # tune_cpu is paddle's, applied in the paddle server only
+
+
+def test_commit_measurement_survives_its_round_trip_to_the_measuring_process():
+    import benchmarks.commits as commits
+
+    measurement = commits.Measurement("/tmp/checkout", "paddle-official", "official", 1)
+    assert eval(repr(measurement), {"Measurement": commits.Measurement}) == measurement

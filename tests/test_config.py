@@ -1,20 +1,18 @@
-"""Tests of paddlenlp_fastformer.config: schema defaults, shipped configs, overrides and error messages."""
+"""Tests of paddlenlp_fastformer.app.settings: schema defaults, shipped configs, overrides and error messages."""
+import inspect
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from paddlenlp_fastformer.config import (
-    Config,
-    ConfigError,
-    build_arg_parser,
-    config_to_dict,
-    load_config,
-    model_config_kwargs,
-    save_config,
-)
+from paddlenlp_fastformer import FastformerConfig
+from paddlenlp_fastformer.app.errors import UserError
+from paddlenlp_fastformer.app.settings import MODEL_KEYS, Config, config_to_dict, load_config, save_config
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+from program import config_parser  # noqa: E402  (tools/program.py: the options every tool shares)
 
 
 @pytest.fixture
@@ -32,7 +30,7 @@ def write(tmp_path, text, name="cfg.yaml"):
 
 
 def error_of(path, overrides=()):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UserError) as info:
         load_config(path, overrides)
     message = str(info.value)
     assert "\n" not in message
@@ -48,18 +46,18 @@ def test_defaults(minimal):
     assert cfg.data.data_dir == "data/x"
     assert (cfg.data.batch_size, cfg.data.eval_batch_size, cfg.data.max_seq_len) == (64, 128, 512)
     assert cfg.data.max_vocab_size is None
-    assert (cfg.model.architecture, cfg.model.formulation, cfg.model.position_embedding_type) == (
-        "fastformer",
+    assert (cfg.model["attention_type"], cfg.model["formulation"], cfg.model["position_embedding_type"]) == (
+        "additive",
         "official",
         "absolute",
     )
-    assert cfg.model.layer_norm_eps == 1e-12
+    assert cfg.model["layer_norm_eps"] == 1e-12
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.scheduler) == ("adam", 1e-3, "constant")
 
 
 def test_empty_section_keeps_defaults(tmp_path):
     cfg = load_config(write(tmp_path, "Model:\nData:\n  data_dir: d\n"))
-    assert cfg.model.hidden_size == 256
+    assert cfg.model["hidden_size"] == 256
 
 
 @pytest.mark.parametrize("name, data_dir, output_dir", [
@@ -70,10 +68,10 @@ def test_shipped_configs_have_table9_values(name, data_dir, output_dir):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.data.data_dir == data_dir
     assert cfg.global_.output_dir == output_dir
-    assert (cfg.model.num_hidden_layers, cfg.model.num_attention_heads, cfg.model.hidden_size) == (2, 16, 256)
-    assert cfg.data.max_seq_len == 512 and cfg.model.max_position_embeddings == 512
+    assert (cfg.model["num_hidden_layers"], cfg.model["num_attention_heads"], cfg.model["hidden_size"]) == (2, 16, 256)
+    assert cfg.data.max_seq_len == 512 and cfg.model["max_position_embeddings"] == 512
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.scheduler) == ("adam", 1e-3, "constant")
-    assert (cfg.data.batch_size, cfg.global_.epochs, cfg.model.hidden_dropout_prob) == (64, 3, 0.2)
+    assert (cfg.data.batch_size, cfg.global_.epochs, cfg.model["hidden_dropout_prob"]) == (64, 3, 0.2)
     assert "Table 9" in (REPO / "configs" / name).read_text()
 
 
@@ -97,7 +95,7 @@ def test_overrides_of_each_type(minimal):
     assert cfg.optimizer.lr == 5e-4 and isinstance(cfg.optimizer.lr, float)
     assert cfg.optimizer.grad_clip == 1.0 and isinstance(cfg.optimizer.grad_clip, float)
     assert cfg.global_.resume is False
-    assert cfg.model.formulation == "lucidrains"
+    assert cfg.model["formulation"] == "lucidrains"
     assert cfg.data.data_dir == "other/dir"
     assert cfg.data.max_vocab_size == 30000
     assert cfg.global_.checkpoint == "ckpt/best"
@@ -152,7 +150,9 @@ def test_wrong_type(minimal, override, expected_type):
 
 def test_null_rejected_for_non_optional(minimal):
     message = error_of(minimal, ["Model.hidden_size=null"])
-    assert "Model.hidden_size" in message and "null" in message and "int" in message
+    assert "Model.hidden_size" in message and "None" in message and "positive integer" in message
+    message = error_of(minimal, ["Global.seed=null"])
+    assert "Global.seed" in message and "null" in message and "int" in message
     assert load_config(minimal, ["Data.max_vocab_size=null"]).data.max_vocab_size is None
 
 
@@ -217,8 +217,17 @@ def test_malformed_override(minimal, override, fragment):
     assert repr(override) in message and fragment in message
 
 
-def test_config_error_is_value_error():
-    assert issubclass(ConfigError, ValueError)
+def test_model_errors_name_the_file_that_set_the_key(tmp_path):
+    path = write(tmp_path, "Data: {data_dir: d}\nModel:\n  num_attention_heads: 7\n")
+    message = error_of(path)
+    assert f"'Model.num_attention_heads' in {path}" in message and "256 is not a multiple of num_attention_heads=7" in message
+    message = error_of(path, ["Model.hidden_act=swishy"])
+    assert f"'Model.hidden_act' in override 'Model.hidden_act=swishy'" in message and "gelu" in message
+
+
+def test_keys_the_data_decides_are_refused(minimal):
+    message = error_of(minimal, ["Model.vocab_size=100"])
+    assert "Model.vocab_size" in message and "set from the data" in message
 
 
 def test_config_to_dict_round_trip(tmp_path, minimal):
@@ -234,18 +243,17 @@ def test_config_to_dict_round_trip(tmp_path, minimal):
     assert load_config(written_by_hand) == cfg
 
 
-def test_model_config_kwargs(minimal):
-    kwargs = model_config_kwargs(load_config(minimal, ["Model.hidden_size=128"]).model)
-    assert set(kwargs) == {
-        "formulation", "position_embedding_type", "hidden_size", "num_attention_heads", "num_hidden_layers",
-        "intermediate_size", "max_position_embeddings", "hidden_dropout_prob", "attention_probs_dropout_prob",
-        "initializer_range", "layer_norm_eps",
-    }
-    assert kwargs["hidden_size"] == 128
+def test_model_section_is_fastformer_config_arguments(minimal):
+    model = load_config(minimal, ["Model.hidden_size=128"]).model
+    arguments = set(inspect.signature(FastformerConfig.__init__).parameters) - {"self", "kwargs"}
+    assert set(model) == set(MODEL_KEYS) == arguments - {"vocab_size", "pad_token_id"}
+    assert model["hidden_size"] == 128
+    defaults = FastformerConfig()
+    assert all(model[key] == getattr(defaults, key) for key in model if key != "hidden_size")
 
 
 def test_arg_parser_repeats_and_extends_overrides():
-    parser = build_arg_parser("test tool")
+    parser = config_parser("test tool")
     args = parser.parse_args(["-c", "a.yaml", "-o", "Global.seed=1", "Data.batch_size=2", "--override", "Optimizer.lr=3"])
     assert args.config == "a.yaml"
     assert args.overrides == ["Global.seed=1", "Data.batch_size=2", "Optimizer.lr=3"]
@@ -254,16 +262,16 @@ def test_arg_parser_repeats_and_extends_overrides():
 
 def test_arg_parser_requires_config(capsys):
     with pytest.raises(SystemExit) as info:
-        build_arg_parser("test tool").parse_args([])
+        config_parser("test tool").parse_args([])
     assert info.value.code == 2
     assert "-c/--config" in capsys.readouterr().err
 
 
-def test_transformer_baseline_differs_from_its_base_only_in_architecture_and_paths():
+def test_transformer_baseline_differs_from_its_base_only_in_attention_and_paths():
     base = config_to_dict(load_config(REPO / "configs" / "marc_en.yaml"))
     variant = config_to_dict(load_config(REPO / "configs" / "marc_en_transformer.yaml"))
-    assert variant["Model"]["architecture"] == "transformer"
-    variant["Model"]["architecture"] = base["Model"]["architecture"]
+    assert (variant["Model"]["attention_type"], base["Model"]["attention_type"]) == ("softmax", "additive")
+    variant["Model"]["attention_type"] = base["Model"]["attention_type"]
     for key in ("output_dir", "save_inference_dir"):
         assert variant["Global"][key] != base["Global"][key]
         variant["Global"][key] = base["Global"][key]

@@ -185,6 +185,7 @@ def test_cli_error_in_a_real_process(cli_runs):
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tool_main():
+    sys.path.insert(0, str(TOOL.parent))  # as when the tool runs: tools/ first on the path, for tools/program.py
     spec = importlib.util.spec_from_file_location("convert_torch_checkpoint", TOOL)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

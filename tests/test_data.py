@@ -1,4 +1,4 @@
-"""Tests for paddlenlp_fastformer.data: readers, prepare_dataset, synthetic data, sampler, collator, CLI."""
+"""Tests for paddlenlp_fastformer.app.data: readers, prepare_dataset, synthetic data, sampler, collator, CLI."""
 
 import gzip
 import json
@@ -11,21 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paddlenlp_fastformer import data as data_module
-from paddlenlp_fastformer.data import (
-    LABEL_NAMES,
-    DataError,
-    LengthBucketBatchSampler,
-    ReviewDataset,
-    default_data_source,
-    generate_synthetic_reviews,
-    make_collator,
-    make_dataloader,
-    prepare_dataset,
-    read_prepared,
-    read_reviews,
-    write_synthetic_reviews,
-)
+from paddlenlp_fastformer.app.data.loader import LengthBucketBatchSampler, ReviewDataset, make_collator, make_dataloader
+from paddlenlp_fastformer.app.data.prepare import prepare_dataset
+from paddlenlp_fastformer.app.data.readers import LABEL_NAMES, read_prepared, read_reviews
+from paddlenlp_fastformer.app.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
+from paddlenlp_fastformer.app.errors import UserError
+from conftest import default_data_source
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -184,26 +175,26 @@ def test_csv_empty_cells_are_skipped(tmp_path):
 def test_corrupt_json_line_names_file_and_line(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(mcauley(5.0, "a")) + "\n\n" + '{"overall": 5.0, "reviewText": "cut\n', encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{path}:3: invalid JSON .*expected one JSON object per line$"):
+    with pytest.raises(UserError, match=rf"^{path}:3: invalid JSON .*expected one JSON object per line$"):
         read_reviews(path)
 
 
 def test_json_line_that_is_not_an_object(tmp_path):
     path = tmp_path / "list.json"
     path.write_text("[1, 2]\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{path}:1: got a JSON list"):
+    with pytest.raises(UserError, match=rf"^{path}:1: got a JSON list"):
         read_reviews(path)
 
 
 def test_unknown_json_schema(tmp_path):
     path = write_jsonl(tmp_path / "other.json", [{"body": "x", "score": 5}])
-    with pytest.raises(DataError, match=rf"^{path}:1: unknown review fields .*McAuley.*MARC"):
+    with pytest.raises(UserError, match=rf"^{path}:1: unknown review fields .*McAuley.*MARC"):
         read_reviews(path)
 
 
 def test_missing_file(tmp_path):
     path = tmp_path / "absent.json.gz"
-    with pytest.raises(DataError, match=rf"^{path}: cannot read file \(No such file or directory\)"):
+    with pytest.raises(UserError, match=rf"^{path}: cannot read file \(No such file or directory\)"):
         read_reviews(path)
 
 
@@ -211,14 +202,14 @@ def test_non_utf8_names_file_and_line(tmp_path):
     path = tmp_path / "latin1.json"
     latin1_line = '{"overall": 4.0, "reviewText": "caf\xe9"}\n'.encode("latin-1")
     path.write_bytes(json.dumps(mcauley(5.0, "fine")).encode() + b"\n" + latin1_line)
-    with pytest.raises(DataError, match=rf"^{path}:2: not valid UTF-8"):
+    with pytest.raises(UserError, match=rf"^{path}:2: not valid UTF-8"):
         read_reviews(path)
 
 
 def test_truncated_gzip(tmp_path):
     path = tmp_path / "cut.json.gz"
     path.write_bytes(gzip.compress(b"".join(json.dumps(mcauley(5.0, "x")).encode() + b"\n" for _ in range(200)))[:60])
-    with pytest.raises(DataError, match=rf"^{path}: corrupt gzip data"):
+    with pytest.raises(UserError, match=rf"^{path}: corrupt gzip data"):
         read_reviews(path)
 
 
@@ -234,13 +225,13 @@ def test_truncated_gzip(tmp_path):
 def test_csv_missing_column(tmp_path, options, message):
     path = tmp_path / "r.csv"
     path.write_text("body,rating\nx,5\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{path}:1: {message}"):
+    with pytest.raises(UserError, match=rf"^{path}:1: {message}"):
         read_reviews(path, **options)
 
 
 def test_read_prepared_rejects_other_content(tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", [{"text": "ok", "label": 4}, {"text": "bad", "label": 5}])
-    with pytest.raises(DataError, match=rf"^{path}:2: expected"):
+    with pytest.raises(UserError, match=rf"^{path}:2: expected"):
         read_prepared(path)
 
 
@@ -298,7 +289,7 @@ def test_prepare_fraction_splits(tmp_path, raw_file):
     ],
 )
 def test_prepare_rejects_impossible_splits(tmp_path, raw_file, num_samples, splits, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(UserError, match=message):
         prepare_dataset([raw_file], tmp_path / "out", num_samples=num_samples, splits=splits)
     assert not (tmp_path / "out").exists()
 
@@ -318,9 +309,9 @@ def test_keep_splits_samples_each_official_split(tmp_path):
 
 
 def test_keep_splits_needs_three_inputs_and_counts(tmp_path, raw_file):
-    with pytest.raises(DataError, match="exactly three"):
+    with pytest.raises(UserError, match="exactly three"):
         prepare_dataset([raw_file], tmp_path / "out", splits=(10, 0, 0), keep_splits=True)
-    with pytest.raises(DataError, match="expects counts"):
+    with pytest.raises(UserError, match="expects counts"):
         prepare_dataset([raw_file] * 3, tmp_path / "out", splits=(0.8, 0.1, 0.1), keep_splits=True)
 
 
@@ -365,7 +356,7 @@ def test_failed_write_keeps_old_file_and_removes_temporary(tmp_path, raw_file, m
     def failing_replace(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(data_module.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=1)
     assert (out / "train.jsonl").read_bytes() == before

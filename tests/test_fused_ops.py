@@ -1,16 +1,18 @@
 """The fused C++ CPU kernels against the pure-Paddle reference ops they replace, forward and backward.
 
 Every comparison runs the same computation twice, with ``PADDLENLP_FASTFORMER_FUSED_OPS`` set to 0
-(reference) and 1 (fused), and checks outputs and every gradient.
+(reference) and 1 (fused), and checks outputs and every gradient. The last tests check the switch:
+``FastformerConfig.use_fused_ops``, which the environment variable overrides when set.
 """
 import numpy as np
 import paddle
 import pytest
 
 from paddlenlp_fastformer import FastformerConfig, FastformerForMaskedLM, FastformerForSequenceClassification
-from paddlenlp_fastformer import fused_ops, modeling
+from paddlenlp_fastformer import layers
+from paddlenlp_fastformer.kernels import fused_ops, library
 
-pytestmark = pytest.mark.skipif(fused_ops._ops() is None, reason="the fused kernels could not be built here")
+pytestmark = pytest.mark.skipif(library.load() is None, reason="the fused kernels could not be built here")
 
 
 def run_both(monkeypatch, compute, inputs):
@@ -18,7 +20,7 @@ def run_both(monkeypatch, compute, inputs):
     results = {}
     for path in ("reference", "fused"):
         monkeypatch.setenv(fused_ops.SWITCH, "1" if path == "fused" else "0")
-        assert fused_ops.available(paddle.ones([1])) is (path == "fused")
+        assert fused_ops.available(paddle.ones([1]), use_fused_ops=True) is (path == "fused")
         tensors = []
         for array, trainable in inputs:
             tensor = paddle.to_tensor(array)
@@ -47,7 +49,7 @@ def random(*shape, seed=0):
 @pytest.mark.parametrize("activation", [None, "gelu"])
 @pytest.mark.parametrize("rows, inputs, outputs", [(1, 3, 5), (37, 64, 96), (300, 33, 257)])
 def test_linear_with_bias_and_activation(monkeypatch, activation, rows, inputs, outputs):
-    layer = modeling.Linear(inputs, outputs)
+    layer = fused_ops.FlatLinear(inputs, outputs, use_fused_ops=True)
     layer.bias.set_value(paddle.to_tensor(random(outputs, seed=1)))
 
     def compute(x):
@@ -59,7 +61,7 @@ def test_linear_with_bias_and_activation(monkeypatch, activation, rows, inputs, 
 
 
 def test_linear_with_residual(monkeypatch):
-    layer = modeling.Linear(48, 32)
+    layer = fused_ops.FlatLinear(48, 32, use_fused_ops=True)
     layer.bias.set_value(paddle.to_tensor(random(32, seed=2)))
     results = run_both(
         monkeypatch, lambda x, r: layer(x, residual=r), [(random(3, 7, 48), True), (random(3, 7, 32), True)]
@@ -74,7 +76,7 @@ def test_layer_norm(monkeypatch, with_residual, shape):
     norm.weight.set_value(paddle.to_tensor(random(shape[-1], seed=3) + 1))
     norm.bias.set_value(paddle.to_tensor(random(shape[-1], seed=4)))
     inputs = [(random(*shape), True)] + ([(random(*shape, seed=9), True)] if with_residual else [])
-    results = run_both(monkeypatch, lambda *xs: modeling.layer_norm(norm, *xs), inputs)
+    results = run_both(monkeypatch, lambda x, *residual: fused_ops.layer_norm(norm, x, True, *residual), inputs)
     assert_paths_agree(results)
 
 
@@ -93,7 +95,7 @@ def test_additive_pool(monkeypatch, batch, tokens, heads, head_size):
     dropout = paddle.nn.Dropout(0.0)
     results = run_both(
         monkeypatch,
-        lambda logits, values: modeling.additive_pool(logits, 0.25, mask, values, dropout),
+        lambda logits, values: fused_ops.additive_pool(logits, 0.25, mask, values, dropout, True),
         [(random(batch, tokens, heads) * 4, True), (random(batch, tokens, heads, head_size), True)],
     )
     assert_paths_agree(results)
@@ -106,23 +108,23 @@ def test_additive_pool_padding_values_do_not_leak(monkeypatch):
     mask = paddle.to_tensor(padded_mask(2, 6))
     logits, values = random(2, 6, 2), random(2, 6, 2, 4)
     dropout = paddle.nn.Dropout(0.0)
-    before = modeling.additive_pool(paddle.to_tensor(logits), 1.0, mask, paddle.to_tensor(values), dropout).numpy()
+    before = fused_ops.additive_pool(paddle.to_tensor(logits), 1.0, mask, paddle.to_tensor(values), dropout, True).numpy()
     values[1, 3:] = 1e6
     logits[1, 3:] = 1e6
-    after = modeling.additive_pool(paddle.to_tensor(logits), 1.0, mask, paddle.to_tensor(values), dropout).numpy()
+    after = fused_ops.additive_pool(paddle.to_tensor(logits), 1.0, mask, paddle.to_tensor(values), dropout, True).numpy()
     np.testing.assert_array_equal(before, after)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 6), (3, 40, 4, 16), (1, 500, 256)])
 def test_scale_tokens(monkeypatch, shape):
     row_shape = (shape[0], 1) + shape[2:]
-    results = run_both(monkeypatch, modeling.scale_tokens, [(random(*shape), True), (random(*row_shape, seed=5), True)])
+    results = run_both(monkeypatch, lambda x, g: fused_ops.scale_tokens(x, g, True), [(random(*shape), True), (random(*row_shape, seed=5), True)])
     assert_paths_agree(results)
 
 
 @pytest.mark.parametrize("head_size, rotary_size, shape", [(8, 4, (2, 5, 3)), (16, 16, (1, 300, 6)), (2, 2, (3, 4, 1))])
 def test_rotary(monkeypatch, head_size, rotary_size, shape):
-    rotary = modeling.RotaryEmbedding(head_size, rotary_size)
+    rotary = layers.RotaryEmbedding(head_size, rotary_size, use_fused_ops=True)
     assert_paths_agree(run_both(monkeypatch, rotary, [(random(*shape, head_size), True)]))
 
 
@@ -132,7 +134,7 @@ def test_strided_views_are_read_correctly(monkeypatch):
 
     def compute(x):
         first, second, third = x.chunk(3, axis=2)
-        return modeling.scale_tokens(second, third[:, :1])
+        return fused_ops.scale_tokens(second, third[:, :1], True)
 
     assert_paths_agree(run_both(monkeypatch, compute, [(qkv, True)]))
 
@@ -180,20 +182,40 @@ def test_whole_models_agree(monkeypatch, case, mode):
 def test_attention_dropout_uses_the_reference_path(monkeypatch):
     monkeypatch.setenv(fused_ops.SWITCH, "1")
     calls = []
-    monkeypatch.setattr(fused_ops, "token_pool", lambda *args: calls.append(args))
+    monkeypatch.setattr(library, "load", lambda: calls.append("fused kernels asked for"))
     dropout = paddle.nn.Dropout(0.5)
     dropout.train()
     mask = paddle.to_tensor(padded_mask(2, 4))
-    out = modeling.additive_pool(paddle.ones([2, 4, 2]), 1.0, mask, paddle.ones([2, 4, 2, 3]), dropout)
+    out = fused_ops.additive_pool(paddle.ones([2, 4, 2]), 1.0, mask, paddle.ones([2, 4, 2, 3]), dropout, True)
     assert out.shape == [2, 1, 2, 3] and not calls
 
 
 def test_float64_and_static_graphs_use_the_reference_path(monkeypatch):
     monkeypatch.setenv(fused_ops.SWITCH, "1")
-    assert fused_ops.available(paddle.ones([2], dtype="float32"))
-    assert not fused_ops.available(paddle.ones([2], dtype="float64"))
+    assert fused_ops.available(paddle.ones([2], dtype="float32"), True)
+    assert not fused_ops.available(paddle.ones([2], dtype="float64"), True)
     paddle.enable_static()
     try:
-        assert not fused_ops.available(paddle.static.data("x", [2], "float32"))
+        assert not fused_ops.available(paddle.static.data("x", [2], "float32"), True)
     finally:
         paddle.disable_static()
+
+
+def test_config_field_decides_and_the_environment_overrides(monkeypatch):
+    x = paddle.ones([2], dtype="float32")
+    monkeypatch.delenv(fused_ops.SWITCH, raising=False)
+    assert fused_ops.available(x, use_fused_ops=True) and not fused_ops.available(x, use_fused_ops=False)
+    monkeypatch.setenv(fused_ops.SWITCH, "0")
+    assert not fused_ops.available(x, use_fused_ops=True)
+    monkeypatch.setenv(fused_ops.SWITCH, "1")
+    assert fused_ops.available(x, use_fused_ops=False)
+
+
+def test_a_model_built_with_the_switch_off_never_asks_for_the_kernels(monkeypatch):
+    monkeypatch.delenv(fused_ops.SWITCH, raising=False)
+    calls = []
+    monkeypatch.setattr(library, "load", lambda: calls.append("fused kernels asked for"))
+    config = FastformerConfig(vocab_size=30, hidden_size=16, num_attention_heads=2, intermediate_size=8, use_fused_ops=False)
+    FastformerForSequenceClassification(config)(paddle.to_tensor([[3, 4, 5, 0]]))
+    assert calls == []
+    assert FastformerConfig.from_dict(config.to_dict()).use_fused_ops is False

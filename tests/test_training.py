@@ -1,4 +1,4 @@
-"""Tests of paddlenlp_fastformer.training on a tiny synthetic dataset and model (see conftest.py).
+"""Tests of paddlenlp_fastformer.app.engine (trainer, evaluate, checkpoint) on a tiny synthetic dataset and model (see conftest.py).
 
 Training runs in-process through ``train(config, on_step_end)``; only the data-parallel test starts
 processes (``paddle.distributed.launch``). A tiny run is about a second of training.
@@ -16,12 +16,16 @@ from conftest import PROJECT_ROOT, write_tiny_config
 from sklearn.metrics import f1_score
 
 import paddlenlp_fastformer  # noqa: F401  (registers the Auto classes)
-from paddlenlp_fastformer import training
-from paddlenlp_fastformer.config import load_config
-from paddlenlp_fastformer.data import LABEL_NAMES, make_collator, read_prepared
+from paddlenlp_fastformer.app.data.loader import make_collator
+from paddlenlp_fastformer.app.data.readers import LABEL_NAMES, read_prepared
+from paddlenlp_fastformer.app.engine import checkpoint, trainer
+from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
+from paddlenlp_fastformer.app.engine.evaluate import evaluate_checkpoint
+from paddlenlp_fastformer.app.engine.trainer import train
+from paddlenlp_fastformer.app.errors import UserError
+from paddlenlp_fastformer.app.settings import load_config
 from paddlenlp_fastformer.modeling import FastformerForSequenceClassification
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
-from paddlenlp_fastformer.training import TrainingError, evaluate_checkpoint, load_checkpoint, train
 
 # --------------------------------------------------------------------------- helpers
 
@@ -61,7 +65,7 @@ def assert_same_params(a, b):
 
 
 def trainer_progress(checkpoint_dir):
-    state = paddle.load(str(Path(checkpoint_dir) / training.TRAINER_STATE))
+    state = paddle.load(str(Path(checkpoint_dir) / checkpoint.TRAINER_STATE))
     return json.loads(state["progress"])
 
 
@@ -152,7 +156,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, tiny_data_dir):
 def test_resume_with_changed_setting_is_refused(tmp_path, tiny_config_path, override, key):
     run(tiny_config_path, ["Global.max_steps=2"])
     before = params(tmp_path / "out" / "last")
-    with pytest.raises(TrainingError, match=key.replace(".", r"\.")):
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
         run(tiny_config_path, [override])
     after = params(tmp_path / "out" / "last")
     assert all(np.array_equal(before[name], after[name]) for name in before)
@@ -219,14 +223,14 @@ def test_best_is_the_dev_macro_f1_maximum(trained_run):
 def test_best_is_not_simply_the_last_epoch(tmp_path, tiny_data_dir, trained_run, monkeypatch):
     """With dev macro-F1 scripted to peak at epoch 2 of 3, best/ holds the epoch-2 weights."""
     scripted = iter([0.3, 0.6, 0.4])
-    real_evaluate = training.evaluate
+    real_evaluate = trainer.evaluate
 
     def scripted_evaluate(model, loader, desc="eval"):
         result = real_evaluate(model, loader, desc=desc)
         result["metrics"]["macro_f1"] = next(scripted)
         return result
 
-    monkeypatch.setattr(training, "evaluate", scripted_evaluate)
+    monkeypatch.setattr(trainer, "evaluate", scripted_evaluate)
     config_path = write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out", Global={"epochs": 3})
     result, _ = run(config_path)
     assert [record["macro_f1"] for record in result["history"]] == [0.3, 0.6, 0.4]
@@ -268,7 +272,7 @@ def test_non_finite_loss_stops_with_training_error_and_keeps_last(tmp_path, tiny
     snapshot = {p.name: p.read_bytes() for p in last.iterdir()}
     best_snapshot = {p.name: p.read_bytes() for p in (tmp_path / "out" / "best").iterdir()}
 
-    with pytest.raises(TrainingError, match=r"loss is (nan|inf|-inf)"):
+    with pytest.raises(UserError, match=r"loss is (nan|inf|-inf)"):
         run(tiny_config_path, ["Optimizer.lr=1e30", "Global.resume=False"])
 
     assert {p.name: p.read_bytes() for p in last.iterdir()} == snapshot

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from fast_transformer_pytorch import FastTransformer
 
-from paddlenlp_fastformer.torch_reference import OfficialFastformerClassifier
+from benchmarks.torch_reference import OfficialFastformerClassifier
 
 
 def randomise_(model: torch.nn.Module, seed: int, scale: float = 0.05) -> torch.nn.Module:

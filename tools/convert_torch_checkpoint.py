@@ -4,18 +4,19 @@
     python tools/convert_torch_checkpoint.py --source official --checkpoint M.pt --config fastformer.json --output-dir DIR
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import program
 
-from paddlenlp_fastformer.conversion import (  # noqa: E402
+from paddlenlp_fastformer.configuration import FastformerConfigError
+from paddlenlp_fastformer.conversion import (
     SOURCES,
+    ConversionError,
     convert_state_dict,
     load_torch_state_dict,
     read_official_config_json,
 )
-from paddlenlp_fastformer.file_utils import write_directory_atomically  # noqa: E402
+from paddlenlp_fastformer.file_utils import write_directory_atomically
 
 
 def main() -> int:
@@ -28,7 +29,7 @@ def main() -> int:
     parser.add_argument("--safetensors", action="store_true", help="write model.safetensors instead of pdparams")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     args = parser.parse_args()
-    try:
+    with program.user_errors_exit(ConversionError, FastformerConfigError):
         official_json = read_official_config_json(args.config) if args.config else None
         model = convert_state_dict(args.source, load_torch_state_dict(args.checkpoint), official_json, args.max_seq_len)
         write_directory_atomically(
@@ -36,9 +37,6 @@ def main() -> int:
             args.output_dir,
             overwrite=args.overwrite,
         )
-    except (ValueError, OSError) as error:  # ConversionError, a config FastformerConfig rejects, a bad output path
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     print(f"wrote {type(model).__name__} ({model.config.formulation}, "
           f"{model.config.position_embedding_type} positions) to {args.output_dir}")
     return 0

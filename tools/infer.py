@@ -4,12 +4,51 @@
     python tools/infer.py --model_dir output/amazon/inference --data_dir data/amazon/test.jsonl \
         --batch_size 64 --cpu_threads 2 --enable_mkldnn True --benchmark True --save_log_path infer.log
 """
+import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import program
 
-from paddlenlp_fastformer.inference import main  # noqa: E402
+from paddlenlp_fastformer.app.deploy.infer import InferenceSettings, run_inference
+from paddlenlp_fastformer.app.deploy.predictor import BACKENDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The TIPC inference flags (test_tipc/configs/*/train_infer_python.txt), plus text and backend choice."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="directory written by tools/export_model.py")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="a review to classify; may repeat")
+    source.add_argument("--data_dir", help="a data file (prepared split or raw reviews) or a prepared data directory")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--enable_mkldnn", type=program.str2bool, default=False, help="oneDNN kernels (paddle backend)")
+    parser.add_argument("--use_gpu", type=program.str2bool, default=False)
+    parser.add_argument("--use_tensorrt", type=program.str2bool, default=False)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--backend", choices=BACKENDS, default="paddle")
+    parser.add_argument("--benchmark", type=program.str2bool, default=False, help="report time per stage and throughput")
+    parser.add_argument("--save_log_path", help="also write the benchmark report here")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    settings = InferenceSettings(
+        model_dir=args.model_dir,
+        backend=args.backend,
+        cpu_threads=args.cpu_threads,
+        enable_mkldnn=args.enable_mkldnn,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        use_gpu=args.use_gpu,
+        use_tensorrt=args.use_tensorrt,
+        benchmark=args.benchmark,
+        save_log_path=args.save_log_path,
+    )
+    with program.user_errors_exit():
+        run_inference(settings, texts=args.text, data_path=args.data_dir)
+
 
 if __name__ == "__main__":
     main()

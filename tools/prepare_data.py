@@ -20,18 +20,15 @@ import argparse
 import sys
 from pathlib import Path
 
-# Run from a fresh clone without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import program
 
-from paddlenlp_fastformer.cli import exit_on_user_errors  # noqa: E402
-from paddlenlp_fastformer.data import (  # noqa: E402
+from paddlenlp_fastformer.app.data.prepare import format_summary, prepare_dataset
+from paddlenlp_fastformer.app.data.readers import (
     RATING_COLUMN_CANDIDATES,
     TEXT_COLUMN_CANDIDATES,
     TITLE_COLUMN_CANDIDATES,
-    format_summary,
-    prepare_dataset,
-    write_synthetic_reviews,
 )
+from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
 
 SYNTHETIC_FILE_NAME = "synthetic_reviews.json"
 
@@ -93,7 +90,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    with exit_on_user_errors():
+    with program.user_errors_exit():
         inputs = args.input
         if args.synthetic is not None:
             inputs = [write_synthetic_reviews(Path(args.output_dir, SYNTHETIC_FILE_NAME), args.synthetic, args.seed)]

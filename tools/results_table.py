@@ -9,19 +9,27 @@ Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py). With
 between the README's "<!-- results:begin -->" and "<!-- results:end -->" lines is replaced.
 """
 import argparse
-import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import program
 
-from paddlenlp_fastformer.cli import exit_on_user_errors  # noqa: E402
-from paddlenlp_fastformer.experiments import (  # noqa: E402
-    best_run,
-    load_runs,
-    plot_confusion_matrices,
-    replace_readme_block,
-    results_markdown,
-)
+from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, plot_confusion_matrices, results_markdown
+from paddlenlp_fastformer.app.errors import UserError
+from paddlenlp_fastformer.file_utils import write_text_atomically
+
+README_BLOCK = ("<!-- results:begin -->", "<!-- results:end -->")
+
+
+def replace_readme_block(readme_path: str, text: str) -> None:
+    """Put ``text`` between the README's results markers, leaving the rest of the file as it is."""
+    begin, end = README_BLOCK
+    content = Path(readme_path).read_text(encoding="utf-8")
+    if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
+        raise UserError(f"expected one '{begin}' line followed by one '{end}' line", readme_path)
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    write_text_atomically(readme_path, f"{head}{begin}\n{text}{end}{tail}")
 
 
 def parse_set_name(text):
@@ -39,7 +47,7 @@ if __name__ == "__main__":
     parser.add_argument("--set-name", type=parse_set_name, action="append", default=[], metavar="FILE=NAME",
                         help="display name of an evaluation file; may repeat")
     args = parser.parse_args()
-    with exit_on_user_errors():
+    with program.user_errors_exit():
         runs = load_runs(args.results_dir)
         names = dict(args.set_name)
         table = results_markdown(runs, names)

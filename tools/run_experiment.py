@@ -7,24 +7,16 @@ Checkpoints go to output/experiments/<config name>_seed<seed>/; the kept files t
 RESULTS_DIR/<config name>_seed<seed>/. Re-running the same command skips finished seeds and
 resumes an interrupted one.
 """
-import os
-import sys
+import program
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddlenlp_fastformer.cli import exit_on_user_errors, quiet_paddlenlp_logging  # noqa: E402
-from paddlenlp_fastformer.config import build_arg_parser  # noqa: E402
-from paddlenlp_fastformer.experiments import run_seeds  # noqa: E402
+from paddlenlp_fastformer.app.engine.experiments import run_seeds
 
 if __name__ == "__main__":
-    parser = build_arg_parser(__doc__)
+    parser = program.config_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed")
     parser.add_argument("--eval-files", nargs="*", default=[], help="prepared JSON-lines files to evaluate besides the test split")
     parser.add_argument("--results-dir", required=True, help="where each run's small text outputs are kept")
     parser.add_argument("--output-root", default="output/experiments", help="where checkpoints go")
     args = parser.parse_args()
-    quiet_paddlenlp_logging()
-    from paddlenlp_fastformer.training import TrainingError
-
-    with exit_on_user_errors(TrainingError):
+    with program.user_errors_exit():
         run_seeds(args.config, args.seeds, args.overrides, args.eval_files, args.results_dir, args.output_root)

@@ -3,13 +3,14 @@
     python tools/train.py -c configs/amazon.yaml [-o Global.epochs=1 Data.batch_size=32 ...]
     python -m paddle.distributed.launch --nproc_per_node 2 tools/train.py -c configs/amazon.yaml
 """
-import os
-import sys
+import program
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from paddlenlp_fastformer.app.engine.trainer import train
 
-from paddlenlp_fastformer.cli import run_tool  # noqa: E402
-from paddlenlp_fastformer.training import train  # noqa: E402
+
+def main(argv=None):
+    program.run_config_tool(__doc__, lambda config, args: train(config), argv=argv)
+
 
 if __name__ == "__main__":
-    run_tool(__doc__, lambda config: train(config))
+    main()

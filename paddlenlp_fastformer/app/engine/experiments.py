@@ -25,17 +25,17 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .config import Config, load_config, save_config
-from .data import LABEL_NAMES, DataError
-from .file_utils import write_directory_atomically, write_text_atomically
+from ...file_utils import write_directory_atomically, write_text_atomically
+from ..data.readers import LABEL_NAMES
+from ..errors import UserError
+from ..settings import Config, load_config, save_config
+from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
 
-__all__ = ["run_seeds", "load_runs", "best_run", "results_markdown", "plot_confusion_matrices", "replace_readme_block",
-           "PAPER_TABLE4_AMAZON"]
+__all__ = ["run_seeds", "load_runs", "best_run", "results_markdown", "plot_confusion_matrices", "PAPER_TABLE4_AMAZON"]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
 METRICS_FILE = "metrics.json"
-README_BLOCK = ("<!-- results:begin -->", "<!-- results:end -->")
 # Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
 PAPER_TABLE4_AMAZON = {
     "Transformer": {"accuracy": (65.32, 0.35), "macro_f1": (42.31, 0.33)},
@@ -60,11 +60,11 @@ def run_seeds(
     output_root: str = "output/experiments",
 ) -> list[Path]:
     """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
-    from .training import evaluate_checkpoint, train  # imports paddle: only when runs are made
+    from .trainer import train  # imports paddle: only when runs are made
 
     for path in eval_files:
         if not Path(path).is_file():
-            raise DataError(f"{path}: evaluation file not found (prepare it with tools/prepare_data.py)")
+            raise UserError(f"{path}: evaluation file not found (prepare it with tools/prepare_data.py)")
     kept_dirs = []
     for seed in seeds:
         config = _run_config(config_path, seed, overrides, output_root)
@@ -74,21 +74,14 @@ def run_seeds(
         if (kept / METRICS_FILE).is_file():
             logger.info("%s already holds a finished run: skipped", kept)
             continue
-        resumed = (run_dir / "last").is_dir() and config.global_.resume
+        resumed = (run_dir / LAST).is_dir() and config.global_.resume
         started = time.perf_counter()
         progress = train(config)
         train_seconds = time.perf_counter() - started
-
-        evaluations = {}
-        for path in [None, *eval_files]:
-            eval_overrides = [f"Global.checkpoint={run_dir / 'best'}"] + ([f"Data.eval_file={path}"] if path else [])
-            metrics = evaluate_checkpoint(_run_config(config_path, seed, [*overrides, *eval_overrides], output_root))
-            evaluations[metrics["file"]] = metrics
-            logger.info("%s on %s: accuracy %.4f macro-F1 %.4f", run_dir.name, metrics["file"], metrics["accuracy"], metrics["macro_f1"])
         record = {
             "command": shlex.join([Path(sys.executable).name, *sys.argv]),
             "config_file": config_path,
-            "model": config.model.architecture,
+            "model": "transformer" if config.is_transformer_baseline else "fastformer",
             "seed": seed,
             "cpu_threads": config.global_.num_threads or os.cpu_count(),
             "machine": platform.processor() or platform.machine(),
@@ -98,17 +91,36 @@ def run_seeds(
             "dev_history": progress["history"],
             "best_dev_macro_f1": progress["best_macro_f1"],
             "test_file": str(Path(config.data.data_dir) / config.data.test_file),
-            "evaluations": evaluations,
+            "evaluations": _evaluate_run(config_path, seed, overrides, output_root, eval_files),
         }
-
-        def keep(staging: str) -> None:
-            shutil.copyfile(run_dir / "train.log", Path(staging) / "train.log")
-            save_config(config, Path(staging) / "train_config.yaml")
-            write_text_atomically(Path(staging) / METRICS_FILE, json.dumps(record, indent=1) + "\n")
-
-        write_directory_atomically(keep, str(kept), overwrite=True)
+        _keep_run(kept, run_dir, config, record)
         logger.info("kept %s (trained in %.0f s)", kept, train_seconds)
     return kept_dirs
+
+
+def _evaluate_run(config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:
+    """Metrics of the run's ``best/`` on its test split and on each of ``eval_files``, keyed by file."""
+    from .evaluate import evaluate_checkpoint
+
+    evaluations = {}
+    run_dir = Path(_run_config(config_path, seed, overrides, output_root).global_.output_dir)
+    for path in [None, *eval_files]:
+        eval_overrides = [f"Global.checkpoint={run_dir / BEST}"] + ([f"Data.eval_file={path}"] if path else [])
+        metrics = evaluate_checkpoint(_run_config(config_path, seed, [*overrides, *eval_overrides], output_root))
+        evaluations[metrics["file"]] = metrics
+        logger.info("%s on %s: accuracy %.4f macro-F1 %.4f", run_dir.name, metrics["file"], metrics["accuracy"], metrics["macro_f1"])
+    return evaluations
+
+
+def _keep_run(kept: Path, run_dir: Path, config: Config, record: dict) -> None:
+    """Write the kept directory (log, resolved config, metrics) in one rename."""
+
+    def keep(staging: str) -> None:
+        shutil.copyfile(run_dir / TRAIN_LOG, Path(staging) / TRAIN_LOG)
+        save_config(config, Path(staging) / RESOLVED_CONFIG)
+        write_text_atomically(Path(staging) / METRICS_FILE, json.dumps(record, indent=1) + "\n")
+
+    write_directory_atomically(keep, str(kept), overwrite=True)
 
 
 def load_runs(results_dir: str) -> list[dict]:
@@ -118,11 +130,11 @@ def load_runs(results_dir: str) -> list[dict]:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: unreadable run record ({exc})") from None
+            raise UserError(f"{path}: unreadable run record ({exc})") from None
         record["run"] = path.parent.name
         runs.append(record)
     if not runs:
-        raise DataError(f"{results_dir}: no */{METRICS_FILE} found (run tools/run_experiment.py first)")
+        raise UserError(f"{results_dir}: no */{METRICS_FILE} found (run tools/run_experiment.py first)")
     return runs
 
 
@@ -238,14 +250,3 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
     figure.savefig(staging, dpi=110)
     plt.close(figure)
     os.replace(staging, output_path)
-
-
-def replace_readme_block(readme_path: str, text: str) -> None:
-    """Put ``text`` between the README's results markers, leaving the rest of the file as it is."""
-    begin, end = README_BLOCK
-    content = Path(readme_path).read_text(encoding="utf-8")
-    if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
-        raise DataError(f"{readme_path}: expected one '{begin}' line followed by one '{end}' line")
-    head, rest = content.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    write_text_atomically(readme_path, f"{head}{begin}\n{text}{end}{tail}")

@@ -1,6 +1,6 @@
 """Export a trained review classifier as a static graph for Paddle Inference and, optionally, ONNX.
 
-An export directory holds everything :class:`paddlenlp_fastformer.inference.Predictor` needs and nothing
+An export directory holds everything :class:`~paddlenlp_fastformer.app.deploy.predictor.Predictor` needs and nothing
 else:
 
 * ``inference.json`` + ``inference.pdiparams``: the static graph (PIR) and its weights. Inputs
@@ -11,53 +11,32 @@ else:
   the predicted class is their argmax, exactly as for the logits.
 * ``inference.onnx`` (with ``onnx=True``): the same graph converted by paddle2onnx.
 * ``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``: the tokenizer.
-* ``inference_config.json``: label names in class-id order, the truncation length, inputs and output.
+* ``inference_config.json``: label names in class-id order, the truncation length (where training
+  truncated, :func:`~paddlenlp_fastformer.app.engine.checkpoint.truncation_length`), inputs and output.
 
 The directory appears in one rename when complete (:func:`file_utils.write_directory_atomically`).
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
+import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
 
 import paddle
 import paddle.nn.functional as F
 
-from .cli import exit_on_user_errors, quiet_paddlenlp_logging
-from .config import Config, ConfigError, build_arg_parser, load_config
-from .file_utils import write_directory_atomically, write_text_atomically
+from ...file_utils import output_redirected_to, write_directory_atomically, write_text_atomically
+from ..engine.checkpoint import load_checkpoint, truncation_length
+from ..errors import UserError
+from ..settings import Config
+from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE
 
-__all__ = [
-    "ExportError",
-    "MODEL_FILES",
-    "ONNX_FILE",
-    "INPUT_NAMES",
-    "INFERENCE_CONFIG_FILE",
-    "export_inference_model",
-    "export_from_config",
-    "main",
-]
+__all__ = ["export_inference_model", "export_from_config"]
 
-logger = logging.getLogger("paddlenlp_fastformer")
 
-MODEL_PREFIX = "inference"
-MODEL_FILES = (f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams")
-ONNX_FILE = f"{MODEL_PREFIX}.onnx"
-INFERENCE_CONFIG_FILE = "inference_config.json"
-INPUT_NAMES = ("input_ids", "attention_mask")
 # Opset 17 has LayerNormalization as one operator; onnxruntime 1.16+ runs it.
 ONNX_OPSET = 17
-# What a from_pretrained classifier directory must hold; one weights file of either format suffices.
-PRETRAINED_FILES = ("config.json", "vocab.txt")
-WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
-
-
-class ExportError(ValueError):
-    """An export that cannot be done as asked, said in one line."""
-
 
 class _ProbabilityModel(paddle.nn.Layer):
     """The classifier followed by a softmax over classes: the graph that is exported."""
@@ -70,32 +49,13 @@ class _ProbabilityModel(paddle.nn.Layer):
         return F.softmax(self.classifier(input_ids, attention_mask=attention_mask), axis=-1)
 
 
-def _load_pretrained(pretrained_dir: str):
-    """Model (eval mode) and tokenizer of a from_pretrained directory, naming any missing file."""
-    from .training import load_checkpoint  # imports the training stack: only an actual export needs it
-
-    path = Path(pretrained_dir)
-    if not path.is_dir():
-        raise ExportError(f"Global.pretrained_model={pretrained_dir!r}: not a directory")
-    missing = [name for name in PRETRAINED_FILES if not (path / name).is_file()]
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        # from_pretrained would otherwise fail with a traceback (or, for some layouts, look elsewhere).
-        missing.append(" or ".join(WEIGHT_FILES))
-    if missing:
-        raise ExportError(
-            f"Global.pretrained_model={pretrained_dir!r}: missing {', '.join(missing)}; "
-            "expected a directory written by tools/train.py (e.g. output/amazon/best)"
-        )
-    return load_checkpoint(str(path))
-
-
 def _check_output_dir(output_dir: str) -> None:
     """Refuse to replace a non-empty directory that is not an earlier export (e.g. a checkpoint)."""
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
-        raise ExportError(f"Global.save_inference_dir={output_dir!r}: exists and is not a directory")
+        raise UserError(f"Global.save_inference_dir={output_dir!r}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (path / INFERENCE_CONFIG_FILE).is_file():
-        raise ExportError(
+        raise UserError(
             f"Global.save_inference_dir={output_dir!r}: exists, is not empty and holds no earlier export "
             f"({INFERENCE_CONFIG_FILE}); choose a new or empty directory"
         )
@@ -113,12 +73,16 @@ def _save_onnx(directory: str) -> None:
     import paddle2onnx  # only --onnx needs it
 
     model_file, params_file = (os.path.join(directory, name) for name in MODEL_FILES)
-    try:
-        # save_file=None returns the bytes: that skips paddle2onnx's optional polygraphy constant folding,
-        # which would try to pip-install its own dependencies (onnxruntime optimises the graph at load anyway).
-        onnx_model = paddle2onnx.export(model_file, params_file, save_file=None, opset_version=ONNX_OPSET)
-    except Exception as error:  # paddle2onnx logs the real cause, then fails on its own missing result
-        raise ExportError(f"paddle2onnx could not convert the exported graph ({error}); see its log above") from None
+    with tempfile.NamedTemporaryFile(prefix="paddle2onnx-", suffix=".log") as log:
+        try:
+            # paddle2onnx prints its progress from C++; only a failure's cause is worth showing.
+            with output_redirected_to(log.name):
+                # save_file=None returns the bytes: that skips paddle2onnx's optional polygraphy constant folding,
+                # which would try to pip-install its own dependencies (onnxruntime optimises the graph at load anyway).
+                onnx_model = paddle2onnx.export(model_file, params_file, save_file=None, opset_version=ONNX_OPSET)
+        except Exception as error:  # paddle2onnx logs the real cause, then fails on its own missing result
+            cause = " | ".join(Path(log.name).read_text(errors="replace").strip().splitlines()[-3:])
+            raise UserError(f"paddle2onnx could not convert the exported graph ({error}): {cause}") from None
     with open(os.path.join(directory, ONNX_FILE), "wb") as stream:
         stream.write(onnx_model)
 
@@ -128,9 +92,7 @@ def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
     config = model.config
     return {
         "label_names": [config.id2label[index] for index in range(config.num_labels)],
-        # Training truncated to Data.max_seq_len (kept as the tokenizer's model_max_length); absolute
-        # positions end at max_position_embeddings.
-        "max_seq_len": min(tokenizer.model_max_length, config.max_position_embeddings),
+        "max_seq_len": truncation_length(model, tokenizer),
         "inputs": list(INPUT_NAMES),
         "output": "probabilities",
         "formulation": config.formulation,
@@ -147,10 +109,10 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
         The names of the files written, sorted.
 
     Raises:
-        ExportError: ``pretrained_dir`` is incomplete, ``output_dir`` holds something else, or the
+        UserError: ``pretrained_dir`` is incomplete, ``output_dir`` holds something else, or the
             ONNX conversion failed.
     """
-    model, tokenizer = _load_pretrained(pretrained_dir)
+    model, tokenizer = load_checkpoint(pretrained_dir, "Global.pretrained_model")
     _check_output_dir(output_dir)
 
     def save(staging: str) -> None:
@@ -167,20 +129,4 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
 
 def export_from_config(config: Config, onnx: bool = False) -> list[str]:
     """Export ``Global.pretrained_model`` to ``Global.save_inference_dir``."""
-    if not config.global_.pretrained_model:
-        raise ConfigError(
-            "Global.pretrained_model is not set: pass -o Global.pretrained_model=DIR (e.g. output/amazon/best)"
-        )
     return export_inference_model(config.global_.pretrained_model, config.global_.save_inference_dir, onnx=onnx)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``tools/export_model.py -c CONFIG -o Global.pretrained_model=DIR Global.save_inference_dir=OUT [--onnx]``."""
-    parser = build_arg_parser("Export a trained classifier for Paddle Inference (and ONNX with --onnx).")
-    parser.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} with paddle2onnx")
-    args = parser.parse_args(argv)
-    quiet_paddlenlp_logging()
-    with exit_on_user_errors(ExportError):
-        config = load_config(args.config, args.overrides)
-        files = export_from_config(config, onnx=args.onnx)
-        logger.info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))

@@ -1,17 +1,17 @@
-"""Experiment configuration: a YAML file plus PaddleClas-style ``-o Section.key=value`` overrides.
+"""Experiment settings: a YAML file plus PaddleClas-style ``-o Section.key=value`` overrides.
 
-The schema is declared once, below, as one dataclass per YAML section. Each field carries its
-default, its type (from the annotation) and a one-line ``doc``; optional ``choices`` and ``rule``
-metadata restrict its values. Every problem is reported as a one-line :class:`ConfigError`, which
-the command-line tools turn into ``exit 2`` (:func:`paddlenlp_fastformer.cli.run_tool`).
-
-Constraints that involve several model fields (e.g. heads dividing hidden_size in the official
-formulation) belong to FastformerConfig and are checked when the trainer builds it.
+Four sections. ``Global``, ``Data`` and ``Optimizer`` are declared once, below, as one dataclass
+each: every field carries its default, its type (from the annotation) and a one-line ``doc``;
+optional ``choices`` and ``rule`` metadata restrict its values. ``Model`` is not re-declared here:
+its keys are the arguments of :class:`~paddlenlp_fastformer.FastformerConfig` (documented there)
+except those the data decides (vocabulary size, padding id, labels), and a ``Model`` section is
+valid exactly when ``FastformerConfig`` accepts it. Every problem is a one-line
+:class:`~.errors.UserError` naming the key and the file or override that set it.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import inspect
 import re
 import typing
 from dataclasses import dataclass
@@ -20,26 +20,20 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import yaml
 
-from .configuration import FORMULATIONS, POSITION_EMBEDDING_TYPES
-from .file_utils import write_text_atomically
+from ..configuration import FastformerConfig, FastformerConfigError
+from ..file_utils import write_text_atomically
+from .errors import UserError
 
 __all__ = [
-    "ConfigError",
     "GlobalConfig",
     "DataConfig",
-    "ModelConfig",
     "OptimizerConfig",
     "Config",
+    "MODEL_KEYS",
     "load_config",
     "config_to_dict",
     "save_config",
-    "model_config_kwargs",
-    "build_arg_parser",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, described in one line that names the offending key and source."""
 
 
 class Rule(NamedTuple):
@@ -68,8 +62,12 @@ class GlobalConfig:
     epochs: int = _field(3, "Number of passes over the training set.", rule=POSITIVE)
     max_steps: int = _field(-1, "Stop after this many optimizer steps; -1 runs all epochs.", rule=STEP_LIMIT)
     output_dir: str = _field("output/fastformer", "Where checkpoints, logs and the resolved config go.")
-    checkpoint: Optional[str] = _field(None, "A from_pretrained directory to evaluate or start from.")
-    pretrained_model: Optional[str] = _field(None, "The from_pretrained directory to export.")
+    checkpoint: Optional[str] = _field(
+        None, "The trained model directory tools/eval.py evaluates (e.g. output/amazon/best); training never reads it."
+    )
+    pretrained_model: Optional[str] = _field(
+        None, "The trained model directory tools/export_model.py exports (e.g. output/amazon/best)."
+    )
     save_inference_dir: str = _field("inference", "Where tools/export_model.py writes the static model.")
     num_threads: int = _field(0, "CPU threads for paddle; 0 uses all cores.", rule=NON_NEGATIVE)
     log_interval: int = _field(20, "Log the training loss every this many steps.", rule=POSITIVE)
@@ -90,35 +88,15 @@ class DataConfig:
     eval_file: Optional[str] = _field(None, "A file to evaluate instead of test_file.")
     batch_size: int = _field(64, "Training examples per optimizer step.", rule=POSITIVE)
     eval_batch_size: int = _field(128, "Examples per evaluation batch.", rule=POSITIVE)
-    max_seq_len: int = _field(512, "Tokens kept per example; longer texts are truncated.", rule=POSITIVE)
+    max_seq_len: int = _field(
+        512,
+        "Tokens kept per training example. Saved with the checkpoint, it is also where evaluation, export "
+        "and prediction truncate.",
+        rule=POSITIVE,
+    )
     max_vocab_size: Optional[int] = _field(None, "Keep only the most frequent tokens; null keeps all.", rule=POSITIVE)
     min_freq: int = _field(1, "Drop tokens seen fewer times than this in training.", rule=POSITIVE)
     num_workers: int = _field(0, "DataLoader worker processes; 0 loads in the main process.", rule=NON_NEGATIVE)
-
-
-@dataclass
-class ModelConfig:
-    """``Model``: architecture and size; everything but ``architecture`` goes to FastformerConfig."""
-
-    architecture: str = _field(
-        "fastformer", "fastformer, or transformer for the softmax-attention baseline.",
-        choices=("fastformer", "transformer"),
-    )
-    formulation: str = _field(
-        "official", "Fastformer variant: the authors' code or fast-transformer-pytorch.", choices=FORMULATIONS
-    )
-    position_embedding_type: str = _field(
-        "absolute", "Learned absolute positions or rotary embeddings.", choices=POSITION_EMBEDDING_TYPES
-    )
-    hidden_size: int = _field(256, "Width of the token representations.", rule=POSITIVE)
-    num_attention_heads: int = _field(16, "Attention heads per layer.", rule=POSITIVE)
-    num_hidden_layers: int = _field(2, "Number of encoder blocks.", rule=POSITIVE)
-    intermediate_size: int = _field(256, "Width of the feed-forward layer.", rule=POSITIVE)
-    max_position_embeddings: int = _field(512, "Longest sequence the model accepts.", rule=POSITIVE)
-    hidden_dropout_prob: float = _field(0.2, "Dropout on embeddings and residual branches.", rule=PROBABILITY)
-    attention_probs_dropout_prob: float = _field(0.0, "Dropout on attention weights.", rule=PROBABILITY)
-    initializer_range: float = _field(0.02, "Std of the normal weight initialiser.", rule=POSITIVE)
-    layer_norm_eps: float = _field(1e-12, "Epsilon of every LayerNorm.", rule=POSITIVE)
 
 
 @dataclass
@@ -138,18 +116,38 @@ class OptimizerConfig:
     grad_clip: float = _field(0.0, "Clip the global gradient norm to this; 0 disables clipping.", rule=NON_NEGATIVE)
 
 
+# Model fields the data decides: the tokenizer sets the vocabulary size and padding id, the label set the labels.
+DATA_DECIDED_MODEL_KEYS = ("vocab_size", "pad_token_id", "num_labels", "num_classes", "id2label", "label2id")
+# Every other argument of FastformerConfig is a Model key, with FastformerConfig's default.
+MODEL_KEYS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(FastformerConfig.__init__).parameters.items()
+    if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and name != "self" and name not in DATA_DECIDED_MODEL_KEYS
+}
+
+
 @dataclass
 class Config:
-    """A whole experiment; ``section`` metadata gives each attribute's YAML section name."""
+    """A whole experiment; ``section`` metadata gives each attribute's YAML section name.
+
+    ``model`` holds every Model key (:data:`MODEL_KEYS`) with its resolved value: the keyword
+    arguments of ``FastformerConfig`` besides those the data decides.
+    """
 
     global_: GlobalConfig = dataclasses.field(metadata={"section": "Global"})
     data: DataConfig = dataclasses.field(metadata={"section": "Data"})
-    model: ModelConfig = dataclasses.field(metadata={"section": "Model"})
+    model: dict = dataclasses.field(metadata={"section": "Model"})
     optimizer: OptimizerConfig = dataclasses.field(metadata={"section": "Optimizer"})
 
+    @property
+    def is_transformer_baseline(self) -> bool:
+        """Whether this is the softmax-attention Transformer baseline rather than Fastformer."""
+        return self.model["attention_type"] == "softmax"
 
-# YAML section name -> (Config attribute, section dataclass), in declaration order.
-_SECTIONS = {f.metadata["section"]: (f.name, typing.get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config)}
+
+# YAML section name -> Config attribute, in declaration order; and the dataclass of each declared section.
+_ATTRIBUTES = {f.metadata["section"]: f.name for f in dataclasses.fields(Config)}
+_DECLARED = {"Global": GlobalConfig, "Data": DataConfig, "Optimizer": OptimizerConfig}
 
 
 class _Loader(yaml.SafeLoader):
@@ -170,29 +168,38 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-def _section_fields(section: str) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(_SECTIONS[section][1])}
+def _section_fields(section: str) -> dict[str, Any]:
+    """Key -> dataclass field of a declared section, or key -> default for Model."""
+    if section == "Model":
+        return MODEL_KEYS
+    return {f.name: f for f in dataclasses.fields(_DECLARED[section])}
 
 
 def _check_section(section: Any, source: str) -> None:
-    if section not in _SECTIONS:
-        raise ConfigError(f"unknown section {section!r} in {source}; allowed sections: {', '.join(_SECTIONS)}")
+    if section not in _ATTRIBUTES:
+        raise UserError(f"unknown section {section!r} in {source}; allowed sections: {', '.join(_ATTRIBUTES)}")
 
 
 def _check_key(section: Any, key: Any, source: str) -> None:
     _check_section(section, source)
     if key not in _section_fields(section):
-        raise ConfigError(
-            f"unknown key '{section}.{key}' in {source}; allowed keys of {section}: "
+        hint = " (set from the data, not the config)" if section == "Model" and key in DATA_DECIDED_MODEL_KEYS else ""
+        raise UserError(
+            f"unknown key '{section}.{key}' in {source}{hint}; allowed keys of {section}: "
             f"{', '.join(_section_fields(section))}"
         )
 
 
 def _checked_value(section: Any, key: Any, value: Any, source: str) -> Any:
-    """Check the key, then ``value`` against the field's type, choices and rule; return it as that type."""
+    """Check the key, then ``value`` against the field's type, choices and rule; return it as that type.
+
+    Model values are checked all together by FastformerConfig once every source is read.
+    """
     _check_key(section, key, source)
+    if section == "Model":
+        return value
     field = _section_fields(section)[key]
-    expected = typing.get_type_hints(_SECTIONS[section][1])[key]
+    expected = typing.get_type_hints(_DECLARED[section])[key]
     optional = typing.get_origin(expected) is typing.Union
     if optional:
         expected = next(t for t in typing.get_args(expected) if t is not type(None))
@@ -201,17 +208,17 @@ def _checked_value(section: Any, key: Any, value: Any, source: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{where} must not be null; expected {type_text}")
+        raise UserError(f"{where} must not be null; expected {type_text}")
     if expected is float and type(value) is int:
         value = float(value)
     # An exact type match: bool is a subclass of int, but `batch_size: true` is surely a mistake.
     if type(value) is not expected:
-        raise ConfigError(f"{where} has value {value!r} of type {type(value).__name__}; expected {type_text}")
+        raise UserError(f"{where} has value {value!r} of type {type(value).__name__}; expected {type_text}")
     choices, rule = field.metadata["choices"], field.metadata["rule"]
     if choices is not None and value not in choices:
-        raise ConfigError(f"{where} has value {value!r}; allowed values: {', '.join(choices)}")
+        raise UserError(f"{where} has value {value!r}; allowed values: {', '.join(choices)}")
     if rule is not None and not rule.holds(value):
-        raise ConfigError(f"{where} has value {value!r}; expected a value {rule.text}")
+        raise UserError(f"{where} has value {value!r}; expected a value {rule.text}")
     return value
 
 
@@ -220,42 +227,46 @@ def _read_file(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise UserError(f"config file not found: {path}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
         content = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        raise UserError(f"{where}: invalid YAML: {problem}") from None
     if content is None:
         return {}
     if not isinstance(content, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(_SECTIONS)}) at the top level")
+        raise UserError(f"{path}: expected a mapping of sections ({', '.join(_ATTRIBUTES)}) at the top level")
     return content
 
 
 def _parse_override(text: str) -> tuple[str, str, Any]:
     """Split ``Section.key=value`` and parse the value as YAML."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} has no '='; expected Section.key=value")
+        raise UserError(f"override {text!r} has no '='; expected Section.key=value")
     dotted, raw = text.split("=", 1)
     section, dot, key = dotted.strip().partition(".")
     if not dot or not key:
-        raise ConfigError(f"override {text!r} does not name Section.key; expected Section.key=value")
+        raise UserError(f"override {text!r} does not name Section.key; expected Section.key=value")
     try:
         value = _parse_yaml(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(f"override {text!r}: value is not valid YAML: {getattr(exc, 'problem', exc)}") from None
     return section, key, value
 
 
 BASE_KEY = "_BASE_"
 
 
-def _file_values(path: Path, including: tuple[Path, ...] = ()) -> dict[str, dict[str, Any]]:
+# Section -> key -> (value, where it was set): the file or override named in error messages.
+SourcedValues = dict[str, dict[str, tuple[Any, str]]]
+
+
+def _file_values(path: Path, including: tuple[Path, ...] = ()) -> SourcedValues:
     """The checked values set by ``path``, on top of those of the file its ``_BASE_`` key names.
 
     ``_BASE_`` (as in PaddleDetection) is a path relative to the including file; a variant config,
@@ -264,24 +275,24 @@ def _file_values(path: Path, including: tuple[Path, ...] = ()) -> dict[str, dict
     content = _read_file(path)
     base = content.pop(BASE_KEY, None)
     if base is None:
-        values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+        values: SourcedValues = {section: {} for section in _ATTRIBUTES}
     elif not isinstance(base, str):
-        raise ConfigError(f"'{BASE_KEY}' in {path} has value {base!r}; expected the path of a base config file")
+        raise UserError(f"'{BASE_KEY}' in {path} has value {base!r}; expected the path of a base config file")
     else:
         base_path = path.parent / base
         if base_path.resolve() in including + (path.resolve(),):
-            raise ConfigError(f"'{BASE_KEY}' in {path} names {base_path}, which includes {path} itself")
+            raise UserError(f"'{BASE_KEY}' in {path} names {base_path}, which includes {path} itself")
         if not base_path.is_file():
-            raise ConfigError(f"'{BASE_KEY}' in {path} names {base_path}, which is not a file")
+            raise UserError(f"'{BASE_KEY}' in {path} names {base_path}, which is not a file")
         values = _file_values(base_path, including + (path.resolve(),))
     for section, entries in content.items():
         _check_section(section, str(path))
         if entries is None:  # an empty `Model:` block just keeps the defaults
             continue
         if not isinstance(entries, dict):
-            raise ConfigError(f"section {section!r} in {path} must be a mapping of keys to values")
+            raise UserError(f"section {section!r} in {path} must be a mapping of keys to values")
         for key, value in entries.items():
-            values[section][key] = _checked_value(section, key, value, str(path))
+            values[section][key] = (_checked_value(section, key, value, str(path)), str(path))
     return values
 
 
@@ -289,65 +300,60 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     """Read ``path`` (and its ``_BASE_`` chain), apply ``overrides`` in order (later wins), validate.
 
     Raises:
-        ConfigError: on any problem, with a one-line message naming the key and its source.
+        UserError: on any problem, with a one-line message naming the key and its source.
     """
     path = Path(path)
     values = _file_values(path)
     for text in overrides:
         section, key, value = _parse_override(text)
-        values[section][key] = _checked_value(section, key, value, f"override {text!r}")
+        source = f"override {text!r}"
+        values[section][key] = (_checked_value(section, key, value, source), source)
 
     sections = {}
-    for section, (attribute, cls) in _SECTIONS.items():
+    for section, cls in _DECLARED.items():
+        given = {key: value for key, (value, _) in values[section].items()}
         for field in dataclasses.fields(cls):
-            if field.default is dataclasses.MISSING and field.name not in values[section]:
-                raise ConfigError(
+            if field.default is dataclasses.MISSING and field.name not in given:
+                raise UserError(
                     f"'{section}.{field.name}' is required: set it in {path} or with -o {section}.{field.name}=..."
                 )
-        sections[attribute] = cls(**values[section])
-    config = Config(**sections)
+        sections[_ATTRIBUTES[section]] = cls(**given)
+    config = Config(model=_model_values(values["Model"]), **sections)
     _check_consistency(config)
     return config
 
 
+def _model_values(given: dict[str, tuple[Any, str]]) -> dict[str, Any]:
+    """Every Model key with its value, checked by building a ``FastformerConfig`` from them."""
+    model = {key: given[key][0] if key in given else default for key, default in MODEL_KEYS.items()}
+    try:
+        FastformerConfig(**model)
+    except FastformerConfigError as error:
+        # Name the first of the fields at fault that a file or override set: that is the one to change.
+        field = next((name for name in (error.field, *error.related) if name in given), error.field)
+        source = given[field][1] if field in given else "the defaults of FastformerConfig"
+        message = str(error).split(": ", 1)[1]
+        raise UserError(f"'Model.{field}' in {source}: {message}") from None
+    return model
+
+
 def _check_consistency(config: Config) -> None:
     """Constraints that span sections, which no single model or data class can see."""
-    if config.data.max_seq_len > config.model.max_position_embeddings:
-        raise ConfigError(
+    if config.data.max_seq_len > config.model["max_position_embeddings"]:
+        raise UserError(
             f"'Data.max_seq_len' ({config.data.max_seq_len}) exceeds 'Model.max_position_embeddings' "
-            f"({config.model.max_position_embeddings}); the model has no positions for the extra tokens"
+            f"({config.model['max_position_embeddings']}); the model has no positions for the extra tokens"
         )
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
     """The config as ``{"Global": {...}, "Data": {...}, ...}``, ready for ``yaml.safe_dump``."""
-    return {section: dataclasses.asdict(getattr(config, attribute)) for section, (attribute, _) in _SECTIONS.items()}
+    return {
+        section: dict(section_value) if isinstance(section_value, dict) else dataclasses.asdict(section_value)
+        for section, section_value in ((s, getattr(config, a)) for s, a in _ATTRIBUTES.items())
+    }
 
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write the resolved config as YAML that :func:`load_config` reads back unchanged."""
     write_text_atomically(str(path), yaml.safe_dump(config_to_dict(config), sort_keys=False))
-
-
-def model_config_kwargs(model: ModelConfig) -> dict[str, Any]:
-    """Keyword arguments for FastformerConfig; ``architecture`` picks the class, so it is left out."""
-    kwargs = dataclasses.asdict(model)
-    del kwargs["architecture"]
-    return kwargs
-
-
-def build_arg_parser(description: str) -> argparse.ArgumentParser:
-    """The ``-c/--config`` and ``-o/--override`` options every tool shares (PaddleClas convention)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("-c", "--config", required=True, help="path of the YAML config file")
-    parser.add_argument(
-        "-o",
-        "--override",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="Section.key=value",
-        help="override a config value, e.g. -o Optimizer.lr=5e-4 Data.batch_size=32; may repeat",
-    )
-    return parser

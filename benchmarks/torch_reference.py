@@ -2,8 +2,10 @@
 
 Written from the equations of the paper and the parameter layout of the authors' classification
 model (``word_embedding``, ``fastformer_model.*``, ``dense_linear``), so that its state_dict is what
-``tools/convert_torch_checkpoint.py --source official`` reads. Needs torch; nothing else in the
-package imports this module.
+``tools/convert_torch_checkpoint.py --source official`` reads. Imports only torch: the benchmark's
+torch fork server loads it, and a process holding torch must not import paddle
+(:mod:`benchmarks.harness`). Outside the product package; the tests import it as
+``benchmarks.torch_reference``.
 """
 from __future__ import annotations
 

@@ -1,0 +1,217 @@
+"""Sampling fixed train/dev/test JSON-lines splits (and ``stats.json``) from raw review files, reproducibly.
+
+No paddle here: numpy's generator draws the sample.
+"""
+import json
+import math
+import numbers
+from dataclasses import asdict
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ...file_utils import write_text_atomically
+from ..errors import UserError
+from .readers import LABEL_NAMES, NUM_CLASSES, SPLIT_NAMES, Example, PathLike, ReadReport, iter_reviews
+
+__all__ = ["prepare_dataset", "format_summary", "jsonl"]
+
+
+def _are_counts(splits: Sequence) -> bool:
+    return all(isinstance(size, numbers.Integral) for size in splits)
+
+
+def _check_splits(splits: Sequence) -> None:
+    if len(splits) != len(SPLIT_NAMES):
+        raise UserError(f"got {len(splits)} split sizes; expected three (train, dev, test)")
+    if any(size < 0 for size in splits):
+        raise UserError(f"got split sizes {list(splits)}; expected no negative size")
+
+
+def _pooled_split_sizes(splits: Sequence, num_samples: Optional[int], available: int) -> List[int]:
+    """Counts per split for the pooled mode, from counts or fractions of ``num_samples``."""
+    _check_splits(splits)
+    if _are_counts(splits):
+        sizes = [int(size) for size in splits]
+        if num_samples and num_samples != sum(sizes):
+            expected = f"expected them to sum to num_samples={num_samples}"
+            raise UserError(f"split sizes {sizes} sum to {sum(sizes)}; {expected}")
+    else:
+        if not math.isclose(sum(splits), 1.0):
+            raise UserError(f"split fractions {list(splits)} sum to {sum(splits):g}; expected 1")
+        total = num_samples or available
+        # Rounded before flooring, as 0.29 * 100 is 28.999999999999996 in floating point.
+        dev, test = (math.floor(round(fraction * total, 6)) for fraction in splits[1:])
+        # Rounding down dev and test gives the remainder to train.
+        sizes = [total - dev - test, dev, test]
+    if sum(sizes) > available:
+        raise UserError(f"asked for {sum(sizes)} rows; the inputs hold only {available} valid rows")
+    return sizes
+
+
+def _kept_split_sizes(splits: Sequence, num_samples: Optional[int], available: Sequence[int]) -> List[int]:
+    """Counts per split for keep_splits mode: 0 or more than a file holds means all of it."""
+    _check_splits(splits)
+    if not _are_counts(splits):
+        raise UserError(f"got split sizes {list(splits)}; keep_splits expects counts (0 = all rows)")
+    if num_samples:
+        raise UserError("num_samples is not used with keep_splits; give the size of each split in splits")
+    return [int(size) if 0 < size < rows else rows for size, rows in zip(splits, available)]
+
+
+def _gather(paths: Sequence[PathLike], counts: Sequence[int], draws: np.ndarray, options: dict) -> List[Example]:
+    """The examples at positions ``draws`` of the pooled valid rows of ``paths``, in draw order.
+
+    This is a second pass over the inputs: keeping only the drawn rows instead
+    of all of them lets the full 1.7M-review Electronics file be sampled
+    without holding it in memory.
+    """
+    chosen: List[Optional[Example]] = [None] * len(draws)
+    offsets = np.cumsum([0, *counts])
+    for file_index, path in enumerate(paths):
+        start, end = offsets[file_index], offsets[file_index + 1]
+        wanted = {int(row - start): slot for slot, row in enumerate(draws) if start <= row < end}
+        for row, example in enumerate(iter_reviews(path, **options)):
+            if row in wanted:
+                chosen[wanted[row]] = example
+    return chosen
+
+
+def _pooled_splits(paths, reports, num_samples, splits, rng, options) -> List[List[Example]]:
+    """Draw from the valid rows of all inputs together and cut the draw into train, dev and test."""
+    counts = [report.kept for report in reports]
+    sizes = _pooled_split_sizes(splits, num_samples, sum(counts))
+    drawn = _gather(paths, counts, rng.choice(sum(counts), size=sum(sizes), replace=False), options)
+    ends = np.cumsum(sizes)
+    return [drawn[end - size : end] for size, end in zip(sizes, ends)]
+
+
+def _kept_splits(paths, reports, num_samples, splits, rng, options) -> List[List[Example]]:
+    """Use the three inputs as train, dev and test, each sampled down to its size in ``splits``."""
+    if len(paths) != len(SPLIT_NAMES):
+        raise UserError(f"got {len(paths)} inputs; keep_splits expects exactly three: train, dev, test")
+    counts = [report.kept for report in reports]
+    sizes = _kept_split_sizes(splits, num_samples, counts)
+    return [
+        _gather([path], [count], rng.choice(count, size=size, replace=False), options)
+        for path, count, size in zip(paths, counts, sizes)
+    ]
+
+
+def _word_length_stats(examples: Sequence[Example]) -> Optional[Dict[str, float]]:
+    if not examples:
+        return None
+    words = np.array([len(example["text"].split()) for example in examples])
+    return {
+        "min": int(words.min()),
+        "mean": round(float(words.mean()), 2),
+        "median": float(np.median(words)),
+        "p95": round(float(np.percentile(words, 95)), 2),
+        "max": int(words.max()),
+    }
+
+
+def _split_stats(examples: Sequence[Example]) -> dict:
+    class_counts = np.bincount([example["label"] for example in examples], minlength=NUM_CLASSES)
+    return {
+        "count": len(examples),
+        "class_counts": dict(zip(LABEL_NAMES, class_counts.tolist())),
+        "words": _word_length_stats(examples),
+    }
+
+
+def jsonl(examples: Iterable[Example]) -> str:
+    return "".join(json.dumps(example, ensure_ascii=False, sort_keys=True) + "\n" for example in examples)
+
+
+def _plain_number(value):
+    """A JSON-friendly int or float (numpy scalars are not JSON serializable)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def prepare_dataset(
+    inputs: Sequence[PathLike],
+    output_dir: PathLike,
+    num_samples: Optional[int] = None,
+    splits: Sequence[Union[int, float]] = (40000, 5000, 5000),
+    seed: int = 42,
+    with_title: bool = False,
+    keep_splits: bool = False,
+    text_column: Optional[str] = None,
+    rating_column: Optional[str] = None,
+    title_column: Optional[str] = None,
+) -> dict:
+    """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` and ``stats.json`` to ``output_dir``.
+
+    Default (pooled) mode: the valid rows of all inputs are pooled and a
+    sample is drawn without replacement with ``numpy.random.default_rng(seed)``,
+    keeping the natural class distribution (no balancing), then cut into
+    train, dev and test. ``splits`` are either counts (their sum is the sample
+    size; ``num_samples``, if given, must equal it) or fractions summing to 1
+    of ``num_samples`` rows (all valid rows when ``num_samples`` is None or 0;
+    rounding leftovers go to train).
+
+    ``keep_splits=True``: ``inputs`` are exactly three files, the official
+    train, dev and test splits (e.g. MARC); each stays its split, sampled down
+    to its count in ``splits`` (0, or more than the file holds, keeps all of it).
+
+    Each line of a split is ``{"label": int, "text": str}`` (sorted keys, UTF-8).
+    Files are written atomically, stats.json last. The same inputs, arguments
+    and seed give byte-identical files.
+
+    Returns:
+        dict: the content of stats.json: the arguments, one read report per
+        input, and per split its count, class counts and text length in words.
+
+    Raises:
+        UserError: unreadable input, or splits that the inputs cannot fill.
+    """
+    paths = [str(path) for path in inputs]
+    options = dict(
+        with_title=with_title, text_column=text_column, rating_column=rating_column, title_column=title_column
+    )
+    # First pass: count the valid rows of each input (see _gather for why there are two).
+    reports = [ReadReport(path) for path in paths]
+    for path, report in zip(paths, reports):
+        for _ in iter_reviews(path, report=report, **options):
+            pass
+    make_splits = _kept_splits if keep_splits else _pooled_splits
+    split_examples = make_splits(paths, reports, num_samples, splits, np.random.default_rng(seed), options)
+
+    stats = {
+        "arguments": {
+            "inputs": paths,
+            "num_samples": num_samples,
+            "splits": [_plain_number(size) for size in splits],
+            "seed": seed,
+            "keep_splits": keep_splits,
+            **options,
+        },
+        "inputs": [asdict(report) for report in reports],
+        "label_names": list(LABEL_NAMES),
+        "splits": {name: _split_stats(examples) for name, examples in zip(SPLIT_NAMES, split_examples)},
+    }
+    _write_dataset(Path(output_dir), split_examples, stats)
+    return stats
+
+
+def _write_dataset(output_dir: Path, split_examples: List[List[Example]], stats: dict) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, examples in zip(SPLIT_NAMES, split_examples):
+        write_text_atomically(output_dir / f"{name}.jsonl", jsonl(examples))
+    # Last, so that a stats.json next to the splits means they are complete.
+    write_text_atomically(output_dir / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def format_summary(stats: dict) -> str:
+    """Human-readable summary of :func:`prepare_dataset`'s stats: inputs, skipped rows, split sizes."""
+    lines = []
+    for report in stats["inputs"]:
+        lines.append(ReadReport(**report).summary())
+        lines.extend(f"  skipped row at {location}" for location in report["first_skipped"])
+    for name, split in stats["splits"].items():
+        classes = ", ".join(f"{label} {count}" for label, count in split["class_counts"].items())
+        lines.append(f"{name}: {split['count']} rows ({classes})")
+    return "\n".join(lines)
+

@@ -1,0 +1,1 @@
+"""Checkpoints, training, evaluation, metrics and multi-seed experiments."""

@@ -1,0 +1,73 @@
+"""Evaluation of a classifier on a prepared split: metrics, predictions in the examples' order."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import paddle
+from tqdm import tqdm
+
+from ...file_utils import write_text_atomically
+from ..data.loader import ReviewDataset, make_dataloader
+from ..data.readers import LABEL_NAMES, read_split
+from ..settings import Config
+from .checkpoint import load_checkpoint, truncation_length
+from .metrics import classification_metrics
+from .runtime import is_main_process, set_cpu_threads
+
+__all__ = ["evaluate", "eval_loader", "evaluate_checkpoint"]
+
+
+def eval_loader(dataset: ReviewDataset, config: Config):
+    """Batches of ``Data.eval_batch_size`` in length order, every example once."""
+    return make_dataloader(dataset, config.data.eval_batch_size, shuffle=False, num_workers=config.data.num_workers)
+
+
+@paddle.no_grad()
+def evaluate(model: paddle.nn.Layer, loader, desc: str = "eval") -> dict:
+    """Accuracy, macro-F1 (scikit-learn's), per-class F1 and the confusion matrix, plus predictions."""
+    model.eval()
+    labels, probabilities = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not is_main_process(), mininterval=5):
+        logits = model(paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]))
+        probabilities.append(paddle.nn.functional.softmax(logits, axis=-1).numpy())
+        labels.append(batch["labels"])
+    # Evaluation batches come sorted by length; put the results back in the examples' order.
+    order = np.argsort(np.concatenate([np.asarray(indices) for indices in loader.batch_sampler]), kind="stable")
+    probabilities = np.concatenate(probabilities)[order]
+    labels = np.concatenate(labels)[order]
+    predictions = probabilities.argmax(axis=-1)
+    metrics = classification_metrics(labels, predictions, len(LABEL_NAMES), list(LABEL_NAMES))
+    return {"metrics": metrics, "predictions": predictions, "probabilities": probabilities, "labels": labels}
+
+
+def evaluate_checkpoint(config: Config) -> dict:
+    """Evaluate ``Global.checkpoint`` on ``Data.eval_file`` (or the test split); optionally save predictions.
+
+    Texts are truncated where the checkpoint was trained to truncate (:func:`checkpoint.truncation_length`).
+    """
+    model, tokenizer = load_checkpoint(config.global_.checkpoint, "Global.checkpoint")
+    set_cpu_threads(config.global_.num_threads)
+    eval_path = config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
+    examples = read_split(eval_path, "evaluation file")
+    dataset = ReviewDataset(examples, tokenizer, truncation_length(model, tokenizer))
+    result = evaluate(model, eval_loader(dataset, config), desc=Path(eval_path).name)
+    if config.global_.predictions_file:
+        _write_predictions(config.global_.predictions_file, examples, result)
+    return {"file": eval_path, **result["metrics"]}
+
+
+def _write_predictions(path: str, examples: list, result: dict) -> None:
+    rows = (
+        {
+            "text": example["text"],
+            "label": int(label),
+            "prediction": int(prediction),
+            "probabilities": [round(float(p), 6) for p in probabilities],
+        }
+        for example, label, prediction, probabilities in zip(
+            examples, result["labels"], result["predictions"], result["probabilities"]
+        )
+    )
+    write_text_atomically(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -1,0 +1,42 @@
+"""Process set-up a run needs: CPU threads, seeds, which data-parallel rank writes, the log file."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+
+__all__ = ["set_cpu_threads", "seed_everything", "is_main_process", "log_to_file"]
+
+logger = logging.getLogger("paddlenlp_fastformer")
+
+
+def set_cpu_threads(num_threads: int) -> int:
+    """Paddle's CPU math runs on one thread unless told; 0 means all cores shared among ranks."""
+    if num_threads == 0:
+        num_threads = max(1, (os.cpu_count() or 1) // max(1, dist.get_world_size()))
+    paddle.base.core.set_num_threads(num_threads)
+    return num_threads
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a data-parallel run (or the only process): the one that writes and reports."""
+    return dist.get_rank() == 0
+
+
+def log_to_file(path: Path) -> None:
+    """Also write the package's log records to ``path`` (once per path)."""
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)

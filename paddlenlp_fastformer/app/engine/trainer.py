@@ -1,0 +1,297 @@
+"""Training of text classifiers from a YAML config.
+
+A hand-written loop rather than PaddleNLP's Trainer, for what the Trainer does not give on this
+stack: ``best/`` and ``last/`` as complete ``from_pretrained`` directories (model, config with label
+names, tokenizer) written atomically; exact resume mid-epoch of a length-bucketed sampler; and CPU
+data parallelism over gloo where rank 0 alone writes. Paddle and PaddleNLP supply the pieces: the
+DataLoader, DataCollatorWithPadding, optimizers, PaddleNLP's warmup schedules, gradient clipping,
+DataParallel; metrics come from scikit-learn and progress bars from tqdm.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import paddle
+import paddle.distributed as dist
+from paddlenlp.transformers import ConstScheduleWithWarmup, LinearDecayWithWarmup
+from tqdm import tqdm
+
+from ...configuration import FastformerConfig
+from ...modeling import FastformerForSequenceClassification
+from ...tokenizer import FastformerTokenizer
+from ..data.loader import ReviewDataset, make_dataloader
+from ..data.readers import LABEL_NAMES, read_split
+from ..errors import UserError
+from ..settings import Config
+from . import checkpoint
+from .evaluate import eval_loader, evaluate
+from .runtime import is_main_process, log_to_file, seed_everything, set_cpu_threads
+
+__all__ = ["train", "build_model"]
+
+logger = logging.getLogger("paddlenlp_fastformer")
+
+
+@dataclass
+class Progress:
+    """Where a run is; saved with ``last/`` so that a resumed run continues exactly."""
+
+    epoch: int = 0
+    batches_done_in_epoch: int = 0
+    global_step: int = 0
+    best_macro_f1: float = -1.0
+    history: List[dict] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """Everything one training run works with."""
+
+    config: Config
+    model: paddle.nn.Layer
+    trained_model: paddle.nn.Layer  # the model, or its DataParallel wrapper
+    tokenizer: FastformerTokenizer
+    loader: paddle.io.DataLoader
+    dev_loader: Optional[paddle.io.DataLoader]
+    optimizer: paddle.optimizer.Optimizer
+    schedule: paddle.optimizer.lr.LRScheduler
+    total_steps: int
+    progress: Progress
+    output_dir: Path
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader.batch_sampler)
+
+
+def build_model(config: Config, tokenizer: FastformerTokenizer) -> FastformerForSequenceClassification:
+    """The classifier described by the ``Model`` section, sized to the tokenizer's vocabulary."""
+    model_config = FastformerConfig(
+        vocab_size=tokenizer.vocab_size,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=len(LABEL_NAMES),
+        id2label=dict(enumerate(LABEL_NAMES)),
+        label2id={name: index for index, name in enumerate(LABEL_NAMES)},
+        **config.model,
+    )
+    return FastformerForSequenceClassification(model_config)
+
+
+def _build_optimizer(config: Config, model: paddle.nn.Layer, total_steps: int):
+    settings = config.optimizer
+    if settings.scheduler == "linear":
+        schedule = LinearDecayWithWarmup(settings.lr, total_steps, settings.warmup_steps)
+    else:
+        schedule = ConstScheduleWithWarmup(settings.lr, settings.warmup_steps)
+    optimizer_class = paddle.optimizer.AdamW if settings.name == "adamw" else paddle.optimizer.Adam
+    optimizer = optimizer_class(
+        learning_rate=schedule,
+        parameters=model.parameters(),
+        beta1=settings.beta1,
+        beta2=settings.beta2,
+        epsilon=settings.epsilon,
+        weight_decay=settings.weight_decay or None,
+        grad_clip=paddle.nn.ClipGradByGlobalNorm(settings.grad_clip) if settings.grad_clip > 0 else None,
+    )
+    return optimizer, schedule
+
+
+def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = None) -> dict:
+    """Train per ``config``; returns the final progress (history of per-epoch dev metrics, best macro-F1).
+
+    ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
+    """
+    # Optimizer state is keyed by parameter and accumulator names, which paddle numbers per process:
+    # a fresh name scope gives a resumed run the names of the run that saved it, even in one process.
+    with paddle.utils.unique_name.guard():
+        run = _start_run(config)
+        while run.progress.epoch < config.global_.epochs and run.progress.global_step < run.total_steps:
+            _train_epoch(run, on_step_end)
+        return run.progress.__dict__
+
+
+def _data_path(config: Config, name: str) -> Path:
+    return Path(config.data.data_dir) / name
+
+
+def _start_run(config: Config) -> _Run:
+    """Read the data, then build (or restore from ``last/``) the tokenizer, model and optimizer."""
+    world_size = dist.get_world_size()
+    if world_size > 1:
+        dist.init_parallel_env()
+    threads = set_cpu_threads(config.global_.num_threads)
+    seed_everything(config.global_.seed)
+    output_dir = Path(config.global_.output_dir)
+    if is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log_to_file(output_dir / checkpoint.TRAIN_LOG)
+
+    train_examples = read_split(_data_path(config, config.data.train_file), "training split")
+    dev_examples = None
+    if config.global_.eval_every_epoch:
+        dev_examples = read_split(_data_path(config, config.data.dev_file), "dev split")
+    last_dir = output_dir / checkpoint.LAST
+    resuming = config.global_.resume and (last_dir / checkpoint.TRAINER_STATE).is_file()
+    if resuming:
+        checkpoint.check_resumable(last_dir, config)
+        tokenizer = FastformerTokenizer.from_pretrained(str(last_dir))
+    else:
+        tokenizer = FastformerTokenizer.build_from_corpus(
+            (example["text"] for example in train_examples),
+            max_vocab_size=config.data.max_vocab_size,
+            min_freq=config.data.min_freq,
+            model_max_length=config.data.max_seq_len,
+        )
+    loader = make_dataloader(
+        ReviewDataset(train_examples, tokenizer, config.data.max_seq_len),
+        config.data.batch_size,
+        shuffle=True,
+        seed=config.global_.seed,
+        num_replicas=world_size,
+        rank=dist.get_rank(),
+        num_workers=config.data.num_workers,
+    )
+    total_steps = len(loader.batch_sampler) * config.global_.epochs
+    if config.global_.max_steps > 0:
+        total_steps = min(total_steps, config.global_.max_steps)
+    model = FastformerForSequenceClassification.from_pretrained(str(last_dir)) if resuming else build_model(config, tokenizer)
+    optimizer, schedule = _build_optimizer(config, model, total_steps)
+    progress = _restore_state(last_dir, optimizer, schedule) if resuming else Progress()
+    dev_loader = None
+    if dev_examples:
+        dev_loader = eval_loader(ReviewDataset(dev_examples, tokenizer, config.data.max_seq_len), config)
+    trained_model = paddle.DataParallel(model) if world_size > 1 else model
+    run = _Run(config, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress, output_dir)
+    logger.info(
+        "training on %d examples (%s), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
+        len(loader.dataset), config.data.data_dir, run.steps_per_epoch, config.global_.epochs,
+        config.data.batch_size, world_size, threads,
+    )  # fmt: skip
+    return run
+
+
+def _restore_state(last_dir: Path, optimizer, schedule) -> Progress:
+    state = paddle.load(str(last_dir / checkpoint.TRAINER_STATE))
+    optimizer.set_state_dict(state["optimizer"])
+    schedule.set_state_dict(state["schedule"])
+    paddle.set_rng_state(state["rng"])
+    progress = Progress(**json.loads(state["progress"]))
+    logger.info("resumed from %s at epoch %d, step %d", last_dir, progress.epoch + 1, progress.global_step)
+    return progress
+
+
+def _save_last(run: _Run) -> None:
+    if is_main_process():
+        state = {
+            "optimizer": run.optimizer.state_dict(),
+            "schedule": run.schedule.state_dict(),
+            "rng": paddle.get_rng_state(),
+            "progress": json.dumps(run.progress.__dict__),
+        }
+        checkpoint.save_checkpoint(
+            run.output_dir / checkpoint.LAST, run.model, run.tokenizer, run.config, {checkpoint.TRAINER_STATE: state}
+        )
+
+
+def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]]) -> None:
+    """Train from where the epoch stands to its end (or to the step limit), then evaluate and save."""
+    config, progress = run.config, run.progress
+    run.loader.batch_sampler.set_epoch(progress.epoch)
+    run.trained_model.train()
+    bar = tqdm(
+        itertools.islice(iter(run.loader), progress.batches_done_in_epoch, None),
+        total=run.steps_per_epoch,
+        initial=progress.batches_done_in_epoch,
+        desc=f"epoch {progress.epoch + 1}/{config.global_.epochs}",
+        disable=not is_main_process(),
+        mininterval=10,
+    )
+    throughput = _Throughput()
+    for batch in bar:
+        loss_value = _train_step(run, batch)
+        throughput.add(int(batch["attention_mask"].sum()) * dist.get_world_size())
+        if progress.global_step % config.global_.log_interval == 0 or progress.global_step == 1:
+            _log_step(run, bar, loss_value, throughput.tokens_per_second())
+        if on_step_end is not None:
+            on_step_end(progress.global_step, loss_value)
+        if progress.global_step >= run.total_steps and progress.batches_done_in_epoch < run.steps_per_epoch:
+            break  # the step limit, mid-epoch (at an epoch's end the loop ends by itself, and the bar reads full)
+        if config.global_.save_steps and progress.global_step % config.global_.save_steps == 0:
+            _save_last(run)
+    bar.close()
+    epoch_done = progress.batches_done_in_epoch >= run.steps_per_epoch
+    if epoch_done:
+        progress.epoch += 1
+        progress.batches_done_in_epoch = 0
+    if run.dev_loader is not None and is_main_process() and (epoch_done or progress.global_step >= run.total_steps):
+        _evaluate_and_keep_best(run)
+    _save_last(run)
+    if dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _train_step(run: _Run, batch: dict) -> float:
+    """One optimizer step; returns the loss, refusing a non-finite one."""
+    loss = run.trained_model(
+        paddle.to_tensor(batch["input_ids"]),
+        attention_mask=paddle.to_tensor(batch["attention_mask"]),
+        labels=paddle.to_tensor(batch["labels"]),
+    )[0]
+    loss_value = float(loss)
+    progress = run.progress
+    if not math.isfinite(loss_value):
+        raise UserError(
+            f"loss is {loss_value} at epoch {progress.epoch + 1}, step {progress.global_step + 1}: "
+            "lower Optimizer.lr or set Optimizer.grad_clip"
+        )
+    loss.backward()
+    run.optimizer.step()
+    run.schedule.step()
+    run.optimizer.clear_grad()
+    progress.global_step += 1
+    progress.batches_done_in_epoch += 1
+    return loss_value
+
+
+class _Throughput:
+    """Real (unpadded) tokens per second since the start of an epoch's part."""
+
+    def __init__(self):
+        self.tokens, self.started = 0, time.time()
+
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
+
+    def tokens_per_second(self) -> float:
+        return self.tokens / max(time.time() - self.started, 1e-9)
+
+
+def _log_step(run: _Run, bar, loss_value: float, tokens_per_second: float) -> None:
+    learning_rate = run.optimizer.get_lr()
+    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}", tok_s=f"{tokens_per_second:.0f}")
+    logger.info(
+        "epoch %d step %d/%d loss %.4f lr %.3e %.0f tokens/s",
+        run.progress.epoch + 1, run.progress.global_step, run.total_steps, loss_value, learning_rate, tokens_per_second,
+    )  # fmt: skip
+
+
+def _evaluate_and_keep_best(run: _Run) -> None:
+    progress = run.progress
+    metrics = evaluate(run.model, run.dev_loader, desc="dev")["metrics"]
+    record = {"epoch": progress.epoch, "step": progress.global_step, **{k: metrics[k] for k in ("accuracy", "macro_f1")}}
+    progress.history.append(record)
+    logger.info("dev after step %d: accuracy %.4f macro-F1 %.4f", progress.global_step, metrics["accuracy"], metrics["macro_f1"])
+    if metrics["macro_f1"] > progress.best_macro_f1:
+        progress.best_macro_f1 = metrics["macro_f1"]
+        best_dir = run.output_dir / checkpoint.BEST
+        checkpoint.save_checkpoint(
+            best_dir, run.model, run.tokenizer, run.config, {"dev_metrics.json": json.dumps(metrics, indent=2)}
+        )
+        logger.info("new best dev macro-F1 %.4f: saved %s", metrics["macro_f1"], best_dir)

@@ -1,0 +1,195 @@
+"""The computations Fastformer spends its non-matmul time on, each fused or in pure Paddle.
+
+Paddle's CPU kernels for broadcast adds and products, layer norm and GELU (forward and backward)
+are several times slower than PyTorch's, and in Fastformer they cost more than the matrix products
+(``docs/speed.md``). Each helper below therefore has two paths that compute the same values: one
+fused C++ kernel (``csrc/fastformer_cpu_ops.cc``, loaded by :mod:`.library`) and the pure-Paddle
+reference written beside it. The fused path serves where :func:`available` says so: the model's
+``use_fused_ops`` is on (or ``PADDLENLP_FASTFORMER_FUSED_OPS=1`` overrides it), the run is eager,
+float32 and on the CPU, and the library is built. Exported static graphs always take the reference
+path, so Paddle Inference and ONNX need no custom operator.
+
+Shapes: B batch, N tokens, H heads, d features per head.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddlenlp.transformers.activations import ACT2FN
+
+from . import library
+
+__all__ = [
+    "SWITCH",
+    "available",
+    "masked_softmax_over_tokens",
+    "broadcast_as",
+    "additive_pool",
+    "scale_tokens",
+    "layer_norm",
+    "linear",
+    "rotate",
+    "FlatLinear",
+]
+
+SWITCH = "PADDLENLP_FASTFORMER_FUSED_OPS"
+FUSED_ACTIVATIONS = {None: 0, "gelu": 1}  # the activation codes of fastformer_bias_act
+
+
+def available(x: paddle.Tensor, use_fused_ops: bool) -> bool:
+    """Whether the fused kernels serve a computation on ``x``.
+
+    ``PADDLENLP_FASTFORMER_FUSED_OPS`` (0 or 1), when set, overrides ``use_fused_ops`` (the model
+    config's field). Then: eager mode, float32, CPU, and a built library.
+    """
+    override = os.environ.get(SWITCH)
+    wanted = use_fused_ops if override is None else override != "0"
+    return (
+        wanted
+        and paddle.in_dynamic_mode()
+        and x.dtype == paddle.float32
+        and x.place.is_cpu_place()
+        and library.load() is not None
+    )
+
+
+def _dense(x: paddle.Tensor) -> paddle.Tensor:
+    # The kernels read raw row-major memory; a strided view (e.g. from split) must be copied first.
+    return x if x.is_contiguous() else x.contiguous()
+
+
+# ----------------------------------------------------------------------------------------------
+# reference building blocks
+# ----------------------------------------------------------------------------------------------
+def masked_softmax_over_tokens(logits: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    """Softmax over the token axis of ``logits`` [B, N, H], padding excluded.
+
+    Padding logits are replaced (not offset) by the dtype's lowest value, so a padding token gets
+    exactly zero weight whatever the real logits are. A row without any real token gets uniform
+    weights: finite, never NaN.
+    """
+    lowest = paddle.full([1], paddle.finfo(logits.dtype).min, dtype=logits.dtype)
+    return F.softmax(paddle.where(token_mask, logits, lowest), axis=1)
+
+
+def broadcast_as(small: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+    """``small`` expanded to ``like``'s shape, for an element-wise product.
+
+    Paddle's CPU kernels multiply same-shaped tensors several times faster than they broadcast
+    (``docs/speed.md``); in eager mode the expansion is a strided view, static graphs copy it.
+    """
+    return small.expand(paddle.shape(like))  # a run-time shape: exported graphs stay dynamic
+
+
+# ----------------------------------------------------------------------------------------------
+# fused-or-reference helpers
+# ----------------------------------------------------------------------------------------------
+def additive_pool(
+    logits: paddle.Tensor,
+    scale: float,
+    token_mask: paddle.Tensor,
+    values: paddle.Tensor,
+    weights_dropout: nn.Dropout,
+    use_fused_ops: bool,
+) -> paddle.Tensor:
+    """Additive attention: softmax over real tokens of ``logits * scale`` [B, N, H] pools ``values`` [B, N, H, d].
+
+    Returns 'b n h, b n h d -> b 1 h d'. The fused kernel serves only when no attention dropout is active.
+    """
+    dropout_active = weights_dropout.training and weights_dropout.p > 0
+    if not dropout_active and available(values, use_fused_ops):
+        batch, _, heads, head_size = values.shape
+        mask = token_mask.astype("float32").reshape([batch, -1])
+        flat_values = _dense(values).reshape([0, 0, -1])
+        pooled = library.load().fastformer_token_pool(_dense(logits), mask, flat_values, scale)[0]
+        return pooled.reshape([batch, 1, heads, head_size])
+    weights = weights_dropout(masked_softmax_over_tokens(logits * scale, token_mask))
+    return (broadcast_as(weights.unsqueeze(-1), values) * values).sum(axis=1, keepdim=True)
+
+
+def scale_tokens(x: paddle.Tensor, row_vector: paddle.Tensor, use_fused_ops: bool) -> paddle.Tensor:
+    """'b n ..., b 1 ... -> b n ...': every token of a sequence times that sequence's vector."""
+    if available(x, use_fused_ops):
+        flat_rows = _dense(row_vector).reshape([row_vector.shape[0], -1])
+        return library.load().fastformer_broadcast_mul(_dense(x).reshape([0, 0, -1]), flat_rows).reshape(x.shape)
+    return x * broadcast_as(row_vector, x)
+
+
+def layer_norm(
+    norm: nn.LayerNorm, x: paddle.Tensor, use_fused_ops: bool, residual: Optional[paddle.Tensor] = None
+) -> paddle.Tensor:
+    """``norm(x + residual)``, or ``norm(x)``."""
+    if available(x, use_fused_ops):
+        ops = library.load()
+        if residual is None:
+            return ops.fastformer_layer_norm(_dense(x), norm.weight, norm.bias, norm._epsilon)[0]
+        return ops.fastformer_add_layer_norm(_dense(x), _dense(residual), norm.weight, norm.bias, norm._epsilon)[0]
+    return norm(x if residual is None else x + residual)
+
+
+def linear(
+    layer: nn.Linear,
+    flat: paddle.Tensor,
+    use_fused_ops: bool,
+    activation: Optional[str] = None,
+    residual: Optional[paddle.Tensor] = None,
+) -> paddle.Tensor:
+    """``activation(flat W + b)``, or ``flat W + b + residual``, for a 2-D ``flat`` [rows, in].
+
+    ``residual`` is [rows, out] and only combines with no activation. Fused: one kernel adds the
+    bias and applies the activation (or adds the residual) after the matrix product.
+    """
+    fusable = layer.bias is not None and activation in FUSED_ACTIVATIONS and (residual is None or activation is None)
+    if fusable and available(flat, use_fused_ops):
+        product = paddle.matmul(flat, layer.weight)
+        if residual is not None:
+            return library.load().fastformer_bias_residual(_dense(product), layer.bias, _dense(residual))
+        return library.load().fastformer_bias_act(_dense(product), layer.bias, FUSED_ACTIVATIONS[activation])
+    out = F.linear(flat, layer.weight, layer.bias)
+    out = ACT2FN[activation](out) if activation else out
+    return out if residual is None else out + residual
+
+
+def rotate(
+    x: paddle.Tensor, cos: paddle.Tensor, sin: paddle.Tensor, quarter_turn: paddle.Tensor, use_fused_ops: bool
+) -> paddle.Tensor:
+    """``x * cos + turn(x) * sin`` for x [B, N, K, d], cos and sin [N, d]; turn maps each pair (x0, x1) to (-x1, x0).
+
+    The reference does the turn as one small matrix product with ``quarter_turn`` [d, d]: slicing,
+    stacking and concatenating the features instead cost more than the rest of the attention backward.
+    """
+    if available(x, use_fused_ops):
+        return library.load().fastformer_rotary(_dense(x), _dense(cos), _dense(sin))
+    head_size = quarter_turn.shape[0]
+    turned = paddle.matmul(x.reshape([-1, head_size]), quarter_turn.astype(x.dtype)).reshape(paddle.shape(x))
+    return x * broadcast_as(cos[None, :, None, :], x) + turned * broadcast_as(sin[None, :, None, :], x)
+
+
+class FlatLinear(nn.Linear):
+    """A linear layer over the last axis computed as one 2-D matrix product, with an optional epilogue.
+
+    Same parameters as ``nn.Linear``, but the input is flattened to [rows, in] first: on Paddle's CPU
+    kernels the backward of a matmul with a 3-D or 4-D input runs about twice as slow as on the same
+    input flattened (``docs/speed.md``). ``forward`` can also apply an activation or add a residual
+    after the product, which the fused kernels do in one pass (:func:`linear`).
+    """
+
+    def __init__(self, in_features: int, out_features: int, use_fused_ops: bool = False, bias_attr=None):
+        super().__init__(in_features, out_features, bias_attr=bias_attr)
+        self.use_fused_ops = use_fused_ops
+
+    def forward(
+        self, x: paddle.Tensor, activation: Optional[str] = None, residual: Optional[paddle.Tensor] = None
+    ) -> paddle.Tensor:
+        """``activation(x W + b)``, or ``x W + b + residual`` (``residual`` shaped like the output)."""
+        out_features = self.weight.shape[1]
+        flat_residual = None if residual is None else residual.reshape([-1, out_features])
+        out = linear(self, x.reshape([-1, x.shape[-1]]), self.use_fused_ops, activation, flat_residual)
+        if paddle.in_dynamic_mode():
+            return out.reshape(x.shape[:-1] + [out_features])
+        leading = paddle.shape(x)[:-1]  # exported graphs have unknown leading sizes: read them at run time
+        return out.reshape(paddle.concat([leading, paddle.full([1], out_features, dtype=leading.dtype)]))

@@ -1,0 +1,301 @@
+"""The layers of Fastformer ("Fastformer: Additive Attention Can Be All You Need", arXiv 2108.09084).
+
+The paper's equations, top to bottom: additive-attention pooling, the two public formulations of
+additive attention (and the softmax baseline), the block, the embeddings and the attention pooler.
+:mod:`.modeling` assembles them into PaddleNLP models. The non-matmul work of each layer goes
+through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or in plain Paddle
+(``FastformerConfig.use_fused_ops``). Shapes: B batch, N tokens, D hidden, H heads, d features per head.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Optional
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from .configuration import FastformerConfig
+from .kernels import fused_ops
+from .kernels.fused_ops import FlatLinear
+
+__all__ = [
+    "AdditivePooling",
+    "OfficialAdditiveAttention",
+    "LucidrainsAdditiveAttention",
+    "SoftmaxSelfAttention",
+    "FastformerLayer",
+    "FastformerEmbeddings",
+    "FastformerPooler",
+    "RotaryEmbedding",
+    "build_layers",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def split_heads(x: paddle.Tensor, num_heads: int) -> paddle.Tensor:
+    """'b n (h d) -> b n h d' (0 keeps a dimension, so exported graphs keep dynamic B and N)."""
+    return x.reshape([0, 0, num_heads, -1])
+
+
+def merge_heads(x: paddle.Tensor) -> paddle.Tensor:
+    """'b n h d -> b n (h d)'."""
+    return x.reshape([0, 0, -1])
+
+
+def sum_adjacent_pairs(x: paddle.Tensor) -> paddle.Tensor:
+    """'b n h (d r) -> b n h d', summing r = 2: an inner product of rotated feature pairs."""
+    return x.reshape([0, 0, 0, -1, 2]).sum(axis=-1)
+
+
+class RotaryEmbedding(nn.Layer):
+    """Rotary positions on the first ``rotary_size`` features of each head, pairs interleaved.
+
+    Frequencies follow fast-transformer-pytorch 0.0.4 (rotary-embedding-torch 0.1.5, theta 10000):
+    ``rotary_size / 2`` frequencies, each repeated for the two features of a pair. The rotation is
+    ``x * cos + quarter_turn(x) * sin`` over the whole head, with cos 1 and sin 0 on the features left
+    unrotated, and the quarter turn ``(x0, x1) -> (-x1, x0)`` done as one small matrix product: slicing,
+    stacking and concatenating the features instead cost more than the rest of the attention backward.
+    """
+
+    def __init__(self, head_size: int, rotary_size: int, use_fused_ops: bool = False):
+        super().__init__()
+        self.head_size, self.rotary_size = head_size, rotary_size
+        self.use_fused_ops = use_fused_ops
+        exponents = paddle.arange(0, rotary_size, 2, dtype="float32") / rotary_size
+        self.register_buffer("inv_freq", 1.0 / (10000.0**exponents), persistable=False)
+        quarter_turn = np.zeros([head_size, head_size], dtype="float32")
+        for first in range(0, rotary_size, 2):
+            quarter_turn[first + 1, first], quarter_turn[first, first + 1] = -1.0, 1.0
+        self.register_buffer("quarter_turn", paddle.to_tensor(quarter_turn), persistable=False)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """Rotate x [B, N, heads, head_size] by position (axis 1)."""
+        # Angles in the frequencies' dtype (float32 unless the model was cast), as the reference computes them.
+        positions = paddle.arange(paddle.shape(x)[1], dtype=self.inv_freq.dtype)  # run-time N: exports stay dynamic
+        angles = positions.unsqueeze(1) * self.inv_freq.unsqueeze(0)  # n f
+        angles = paddle.stack([angles, angles], axis=-1).reshape([0, -1])  # n (f 2)
+        unrotated = paddle.zeros([paddle.shape(x)[1], self.head_size - self.rotary_size], dtype=angles.dtype)
+        cos = paddle.concat([angles.cos(), unrotated + 1.0], axis=-1).astype(x.dtype)  # n d
+        sin = paddle.concat([angles.sin(), unrotated], axis=-1).astype(x.dtype)
+        return fused_ops.rotate(x, cos, sin, self.quarter_turn, self.use_fused_ops)
+
+
+class AdditivePooling(nn.Layer):
+    """Additive attention over real tokens: softmax over tokens of ``logits / sqrt(d)`` weighs ``values``.
+
+    'b n h, b n h d -> b 1 h d'; optional dropout on the weights (``attention_probs_dropout_prob``).
+    """
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        self.scale = config.head_size**-0.5
+        self.weights_dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.fused = config.use_fused_ops
+
+    def forward(self, logits: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.Tensor) -> paddle.Tensor:
+        return fused_ops.additive_pool(logits, self.scale, token_mask, values, self.weights_dropout, self.fused)
+
+
+# ----------------------------------------------------------------------------------------------
+# additive attention: the two public formulations
+# ----------------------------------------------------------------------------------------------
+class OfficialAdditiveAttention(nn.Layer):
+    """The authors' formulation: query = value, scores read the whole query, global key from p = q_g * k.
+
+    Parameter names follow the authors' ``FastSelfAttention`` (query, key, query_att, key_att,
+    transform); ``output`` is their ``BertSelfOutput.dense``.
+    """
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        hidden, heads = config.hidden_size, config.num_attention_heads
+        self.num_heads = heads
+        self.fused = config.use_fused_ops
+        linear = partial(FlatLinear, use_fused_ops=self.fused)
+        self.query = linear(hidden, hidden)
+        self.key = linear(hidden, hidden)
+        self.query_att = linear(hidden, heads)
+        self.key_att = linear(hidden, heads)
+        self.transform = linear(hidden, hidden)
+        self.output = linear(hidden, hidden)
+        self.pool = AdditivePooling(config)
+
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+        query = self.query(hidden_states)  # b n D
+        key = self.key(hidden_states)
+        query_heads = split_heads(query, self.num_heads)  # b n h d
+        global_query = self.pool(self.query_att(query), token_mask, query_heads)  # b 1 h d
+        mixed = fused_ops.scale_tokens(key, merge_heads(global_query), self.fused)  # p = q_g * k: b n D
+        global_key = self.pool(self.key_att(mixed), token_mask, split_heads(mixed, self.num_heads))  # b 1 h d
+        weighted_values = fused_ops.scale_tokens(query, merge_heads(global_key), self.fused)  # u = k_g * q (query = value)
+        return self.output(self.transform(weighted_values, residual=query))
+
+
+class LucidrainsAdditiveAttention(nn.Layer):
+    """fast-transformer-pytorch 0.0.4: separate v, head-shared score vectors, global key from raw k.
+
+    ``to_q_attn_logits`` and ``to_k_attn_logits`` are passed in so that one pair serves every layer
+    (tied, as in the reference). With rotary positions, q, k and v are rotated for the aggregations
+    and the key/value products are reduced by summing adjacent feature pairs.
+    """
+
+    def __init__(
+        self,
+        config: FastformerConfig,
+        to_q_attn_logits: FlatLinear,
+        to_k_attn_logits: FlatLinear,
+        rotary: Optional[RotaryEmbedding],
+    ):
+        super().__init__()
+        heads, head_size = config.num_attention_heads, config.head_size
+        reduced = head_size // 2 if rotary is not None else head_size
+        self.num_heads = heads
+        self.fused = config.use_fused_ops
+        linear = partial(FlatLinear, use_fused_ops=self.fused)
+        self.to_qkv = linear(config.hidden_size, 3 * heads * head_size, bias_attr=False)
+        self.to_q_attn_logits = to_q_attn_logits
+        self.to_k_attn_logits = to_k_attn_logits
+        self.to_r = linear(reduced, head_size)
+        self.to_out = linear(heads * head_size, config.hidden_size)
+        self.rotary = rotary
+        self.pool = AdditivePooling(config)
+
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+        qkv = split_heads(self.to_qkv(hidden_states), 3 * self.num_heads)  # b n (3 h) d
+        query, key, value = qkv.chunk(3, axis=2)
+        if self.rotary is not None:
+            query_aggr, key_aggr, value_aggr = self.rotary(qkv).chunk(3, axis=2)  # one rotation for all three
+        else:
+            query_aggr, key_aggr, value_aggr = query, key, value
+
+        query_logits = self.to_q_attn_logits(query).squeeze(-1)  # b n h
+        global_query = self.pool(query_logits, token_mask, query_aggr)  # b 1 h d
+
+        biased_key = fused_ops.scale_tokens(key, global_query, self.fused)
+        if self.rotary is not None:
+            biased_key = sum_adjacent_pairs(biased_key)
+        key_logits = self.to_k_attn_logits(biased_key).squeeze(-1)
+        global_key = self.pool(key_logits, token_mask, key_aggr)  # raw keys, not k'
+
+        weighted_values = fused_ops.scale_tokens(value_aggr, global_key, self.fused)
+        if self.rotary is not None:
+            weighted_values = sum_adjacent_pairs(weighted_values)
+        return self.to_out(merge_heads(self.to_r(weighted_values, residual=query)))
+
+
+class SoftmaxSelfAttention(nn.Layer):
+    """Standard multi-head scaled dot-product self-attention: the quadratic baseline (attention_type="softmax")."""
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        self.attention = nn.MultiHeadAttention(
+            config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob
+        )
+
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+        keep = token_mask.squeeze(-1).unsqueeze([1, 2])  # b 1 1 n: every query may attend to real keys
+        return self.attention(hidden_states, attn_mask=keep)
+
+
+# ----------------------------------------------------------------------------------------------
+# block, embeddings, pooler
+# ----------------------------------------------------------------------------------------------
+class FastformerLayer(nn.Layer):
+    """Attention and feed-forward, each a residual branch: post-LN (official) or pre-LN (lucidrains)."""
+
+    def __init__(self, config: FastformerConfig, attention: nn.Layer):
+        super().__init__()
+        self.pre_norm = config.formulation == "lucidrains"
+        self.fused = config.use_fused_ops
+        self.attention = attention
+        self.attention_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.ffn_in = FlatLinear(config.hidden_size, config.intermediate_size, self.fused)
+        self.activation = config.hidden_act
+        self.ffn_out = FlatLinear(config.intermediate_size, config.hidden_size, self.fused)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def feed_forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.ffn_out(self.ffn_in(x, activation=self.activation))
+
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+        if self.pre_norm:
+            attended = self.attention(self.norm(self.attention_norm, hidden_states), token_mask)
+            hidden_states = hidden_states + self.dropout(attended)
+            return hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states)))
+        attended = self.dropout(self.attention(hidden_states, token_mask))
+        hidden_states = self.norm(self.attention_norm, hidden_states, attended)
+        return self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states)))
+
+    def norm(self, norm: nn.LayerNorm, x: paddle.Tensor, residual: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+        """``norm(x + residual)``, or ``norm(x)``."""
+        return fused_ops.layer_norm(norm, x, self.fused, residual)
+
+
+class FastformerEmbeddings(nn.Layer):
+    """Token embeddings, plus learned absolute positions; LayerNorm only in the official formulation."""
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        official = config.formulation == "official"
+        self.fused = config.use_fused_ops
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id if official else None
+        )
+        self.position_embeddings = None
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps) if official else None
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: paddle.Tensor) -> paddle.Tensor:
+        embeddings = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            positions = paddle.arange(paddle.shape(input_ids)[1], dtype="int64")
+            embeddings = embeddings + fused_ops.broadcast_as(self.position_embeddings(positions).unsqueeze(0), embeddings)
+        if self.layer_norm is not None:
+            embeddings = fused_ops.layer_norm(self.layer_norm, embeddings, self.fused)
+        return self.dropout(embeddings)
+
+
+class FastformerPooler(nn.Layer):
+    """Additive-attention pooling of the last layer (the authors' ``AttentionPooling``).
+
+    weights = exp(att_fc2(tanh(att_fc1(h)))) on real tokens, normalised with +1e-8, so a row with no
+    real token pools to the zero vector. att_fc2's bias shifts every score equally and cancels in the
+    normalisation: its true gradient is ~0 (see tests/test_alignment.py).
+    """
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        self.att_fc1 = FlatLinear(config.hidden_size, config.hidden_size, config.use_fused_ops)
+        self.att_fc2 = FlatLinear(config.hidden_size, 1, config.use_fused_ops)
+
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+        weights = paddle.exp(self.att_fc2(paddle.tanh(self.att_fc1(hidden_states))))  # b n 1
+        weights = weights * token_mask.astype(weights.dtype)
+        weights = weights / (weights.sum(axis=1, keepdim=True) + 1e-8)
+        return (fused_ops.broadcast_as(weights, hidden_states) * hidden_states).sum(axis=1)  # b D
+
+
+def build_layers(config: FastformerConfig) -> nn.LayerList:
+    if config.formulation == "official":
+        attention_class = SoftmaxSelfAttention if config.attention_type == "softmax" else OfficialAdditiveAttention
+        return nn.LayerList([FastformerLayer(config, attention_class(config)) for _ in range(config.num_hidden_layers)])
+    # fast-transformer-pytorch ties its score projections and its rotary table across layers.
+    head_size = config.head_size
+    rotary = None
+    if config.position_embedding_type == "rotary":
+        rotary = RotaryEmbedding(head_size, head_size // 2, config.use_fused_ops)
+    key_score_size = head_size // 2 if rotary is not None else head_size
+    to_q_attn_logits = FlatLinear(head_size, 1, config.use_fused_ops, bias_attr=False)
+    to_k_attn_logits = FlatLinear(key_score_size, 1, config.use_fused_ops, bias_attr=False)
+    return nn.LayerList(
+        [
+            FastformerLayer(config, LucidrainsAdditiveAttention(config, to_q_attn_logits, to_k_attn_logits, rotary))
+            for _ in range(config.num_hidden_layers)
+        ]
+    )

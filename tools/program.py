@@ -1,0 +1,127 @@
+"""What every tool shares: a clean console, CPU tuning, the -c/-o options, and one-line errors with exit codes.
+
+Importing this module prepares the process for a tool, so tools import it before anything that
+loads paddle:
+
+* the checkout's root goes on ``sys.path``, so that the tools run from a fresh clone uninstalled;
+* third-party warnings that say nothing to a user (ccache missing, setuptools replacing distutils,
+  runpy's double import) are silenced, and third-party INFO logging is turned down;
+* the CPU tuning of :func:`paddlenlp_fastformer.tune_cpu` is applied, before paddle's first matrix
+  product (MKL reads its setting then).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+QUIET_WARNINGS = (
+    "No ccache found",  # paddle, on import
+    "Setuptools is replacing distutils",  # paddle's extension builder
+    ".*found in sys.modules after import of package",  # runpy, for `python -m paddle.distributed.launch`
+    "To copy construct from a tensor",  # paddle.to_tensor of a tensor
+    "Tensor do not have 'place' interface",  # paddle's own broadcasting ops, while exporting a static graph
+)
+for _message in QUIET_WARNINGS:
+    warnings.filterwarnings("ignore", message=_message)
+# Paddle's C++ warnings (glog) about its own internals, unless the user asked for them.
+os.environ.setdefault("GLOG_minloglevel", "2")
+# datasets (imported by paddlenlp) announces the PyTorch it found at INFO level while it loads.
+logging.getLogger("datasets").setLevel(logging.WARNING)
+
+from paddlenlp_fastformer import tune_cpu  # noqa: E402  (after sys.path and the filters)
+from paddlenlp_fastformer.app.errors import UserError, one_line  # noqa: E402
+
+CPU_SETTINGS = tune_cpu()
+
+__all__ = ["CPU_SETTINGS", "config_parser", "user_errors_exit", "run_config_tool", "str2bool"]
+
+def _configure_logging() -> None:
+    """Our log lines once each, at INFO, in our format; the libraries' only from WARNING up.
+
+    Importing paddle puts a handler of its own on the root logger at INFO level, through which every
+    library's INFO line (and ours, a second time) would reach the console.
+    """
+    ours = logging.getLogger("paddlenlp_fastformer")
+    if not any(isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+               for handler in ours.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+    logging.getLogger().setLevel(logging.WARNING)
+    if "paddlenlp" in sys.modules:  # PaddleNLP's per-file "saved in ..." lines only as warnings
+        from paddlenlp.utils.log import logger as paddlenlp_logger
+
+        paddlenlp_logger.set_level("WARNING")
+
+
+@contextlib.contextmanager
+def user_errors_exit(*model_errors: type) -> Iterator[None]:
+    """End the tool with one ``error: ...`` line on stderr: exit 2 for a user error, 130 for Ctrl-C.
+
+    ``model_errors`` are exception types of the model package (which knows nothing of the
+    application's ``UserError``) that this tool reports the same way, e.g. ``ConversionError``.
+
+    Log records are routed through tqdm while it runs, so that they do not garble progress bars.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    _configure_logging()
+    try:
+        with logging_redirect_tqdm(loggers=[logging.getLogger("paddlenlp_fastformer")]):
+            yield
+    except (UserError, *model_errors) as error:
+        sys.stderr.write(f"error: {one_line(error)}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted (Ctrl-C); files already written are complete\n")
+        sys.exit(130)
+    except OSError as error:  # a path the user gave cannot be read or written
+        sys.stderr.write(f"error: {one_line(error)}\n")
+        sys.exit(2)
+
+
+def config_parser(description: str) -> argparse.ArgumentParser:
+    """The ``-c/--config`` and ``-o/--override`` options every config-driven tool shares (PaddleClas convention)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="path of the YAML config file")
+    parser.add_argument(
+        "-o",
+        "--override",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="Section.key=value",
+        help="override a config value, e.g. -o Optimizer.lr=5e-4 Data.batch_size=32; may repeat",
+    )
+    return parser
+
+
+def run_config_tool(
+    description: str, main: Callable, parser: Optional[argparse.ArgumentParser] = None, argv: Optional[Sequence[str]] = None
+) -> None:
+    """Parse ``-c``/``-o`` (and the extra options of ``parser``), load the config, run ``main(config, args)``."""
+    from paddlenlp_fastformer.app.settings import load_config
+
+    args = (parser or config_parser(description)).parse_args(argv)
+    with user_errors_exit():
+        main(load_config(args.config, args.overrides), args)
+
+
+def str2bool(value: str) -> bool:
+    """TIPC passes booleans as the strings True/False."""
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
