@@ -24,6 +24,7 @@ import paddle
 import paddle.nn as nn
 
 from .configuration import FastformerConfig
+from .serialization import CheckpointError, check_finite
 from .modeling import FastformerForMaskedLM, FastformerForSequenceClassification, FastformerPretrainedModel
 
 __all__ = [
@@ -259,6 +260,10 @@ def convert_state_dict(
     problems.extend(_disagreeing_tied_copies(model, converted, source) if not problems else [])
     if problems:
         raise ConversionError(f"{source} checkpoint: " + " | ".join(problems))
+    try:
+        check_finite(((paddle_to_torch_name(source, key), value) for key, value in converted.items()), f"{source} checkpoint")
+    except CheckpointError as error:  # nothing non-finite is ever converted
+        raise ConversionError(str(error)) from None
     model.set_state_dict({key: paddle.to_tensor(value.astype(np.float32)) for key, value in converted.items()})
     model.eval()
     return model

@@ -1,7 +1,23 @@
-"""Writing files and directories so that readers never see them half-written."""
+"""Writing files and directories so that no crash, at any instant, loses what was there or leaves half of it.
+
+A file is written to a temporary name beside it and renamed over the old one. A directory
+(a checkpoint, an export, a prepared dataset) is replaced in steps that can each be interrupted,
+with names that say where the replacement stood, so that :func:`recover_directory` can finish or
+roll it back on the next start:
+
+1. ``.NAME.tmp-PID-XXXX``: the new directory being written (a leftover is deleted once PID is dead);
+2. ``.NAME.new``: the new directory, complete (renamed from 1 in one step);
+3. ``.NAME.old``: the previous directory, moved aside;
+4. ``NAME``: the new directory, renamed from 2; then 3 is deleted.
+
+Whenever ``NAME`` is missing, a complete ``.NAME.new`` or the previous ``.NAME.old`` is there to
+take its place.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
 import shutil
 import sys
@@ -9,41 +25,91 @@ import tempfile
 import warnings
 from typing import Callable, Iterator
 
-__all__ = ["write_directory_atomically", "write_text_atomically", "output_redirected_to"]
+__all__ = [
+    "write_directory_atomically",
+    "recover_directory",
+    "write_text_atomically",
+    "write_bytes_atomically",
+    "output_redirected_to",
+]
+
+
+def _siblings(output_dir: str) -> tuple:
+    parent, name = os.path.split(output_dir)
+    return os.path.join(parent, f".{name}.new"), os.path.join(parent, f".{name}.old"), os.path.join(parent, f".{name}.tmp-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as error:
+        return error.errno == errno.EPERM
+    return True
+
+
+def recover_directory(output_dir: str) -> str:
+    """Finish or roll back an interrupted replacement of ``output_dir``; remove dead writers' leftovers.
+
+    Returns what it did ("" when there was nothing to do), for the caller to log.
+    """
+    output_dir = os.path.abspath(output_dir)
+    new, old, tmp_prefix = _siblings(output_dir)
+    done = []
+    for leftover in glob.glob(glob.escape(tmp_prefix) + "*"):
+        pid = leftover[len(tmp_prefix):].split("-", 1)[0]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(leftover, ignore_errors=True)
+            done.append(f"removed the unfinished {os.path.basename(leftover)}")
+    if os.path.isdir(new):  # complete and newer than output_dir: finish the replacement
+        if os.path.exists(output_dir):
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(output_dir, old)
+        os.replace(new, output_dir)
+        done.append("finished an interrupted replacement")
+    if os.path.isdir(old):
+        if os.path.exists(output_dir):
+            shutil.rmtree(old)
+        else:  # the new directory never got complete: bring the previous one back
+            os.replace(old, output_dir)
+            done.append("rolled back an interrupted replacement")
+    return "; ".join(done)
 
 
 def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, overwrite: bool = False) -> None:
-    """Run ``save_fn(tmp_dir)`` and move the finished directory to ``output_dir`` in one rename.
+    """Run ``save_fn(staging_dir)``, then replace ``output_dir`` by it (see the module docstring).
 
-    An interrupted or failed save leaves no half-written ``output_dir``; a previous one is kept until
-    the new one is complete.
+    A crash at any point leaves either the previous ``output_dir`` or the new one, whole, or a state
+    that :func:`recover_directory` (called here first) turns into one of them.
+
+    Raises:
+        NotADirectoryError: ``output_dir`` is a file.
+        FileExistsError: ``output_dir`` holds something and ``overwrite`` is false.
     """
     output_dir = os.path.abspath(output_dir)
+    recover_directory(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise NotADirectoryError(f"{output_dir}: exists and is not a directory")
-    if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir}: exists and is not empty (choose another directory or overwrite)")
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", dir=parent)
+    new, old, tmp_prefix = _siblings(output_dir)
+    os.makedirs(os.path.dirname(output_dir), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f"{os.path.basename(tmp_prefix)}{os.getpid()}-", dir=os.path.dirname(output_dir))
     try:
         save_fn(staging)
         # mkdtemp makes the directory private to its owner; checkpoints and exports are meant to be shared.
         os.chmod(staging, 0o755)
-        if os.path.exists(output_dir):
-            retired = staging + ".old"
-            os.replace(output_dir, retired)
-            os.replace(staging, output_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, output_dir)
+        os.replace(staging, new)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if os.path.exists(output_dir):
+        os.replace(output_dir, old)
+    os.replace(new, output_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
-def write_text_atomically(path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) so that readers see the old file or the whole new one.
+def write_bytes_atomically(path, data: bytes) -> None:
+    """Write ``data`` so that readers see the old file or the whole new one.
 
     A temporary file in the same directory is flushed to disk and renamed over ``path``.
     """
@@ -53,7 +119,7 @@ def write_text_atomically(path, text: str) -> None:
     handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8"))
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         # mkstemp makes the file private to its owner; what we write (data, vocabularies) is meant to be shared.
@@ -63,6 +129,11 @@ def write_text_atomically(path, text: str) -> None:
         if os.path.exists(staging):
             os.remove(staging)
         raise
+
+
+def write_text_atomically(path, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) so that readers see the old file or the whole new one."""
+    write_bytes_atomically(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

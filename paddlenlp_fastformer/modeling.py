@@ -6,6 +6,7 @@ Shapes: B batch, N tokens, D hidden, H heads, d features per head.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import paddle
@@ -19,6 +20,7 @@ from paddlenlp.transformers.model_outputs import (
 )
 from paddlenlp.transformers.model_utils import PretrainedModel, register_base_model
 
+from . import serialization
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
@@ -38,12 +40,43 @@ __all__ = [
 # PretrainedModel base, base model, heads
 # ----------------------------------------------------------------------------------------------
 class FastformerPretrainedModel(PretrainedModel):
-    """Ties Fastformer to PaddleNLP's save/load machinery and initialises weights as the authors do."""
+    """Ties Fastformer to PaddleNLP's save/load machinery and initialises weights as the authors do.
+
+    Saving writes safetensors by default. Loading never unpickles code, and refuses weights that do not
+    fit the model (:mod:`.serialization`): PaddleNLP's own loader would run a crafted ``.pdparams`` and
+    only warn about a missing or misshapen weight.
+    """
 
     config_class = FastformerConfig
     base_model_prefix = "fastformer"
     pretrained_init_configuration = {}
     pretrained_resource_files_map = {"model_state": {}}
+
+    def save_pretrained(self, save_dir, *args, safe_serialization: bool = True, **kwargs):
+        """PaddleNLP's ``save_pretrained``, writing ``model.safetensors`` (arrays only) unless told otherwise."""
+        return super().save_pretrained(save_dir, *args, safe_serialization=safe_serialization, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """PaddleNLP's ``from_pretrained``, after checking a local directory without running anything in it.
+
+        Raises:
+            CheckpointError: unreadable ``config.json``, a weights file that is damaged or would run code,
+                a vocabulary whose size differs from the config's; then (while loading) weights whose
+                shapes differ from the config's, missing weights, non-finite values.
+        """
+        if os.path.isdir(str(pretrained_model_name_or_path)):
+            serialization.check_pretrained_dir(str(pretrained_model_name_or_path), kwargs.get("use_safetensors"))
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
+    def _load_pretrained_model(cls, model, state_dict, loaded_keys, resolved_archive_file, pretrained_model_name_or_path, **kwargs):
+        if state_dict is not None:
+            architectures = getattr(kwargs.get("config"), "architectures", None)
+            serialization.check_state_fits(model, state_dict, str(resolved_archive_file), architectures)
+        return super()._load_pretrained_model(
+            model, state_dict, loaded_keys, resolved_archive_file, pretrained_model_name_or_path, **kwargs
+        )
 
     def _init_weights(self, layer: nn.Layer) -> None:
         """Linear/Embedding weights N(0, initializer_range), biases 0, LayerNorm 1/0, padding row 0."""

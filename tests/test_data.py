@@ -358,9 +358,22 @@ def test_failed_write_keeps_old_file_and_removes_temporary(tmp_path, raw_file, m
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=1)
+        prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=1, overwrite=True)
     assert (out / "train.jsonl").read_bytes() == before
     assert sorted(os.listdir(out)) == sorted(SPLIT_FILES)
+    assert sorted(os.listdir(tmp_path)) == sorted(["out", raw_file.name]), "staging left behind"
+
+
+def test_an_existing_dataset_is_replaced_only_when_asked(tmp_path, raw_file):
+    out = tmp_path / "out"
+    prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=0)
+    before = (out / "train.jsonl").read_bytes()
+    with pytest.raises(UserError, match=r"already holds files; pass --overwrite"):
+        prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=1)
+    assert (out / "train.jsonl").read_bytes() == before
+    prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=1, overwrite=True)
+    assert (out / "train.jsonl").read_bytes() != before
+    assert sorted(os.listdir(tmp_path)) == sorted(["out", raw_file.name])
 
 
 # --------------------------------------------------------------------------- synthetic data

@@ -149,14 +149,14 @@ def test_exported_graph_has_dynamic_batch_and_length(exported):
 
 def test_export_refuses_incomplete_checkpoint_and_foreign_output(tmp_path, corpus):
     checkpoint = _write_checkpoint(tmp_path / "checkpoint", corpus[1][:50])
-    (checkpoint / "model_state.pdparams").rename(tmp_path / "weights.pdparams")
-    with pytest.raises(UserError, match="missing model_state.pdparams or model.safetensors"):
+    (checkpoint / "model.safetensors").rename(tmp_path / "weights.safetensors")
+    with pytest.raises(UserError, match="missing model.safetensors or model_state.pdparams"):
         export_inference_model(str(checkpoint), str(tmp_path / "out"))
-    (tmp_path / "weights.pdparams").rename(checkpoint / "model_state.pdparams")
+    (tmp_path / "weights.safetensors").rename(checkpoint / "model.safetensors")
     # Exporting into the checkpoint itself (or any other non-export directory) would replace it.
     with pytest.raises(UserError, match="holds no earlier export"):
         export_inference_model(str(checkpoint), str(checkpoint))
-    assert (checkpoint / "model_state.pdparams").is_file()
+    assert (checkpoint / "model.safetensors").is_file()
 
 
 def test_export_replaces_an_earlier_export(tmp_path, corpus):

@@ -119,6 +119,8 @@ def test_the_spy_sees_the_explicit_tuning_call(monkeypatch):
         "from paddlenlp_fastformer.configuration import FastformerConfig",
         "import paddlenlp_fastformer.tokenizer",
         "import paddlenlp_fastformer.conversion",
+        "import paddle; from paddlenlp_fastformer.kernels import fused_ops",
+        "import paddlenlp_fastformer.app.engine.trainer",
     ],
 )
 def test_auto_classes_resolve_whatever_the_import_order(imports):

@@ -151,7 +151,7 @@ def test_lite_train_lite_infer_chain(tipc_repo, lite_chain):
     assert len(lines) == 1 + 1 + 2 + 2 + 8 + 1
     # the steps did what they say: checkpoints, an exported model, benchmark reports
     run = tipc_repo / SINGLE_RUN
-    assert (run / "best/model_state.pdparams").is_file()
+    assert (run / "best/model.safetensors").is_file()
     assert (run / "inference/inference.json").is_file()
     infer_logs = sorted((tipc_repo / f"{SINGLE_RUN}_infer").glob("python_infer_cpu_*.log"))
     assert len(infer_logs) == 8

@@ -25,6 +25,7 @@ from paddlenlp_fastformer.app.engine.trainer import train
 from paddlenlp_fastformer.app.errors import UserError
 from paddlenlp_fastformer.app.settings import load_config
 from paddlenlp_fastformer.modeling import FastformerForSequenceClassification
+from paddlenlp_fastformer.serialization import load_weights
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
 # --------------------------------------------------------------------------- helpers
@@ -53,8 +54,7 @@ def run(config_path, overrides=(), on_step_end=None, fresh_names=True):
 
 def params(checkpoint_dir):
     """The checkpoint's parameters as numpy arrays."""
-    state = paddle.load(str(Path(checkpoint_dir) / "model_state.pdparams"))
-    return {name: np.asarray(value) for name, value in state.items()}
+    return load_weights(checkpoint_dir)
 
 
 def assert_same_params(a, b):
@@ -65,13 +65,12 @@ def assert_same_params(a, b):
 
 
 def trainer_progress(checkpoint_dir):
-    state = paddle.load(str(Path(checkpoint_dir) / checkpoint.TRAINER_STATE))
-    return json.loads(state["progress"])
+    return json.loads((Path(checkpoint_dir) / checkpoint.TRAINER_STATE).read_text())["progress"]
 
 
 def hidden_entries(directory):
-    """Leftover staging files or directories (their names start with a dot)."""
-    return sorted(p.name for p in Path(directory).iterdir() if p.name.startswith("."))
+    """Leftover staging files or directories (their names start with a dot; the run's .lock is not one)."""
+    return sorted(p.name for p in Path(directory).iterdir() if p.name.startswith(".") and p.name != ".lock")
 
 
 class Interrupt(KeyboardInterrupt):
@@ -338,7 +337,7 @@ def test_data_parallel_matches_single_process(tmp_path, tiny_data_dir):
     )
 
     # Only rank 0 writes: one last/, one best/, no staging leftovers, and rank 1 logs no save.
-    assert sorted(p.name for p in parallel_dir.iterdir()) == ["best", "last", "train.log"]
+    assert sorted(p.name for p in parallel_dir.iterdir()) == [".lock", "best", "last", "train.log"]
     worker0 = (log_dir / "workerlog.0").read_text(errors="replace")
     worker1 = (log_dir / "workerlog.1").read_text(errors="replace")
     assert "2 process(es)" in worker0 and "2 process(es)" in worker1

@@ -3,7 +3,6 @@
     python tools/convert_torch_checkpoint.py --source lucidrains --checkpoint M.pt --output-dir DIR [--max-seq-len N]
     python tools/convert_torch_checkpoint.py --source official --checkpoint M.pt --config fastformer.json --output-dir DIR
 """
-import argparse
 import sys
 
 import program
@@ -19,21 +18,20 @@ from paddlenlp_fastformer.conversion import (
 from paddlenlp_fastformer.file_utils import write_directory_atomically
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> int:
+    parser = program.ArgumentParser(__doc__)
     parser.add_argument("--source", required=True, choices=SOURCES)
     parser.add_argument("--checkpoint", required=True, help="PyTorch state_dict file (.pt/.pth/.bin)")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--config", help="official only: the authors' fastformer.json")
     parser.add_argument("--max-seq-len", type=int, help="lucidrains rotary models: the model's max_seq_len")
-    parser.add_argument("--safetensors", action="store_true", help="write model.safetensors instead of pdparams")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with program.user_errors_exit(ConversionError, FastformerConfigError):
         official_json = read_official_config_json(args.config) if args.config else None
         model = convert_state_dict(args.source, load_torch_state_dict(args.checkpoint), official_json, args.max_seq_len)
         write_directory_atomically(
-            lambda staging: model.save_pretrained(staging, safe_serialization=args.safetensors),
+            model.save_pretrained,  # model.safetensors: arrays only
             args.output_dir,
             overwrite=args.overwrite,
         )

@@ -15,7 +15,7 @@ from paddlenlp_fastformer.app.deploy.predictor import BACKENDS
 
 def build_parser() -> argparse.ArgumentParser:
     """The TIPC inference flags (test_tipc/configs/*/train_infer_python.txt), plus text and backend choice."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program.ArgumentParser(__doc__)
     parser.add_argument("--model_dir", required=True, help="directory written by tools/export_model.py")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a review to classify; may repeat")

@@ -18,6 +18,7 @@ Bad input exits with code 2 and a one-line message on stderr.
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import program
@@ -31,6 +32,16 @@ from paddlenlp_fastformer.app.data.readers import (
 from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
 
 SYNTHETIC_FILE_NAME = "synthetic_reviews.json"
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def parse_splits(text):
@@ -47,21 +58,22 @@ def parse_splits(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program.ArgumentParser(__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--input", nargs="+", metavar="PATH", help="raw review files (JSON lines, CSV, TSV; gzip or plain)"
     )
     source.add_argument(
         "--synthetic",
-        type=int,
+        type=positive_int,
         metavar="N",
         help=f"generate N synthetic reviews into OUTPUT_DIR/{SYNTHETIC_FILE_NAME} and use them as the input",
     )
     parser.add_argument("--output-dir", required=True, help="where train/dev/test.jsonl and stats.json are written")
+    parser.add_argument("--overwrite", action="store_true", help="replace a dataset already in --output-dir")
     parser.add_argument(
         "--num-samples",
-        type=int,
+        type=positive_int,
         default=None,
         help="rows to sample (pooled mode; default: the sum of --splits, or all rows for fractions)",
     )
@@ -90,11 +102,13 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    with program.user_errors_exit():
-        inputs = args.input
+    with program.user_errors_exit(), tempfile.TemporaryDirectory(prefix="fastformer-prepare-") as scratch:
+        inputs, extra_files = args.input, {}
         if args.synthetic is not None:
-            inputs = [write_synthetic_reviews(Path(args.output_dir, SYNTHETIC_FILE_NAME), args.synthetic, args.seed)]
-            print(f"No real data given: generated {args.synthetic} synthetic reviews in {inputs[0]}")
+            inputs = [write_synthetic_reviews(Path(scratch, SYNTHETIC_FILE_NAME), args.synthetic, args.seed)]
+            extra_files = {SYNTHETIC_FILE_NAME: inputs[0]}  # kept with the dataset, which names it as its input
+            print(f"No real data given: generated {args.synthetic} synthetic reviews "
+                  f"({Path(args.output_dir, SYNTHETIC_FILE_NAME)})")
         stats = prepare_dataset(
             inputs,
             args.output_dir,
@@ -106,6 +120,8 @@ def main(argv=None):
             text_column=args.text_column,
             rating_column=args.rating_column,
             title_column=args.title_column,
+            overwrite=args.overwrite,
+            extra_files=extra_files,
         )
     print(format_summary(stats))
     return 0

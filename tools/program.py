@@ -41,7 +41,19 @@ from paddlenlp_fastformer.app.errors import UserError, one_line  # noqa: E402
 
 CPU_SETTINGS = tune_cpu()
 
-__all__ = ["CPU_SETTINGS", "config_parser", "user_errors_exit", "run_config_tool", "str2bool"]
+__all__ = ["CPU_SETTINGS", "ArgumentParser", "config_parser", "user_errors_exit", "run_config_tool", "str2bool"]
+
+class _StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is when a record comes (not the one at set-up)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
 
 def _configure_logging() -> None:
     """Our log lines once each, at INFO, in our format; the libraries' only from WARNING up.
@@ -50,9 +62,8 @@ def _configure_logging() -> None:
     library's INFO line (and ours, a second time) would reach the console.
     """
     ours = logging.getLogger("paddlenlp_fastformer")
-    if not any(isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
-               for handler in ours.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(handler, _StderrHandler) for handler in ours.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         ours.addHandler(handler)
     ours.setLevel(logging.INFO)
@@ -90,9 +101,20 @@ def user_errors_exit(*model_errors: type) -> Iterator[None]:
         sys.exit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the tools' error contract: one ``error: ...`` line and exit 2, without the usage block."""
+
+    def __init__(self, description: str = None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(description=description, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def config_parser(description: str) -> argparse.ArgumentParser:
     """The ``-c/--config`` and ``-o/--override`` options every config-driven tool shares (PaddleClas convention)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description)
     parser.add_argument("-c", "--config", required=True, help="path of the YAML config file")
     parser.add_argument(
         "-o",

@@ -40,7 +40,7 @@ def parse_set_name(text):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program.ArgumentParser(__doc__)
     parser.add_argument("--results-dir", required=True)
     parser.add_argument("--readme", help="replace the results block of this Markdown file")
     parser.add_argument("--figure", help="write the best run's confusion matrices to this PNG")

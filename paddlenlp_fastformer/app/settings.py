@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -43,10 +44,12 @@ class Rule(NamedTuple):
     holds: Callable[[Any], bool]
 
 
-POSITIVE = Rule("> 0", lambda v: v > 0)
-NON_NEGATIVE = Rule(">= 0", lambda v: v >= 0)
+# Every rule holds only for finite numbers: `lr: .inf` or `nan` is never a setting.
+POSITIVE = Rule("> 0 (and finite)", lambda v: math.isfinite(v) and v > 0)
+NON_NEGATIVE = Rule(">= 0 (and finite)", lambda v: math.isfinite(v) and v >= 0)
 PROBABILITY = Rule("in [0, 1)", lambda v: 0 <= v < 1)
 STEP_LIMIT = Rule("equal to -1 or > 0", lambda v: v == -1 or v > 0)
+SEED = Rule("in [0, 2**32)", lambda v: 0 <= v < 2**32)  # what numpy's seeding accepts
 
 
 def _field(default: Any, doc: str, *, choices: Optional[tuple] = None, rule: Optional[Rule] = None) -> Any:
@@ -58,7 +61,7 @@ def _field(default: Any, doc: str, *, choices: Optional[tuple] = None, rule: Opt
 class GlobalConfig:
     """``Global``: run control, checkpoints and logging."""
 
-    seed: int = _field(42, "Seed of python, numpy and paddle random generators.")
+    seed: int = _field(42, "Seed of python, numpy and paddle random generators.", rule=SEED)
     epochs: int = _field(3, "Number of passes over the training set.", rule=POSITIVE)
     max_steps: int = _field(-1, "Stop after this many optimizer steps; -1 runs all epochs.", rule=STEP_LIMIT)
     output_dir: str = _field("output/fastformer", "Where checkpoints, logs and the resolved config go.")

@@ -19,7 +19,6 @@ from typing import Optional
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddlenlp.transformers.activations import ACT2FN
 
 from . import library
 
@@ -150,7 +149,11 @@ def linear(
             return library.load().fastformer_bias_residual(_dense(product), layer.bias, _dense(residual))
         return library.load().fastformer_bias_act(_dense(product), layer.bias, FUSED_ACTIVATIONS[activation])
     out = F.linear(flat, layer.weight, layer.bias)
-    out = ACT2FN[activation](out) if activation else out
+    if activation:
+        # Imported here: this module imports only paddle, so that importing it never loads paddlenlp.
+        from paddlenlp.transformers.activations import ACT2FN
+
+        out = ACT2FN[activation](out)
     return out if residual is None else out + residual
 
 

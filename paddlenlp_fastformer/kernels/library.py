@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from ..cpu import cpu_model_name
@@ -23,6 +24,7 @@ logger = logging.getLogger("paddlenlp_fastformer")
 
 SOURCE = Path(__file__).with_name("csrc") / "fastformer_cpu_ops.cc"
 LIBRARY_NAME = "fastformer_cpu_ops"
+CHECKSUM_FILE = "library.sha256"  # of the built library, recorded once it loaded
 _state = {"library": None, "failed": False}
 
 
@@ -50,7 +52,13 @@ def build():
         fcntl.flock(lock, fcntl.LOCK_EX)
         from paddle.utils.cpp_extension import load as load_extension
 
-        return load_extension(
+        library_file = directory / LIBRARY_NAME / f"{LIBRARY_NAME}.so"
+        checksum_file = directory / CHECKSUM_FILE
+        if library_file.exists() and not _matches_checksum(library_file, checksum_file):
+            # A truncated or damaged library would crash the process when loaded (a bus error): build afresh.
+            shutil.rmtree(library_file.parent, ignore_errors=True)
+            checksum_file.unlink(missing_ok=True)
+        module = load_extension(
             name=LIBRARY_NAME,
             sources=[str(SOURCE)],
             extra_cxx_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
@@ -60,6 +68,21 @@ def build():
             build_directory=str(directory),
             verbose=False,
         )
+        if not _matches_checksum(library_file, checksum_file):
+            checksum_file.write_text(_sha256(library_file) + "\n")
+        return module
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _matches_checksum(library_file: Path, checksum_file: Path) -> bool:
+    """Whether the built library is the one recorded after its build (a missing record counts as not)."""
+    try:
+        return library_file.is_file() and checksum_file.read_text().strip() == _sha256(library_file)
+    except OSError:
+        return False
 
 
 def load():

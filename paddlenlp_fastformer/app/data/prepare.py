@@ -5,13 +5,14 @@ No paddle here: numpy's generator draws the sample.
 import json
 import math
 import numbers
+import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ...file_utils import write_text_atomically
+from ...file_utils import write_directory_atomically, write_text_atomically
 from ..errors import UserError
 from .readers import LABEL_NAMES, NUM_CLASSES, SPLIT_NAMES, Example, PathLike, ReadReport, iter_reviews
 
@@ -141,6 +142,8 @@ def prepare_dataset(
     text_column: Optional[str] = None,
     rating_column: Optional[str] = None,
     title_column: Optional[str] = None,
+    overwrite: bool = False,
+    extra_files: Optional[Mapping[str, PathLike]] = None,
 ) -> dict:
     """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` and ``stats.json`` to ``output_dir``.
 
@@ -157,16 +160,22 @@ def prepare_dataset(
     to its count in ``splits`` (0, or more than the file holds, keeps all of it).
 
     Each line of a split is ``{"label": int, "text": str}`` (sorted keys, UTF-8).
-    Files are written atomically, stats.json last. The same inputs, arguments
-    and seed give byte-identical files.
+    The folder is written as one unit (``file_utils.write_directory_atomically``):
+    a crash leaves the previous dataset or the new one, never a mix, and an
+    existing dataset is replaced only with ``overwrite``. ``extra_files``
+    (name -> path) are copied into it, e.g. generated inputs; the stats name
+    such an input by its place in the folder. The same inputs, arguments and
+    seed give byte-identical files.
 
     Returns:
         dict: the content of stats.json: the arguments, one read report per
         input, and per split its count, class counts and text length in words.
 
     Raises:
-        UserError: unreadable input, or splits that the inputs cannot fill.
+        UserError: unreadable input, an existing dataset without ``overwrite``,
+            no usable row at all, or splits that the inputs cannot fill.
     """
+    _check_output_dir(Path(output_dir), overwrite)
     paths = [str(path) for path in inputs]
     options = dict(
         with_title=with_title, text_column=text_column, rating_column=rating_column, title_column=title_column
@@ -176,12 +185,18 @@ def prepare_dataset(
     for path, report in zip(paths, reports):
         for _ in iter_reviews(path, report=report, **options):
             pass
+    if not any(report.kept for report in reports):
+        raise UserError("no usable review in the input(s): " + "; ".join(report.summary() for report in reports))
     make_splits = _kept_splits if keep_splits else _pooled_splits
     split_examples = make_splits(paths, reports, num_samples, splits, np.random.default_rng(seed), options)
 
+    extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
+    placed = {str(path): str(Path(output_dir) / name) for name, path in extra_files.items()}
+    for report in reports:
+        report.path = placed.get(report.path, report.path)
     stats = {
         "arguments": {
-            "inputs": paths,
+            "inputs": [placed.get(path, path) for path in paths],
             "num_samples": num_samples,
             "splits": [_plain_number(size) for size in splits],
             "seed": seed,
@@ -192,16 +207,29 @@ def prepare_dataset(
         "label_names": list(LABEL_NAMES),
         "splits": {name: _split_stats(examples) for name, examples in zip(SPLIT_NAMES, split_examples)},
     }
-    _write_dataset(Path(output_dir), split_examples, stats)
+    _write_dataset(Path(output_dir), split_examples, stats, extra_files, overwrite)
     return stats
 
 
-def _write_dataset(output_dir: Path, split_examples: List[List[Example]], stats: dict) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, examples in zip(SPLIT_NAMES, split_examples):
-        write_text_atomically(output_dir / f"{name}.jsonl", jsonl(examples))
-    # Last, so that a stats.json next to the splits means they are complete.
-    write_text_atomically(output_dir / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuse, before any reading, to write over a file or (without ``overwrite``) an existing dataset."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError("exists and is not a directory; expected a folder for the dataset", output_dir)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise UserError("already holds files; pass --overwrite to replace the dataset there", output_dir)
+
+
+def _write_dataset(
+    output_dir: Path, split_examples: List[List[Example]], stats: dict, extra_files: Mapping[str, Path], overwrite: bool
+) -> None:
+    def write(staging: str) -> None:
+        for name, examples in zip(SPLIT_NAMES, split_examples):
+            write_text_atomically(Path(staging, f"{name}.jsonl"), jsonl(examples))
+        write_text_atomically(Path(staging, "stats.json"), json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        for name, path in extra_files.items():
+            shutil.copyfile(path, Path(staging, name))
+
+    write_directory_atomically(write, str(output_dir), overwrite=overwrite)
 
 
 def format_summary(stats: dict) -> str:

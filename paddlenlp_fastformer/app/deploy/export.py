@@ -93,6 +93,7 @@ def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
     return {
         "label_names": [config.id2label[index] for index in range(config.num_labels)],
         "max_seq_len": truncation_length(model, tokenizer),
+        "vocab_size": config.vocab_size,  # the graph's embedding rows: the tokenizer must not produce more ids
         "inputs": list(INPUT_NAMES),
         "output": "probabilities",
         "formulation": config.formulation,

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..data.readers import iter_reviews, read_prepared
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, TOKENIZER_FILES
 
 __all__ = ["BACKENDS", "TIMED_STAGES", "BatchTiming", "Predictor", "create_runner", "read_labelled_texts", "summarize_timings"]
@@ -104,6 +104,20 @@ class _OnnxRuntimeRunner:
         return self.session.run(None, dict(zip(INPUT_NAMES, (input_ids, attention_mask))))[0]
 
 
+def _read_inference_config(path: Path) -> tuple:
+    """Label names, truncation length and vocabulary size (None in older exports) from ``inference_config.json``."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        labels, length = settings["label_names"], settings["max_seq_len"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path}: not a valid inference config ({type(error).__name__}: {one_line(error)})") from None
+    if not (isinstance(labels, list) and labels and all(isinstance(name, str) for name in labels)):
+        raise UserError(f"{path}: 'label_names' must be a non-empty list of strings")
+    if type(length) is not int or length < 1:
+        raise UserError(f"{path}: 'max_seq_len' must be a positive integer, got {length!r}")
+    return labels, length, settings.get("vocab_size")
+
+
 def _required_files(backend: str) -> tuple:
     model_files = MODEL_FILES if backend == "paddle" else (ONNX_FILE,)
     return model_files + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
@@ -172,11 +186,22 @@ class Predictor:
             raise UserError(f"precision {precision!r} is not supported on this CPU build; use fp32")
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
-        self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn)
-        settings = json.loads(Path(model_dir, INFERENCE_CONFIG_FILE).read_text(encoding="utf-8"))
-        self.label_names: list[str] = settings["label_names"]
-        self.max_seq_len: int = settings["max_seq_len"]
-        self.tokenizer = FastformerTokenizer.from_pretrained(model_dir)
+        if cpu_threads is not None and cpu_threads < 1:
+            raise UserError(f"cpu_threads must be at least 1, got {cpu_threads}")
+        self.model_dir = model_dir
+        _check_model_dir(model_dir, backend)
+        config_path = Path(model_dir, INFERENCE_CONFIG_FILE)
+        self.label_names, self.max_seq_len, vocab_size = _read_inference_config(config_path)
+        try:
+            self.tokenizer = FastformerTokenizer.from_pretrained(model_dir)
+            self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn)
+        except (OSError, ValueError, RuntimeError) as error:  # a damaged graph, weights or tokenizer file
+            raise UserError(f"{model_dir}: cannot be loaded ({type(error).__name__}: {one_line(error)[:300]})") from None
+        if vocab_size is not None and len(self.tokenizer) != vocab_size:
+            raise UserError(
+                f"{Path(model_dir, 'vocab.txt')}: holds {len(self.tokenizer)} tokens but the exported model has "
+                f"{vocab_size} ({config_path}); the vocabulary and the model must come from the same export"
+            )
         self.batch_size = batch_size
         self.timings: Optional[list[BatchTiming]] = [] if record_timings else None
 
@@ -226,6 +251,13 @@ class Predictor:
         preprocessed = time.perf_counter()
         probabilities = self.runner(input_ids, attention_mask)
         inferred = time.perf_counter()
+        if not np.isfinite(probabilities).all():  # nothing non-finite is ever served
+            raise UserError(f"{self.model_dir}: the model returned NaN or inf probabilities; its weights are damaged")
+        if probabilities.shape[-1] != len(self.label_names):
+            raise UserError(
+                f"{self.model_dir}: the model predicts {probabilities.shape[-1]} classes but {INFERENCE_CONFIG_FILE} "
+                f"names {len(self.label_names)}"
+            )
         results = [
             {"label": self.label_names[class_id], "rating": class_id + 1, "probabilities": row.tolist()}
             for class_id, row in zip(probabilities.argmax(axis=-1).tolist(), probabilities)

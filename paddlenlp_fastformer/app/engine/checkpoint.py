@@ -1,46 +1,66 @@
 """The run directory and the checkpoints in it: the one place that knows their layout.
 
 A run directory (``Global.output_dir``) holds ``train.log``, ``last/`` (the latest state, from which an
-interrupted run resumes) and ``best/`` (the best model by dev macro-F1). Each checkpoint is a
-complete ``from_pretrained`` directory: ``config.json`` with the label names, the weights, the
-tokenizer (whose ``model_max_length`` is the truncation length training used) and the resolved
-experiment config; ``last/`` also holds the optimizer, schedule, random-generator and progress state.
-Both are written in one atomic rename.
+interrupted run resumes), ``best/`` (the best model by dev macro-F1) and ``.lock`` (held by the run
+that writes there). Each checkpoint is a complete ``from_pretrained`` directory: ``config.json`` with
+the label names, ``model.safetensors``, the tokenizer (whose ``model_max_length`` is the truncation
+length training used) and the resolved experiment config. ``last/`` also holds the training state:
+``optimizer.safetensors`` (the optimizer's tensors) and ``trainer_state.json`` (progress, learning-rate
+schedule, random-generator state, and fingerprints of the data and vocabulary it was trained on).
+Nothing here is a pickle, so no checkpoint can run code when it is loaded. Every checkpoint is
+replaced so that a crash at any instant leaves a complete one (:mod:`paddlenlp_fastformer.file_utils`).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
+import numpy as np
 import paddle
 import yaml
 
-from ...file_utils import write_directory_atomically, write_text_atomically
+from ...configuration import FastformerConfigError
+from ...file_utils import recover_directory, write_directory_atomically, write_text_atomically
 from ...modeling import FastformerForSequenceClassification
+from ...serialization import CheckpointError, WEIGHT_FILES, load_arrays, save_arrays
 from ...tokenizer import FastformerTokenizer
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..settings import Config, config_to_dict, save_config
 
 __all__ = [
     "LAST",
     "BEST",
     "TRAINER_STATE",
+    "OPTIMIZER_STATE",
     "RESOLVED_CONFIG",
     "TRAIN_LOG",
     "check_model_dir",
     "load_checkpoint",
     "save_checkpoint",
+    "non_finite_weight",
     "truncation_length",
     "check_resumable",
+    "save_training_state",
+    "load_training_state",
+    "file_fingerprint",
+    "run_directory_lock",
+    "recover_run_directory",
 ]
 
 LAST, BEST = "last", "best"
-TRAINER_STATE = "trainer_state.pdparams"
+TRAINER_STATE = "trainer_state.json"
+OPTIMIZER_STATE = "optimizer.safetensors"
+LEGACY_TRAINER_STATE = "trainer_state.pdparams"  # the pickled format of earlier versions, never loaded
 RESOLVED_CONFIG = "train_config.yaml"
 TRAIN_LOG = "train.log"
-MODEL_FILES = ("config.json", "vocab.txt")
-WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
+LOCK_FILE = ".lock"
+VOCABULARY = "vocab.txt"
+MODEL_FILES = ("config.json", VOCABULARY)
 # Sections whose values must not change when a run resumes: they define the model and its data.
 RESUME_INVARIANT_SECTIONS = ("Data", "Model", "Optimizer")
 # ... except these, which change how a run is computed or evaluated, not what it learns.
@@ -66,11 +86,20 @@ def check_model_dir(directory: Optional[str], key: str) -> Path:
 
 
 def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint"):
-    """Classifier (eval mode) and tokenizer of a trained model directory; ``key`` names the setting in errors."""
+    """Classifier (eval mode) and tokenizer of a trained model directory; ``key`` names the setting in errors.
+
+    Every weight must be there, fit the config and be finite; the vocabulary must fit the model.
+    """
     path = check_model_dir(directory, key)
-    model = FastformerForSequenceClassification.from_pretrained(str(path))
+    try:
+        model = FastformerForSequenceClassification.from_pretrained(str(path))
+        tokenizer = FastformerTokenizer.from_pretrained(str(path))
+    except (CheckpointError, FastformerConfigError) as error:
+        raise UserError(f"{key}={directory!r}: {error}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:  # PaddleNLP's own errors for a damaged directory
+        raise UserError(f"{key}={directory!r}: cannot be loaded ({type(error).__name__}: {one_line(error)})") from None
     model.eval()
-    return model, FastformerTokenizer.from_pretrained(str(path))
+    return model, tokenizer
 
 
 def truncation_length(model, tokenizer) -> int:
@@ -82,31 +111,158 @@ def truncation_length(model, tokenizer) -> int:
     return min(tokenizer.model_max_length, model.config.max_position_embeddings)
 
 
-def save_checkpoint(directory: Path, model, tokenizer, config: Config, extra_files: dict) -> None:
-    """Write a complete from_pretrained directory (plus ``extra_files``: text, or objects paddle saves) atomically."""
+def non_finite_weight(model) -> Optional[str]:
+    """The name of the first weight of ``model`` holding NaN or inf, or None."""
+    for name, parameter in model.named_parameters():
+        if not bool(paddle.isfinite(parameter).all()):
+            return name
+    return None
+
+
+def save_checkpoint(directory: Path, model, tokenizer, config: Config, extra=None) -> None:
+    """Write a complete from_pretrained directory, replacing ``directory`` crash-safely.
+
+    ``extra(staging_dir)`` writes whatever else belongs in it (the training state of ``last/``).
+    Refuses a model with a non-finite weight: nothing non-finite is ever saved.
+    """
+    bad = non_finite_weight(model)
+    if bad is not None:
+        raise UserError(f"not saving {directory}: weight '{bad}' holds NaN or inf")
 
     def save(staging: str) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         save_config(config, os.path.join(staging, RESOLVED_CONFIG))
-        for name, content in extra_files.items():
-            if isinstance(content, str):
-                write_text_atomically(os.path.join(staging, name), content)
-            else:
-                paddle.save(content, os.path.join(staging, name))
+        if extra is not None:
+            extra(staging)
 
     write_directory_atomically(save, str(directory), overwrite=True)
 
 
-def check_resumable(last_dir: Path, config: Config) -> None:
-    """Refuse to continue a run whose model, data or optimizer settings have changed."""
-    saved = yaml.safe_load((last_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
+# ----------------------------------------------------------------------------------------------
+# the training state of last/
+# ----------------------------------------------------------------------------------------------
+def save_training_state(directory: str, optimizer, schedule, progress: dict, fingerprints: dict) -> None:
+    """Write ``optimizer.safetensors`` and ``trainer_state.json`` into ``directory``."""
+    arrays, other = {}, {}
+    for key, value in optimizer.state_dict().items():
+        if isinstance(value, paddle.Tensor):
+            arrays[key] = value.numpy()
+        elif isinstance(value, dict) and value and all(isinstance(v, paddle.Tensor) for v in value.values()):
+            arrays.update({f"{key}/{name}": tensor.numpy() for name, tensor in value.items()})
+        else:
+            other[key] = value
+    save_arrays(arrays, os.path.join(directory, OPTIMIZER_STATE))
+    state = {
+        "format": 1,
+        "progress": progress,
+        "schedule": schedule.state_dict(),
+        "optimizer": other,  # the optimizer state that is not a tensor (its schedule's counters)
+        "rng": [list(generator.__getstate__()) for generator in paddle.get_rng_state()],
+        "fingerprints": fingerprints,
+    }
+    write_text_atomically(os.path.join(directory, TRAINER_STATE), json.dumps(state, indent=1) + "\n")
+
+
+def load_training_state(last_dir: Path) -> dict:
+    """The state :func:`save_training_state` wrote, with the optimizer's tensors rebuilt; one-line errors."""
+    path = last_dir / TRAINER_STATE
+    if not path.is_file() and (last_dir / LEGACY_TRAINER_STATE).is_file():
+        raise UserError(
+            f"{last_dir / LEGACY_TRAINER_STATE}: a pickled training state of an earlier version, which is never "
+            "loaded (a pickle can run code); start a new run with -o Global.resume=False or another output_dir"
+        )
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        optimizer = dict(state["optimizer"])
+        for key, value in load_arrays(last_dir / OPTIMIZER_STATE).items():
+            outer, _, inner = key.partition("/")
+            tensor = paddle.to_tensor(np.asarray(value))
+            if inner:
+                optimizer.setdefault(outer, {})[inner] = tensor
+            else:
+                optimizer[outer] = tensor
+        generator_type = type(paddle.get_rng_state()[0])
+        generators = []
+        for saved in state["rng"]:
+            generator = generator_type.__new__(generator_type)
+            generator.__setstate__(tuple(saved))
+            generators.append(generator)
+        return {**state, "optimizer": optimizer, "rng": generators}
+    except CheckpointError as error:
+        raise UserError(str(error)) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path}: not a readable training state ({type(error).__name__}: {one_line(error)})") from None
+
+
+def file_fingerprint(path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_resumable(last_dir: Path, config: Config, saved_fingerprints: dict, fingerprints: dict) -> None:
+    """Refuse to continue a run whose model, data, optimizer settings, data files or vocabulary have changed."""
+    try:
+        saved = yaml.safe_load((last_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise UserError(f"{last_dir / RESOLVED_CONFIG}: unreadable ({one_line(error)})") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{last_dir / RESOLVED_CONFIG}: expected a mapping of sections")
     current = config_to_dict(config)
     for section in RESUME_INVARIANT_SECTIONS:
         for key, value in current[section].items():
-            before = saved.get(section, {}).get(key)
+            before = (saved.get(section) or {}).get(key)
             if (section, key) not in RESUME_FREE_KEYS and before != value:
                 raise UserError(
                     f"{last_dir} was trained with {section}.{key}={before!r}, now {value!r}: "
                     "use another Global.output_dir, or -o Global.resume=False to start over there"
                 )
+    for name, digest in fingerprints.items():
+        if saved_fingerprints.get(name) != digest:
+            path = last_dir / name if name == VOCABULARY else name
+            raise UserError(
+                f"{path} is not the file {last_dir} was trained on (its content changed, e.g. re-prepared): "
+                "resuming would mix two datasets; use another Global.output_dir, or -o Global.resume=False"
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# the run directory
+# ----------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def run_directory_lock(output_dir: Path) -> Iterator[None]:
+    """Hold ``output_dir/.lock`` for the duration: a second run on the same directory gets a one-line error.
+
+    The lock is the kernel's (flock): it ends with the process that held it, so a run that was killed
+    leaves no stale lock behind.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise UserError(
+                f"Global.output_dir={str(output_dir)!r} is in use by another training run ({holder}); wait for "
+                "it to end, or choose another output_dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+def recover_run_directory(output_dir: Path) -> list:
+    """Finish or roll back an interrupted replacement of ``last/`` or ``best/``; what was done, for the log."""
+    done = []
+    for name in (LAST, BEST):
+        action = recover_directory(str(output_dir / name))
+        if action:
+            done.append(f"{output_dir / name}: {action}")
+    return done

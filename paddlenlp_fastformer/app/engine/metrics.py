@@ -60,7 +60,8 @@ def classification_metrics(
         "per_class_precision": dict(zip(names, precision.tolist())),
         "per_class_recall": dict(zip(names, recall.tolist())),
         "per_class_f1": dict(zip(names, f1.tolist())),
-        "per_class_support": dict(zip(names, support.tolist())),
+        # Integers: with some classes never predicted scikit-learn may hand the supports back as floats.
+        "per_class_support": dict(zip(names, (int(count) for count in support))),
         "confusion_matrix": confusion_matrix(labels, predictions, labels=class_ids).tolist(),
     }
 

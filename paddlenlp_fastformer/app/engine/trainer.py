@@ -9,10 +9,12 @@ DataParallel; metrics come from scikit-learn and progress bars from tqdm.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from paddlenlp.transformers import ConstScheduleWithWarmup, LinearDecayWithWarmu
 from tqdm import tqdm
 
 from ...configuration import FastformerConfig
+from ...file_utils import write_text_atomically
 from ...modeling import FastformerForSequenceClassification
 from ...tokenizer import FastformerTokenizer
 from ..data.loader import ReviewDataset, make_dataloader
@@ -108,9 +111,15 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
 
     ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
     """
+    output_dir = Path(config.global_.output_dir)
+    # Rank 0 writes and holds the run directory; other data-parallel ranks of the same run read only.
+    lock = checkpoint.run_directory_lock(output_dir) if is_main_process() else contextlib.nullcontext()
     # Optimizer state is keyed by parameter and accumulator names, which paddle numbers per process:
     # a fresh name scope gives a resumed run the names of the run that saved it, even in one process.
-    with paddle.utils.unique_name.guard():
+    with lock, paddle.utils.unique_name.guard():
+        if is_main_process():
+            for action in checkpoint.recover_run_directory(output_dir):
+                logger.info("%s", action)
         run = _start_run(config)
         while run.progress.epoch < config.global_.epochs and run.progress.global_step < run.total_steps:
             _train_epoch(run, on_step_end)
@@ -119,6 +128,12 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
 
 def _data_path(config: Config, name: str) -> Path:
     return Path(config.data.data_dir) / name
+
+
+def _data_fingerprints(config: Config) -> dict:
+    """SHA-256 of the data files the run learns from or selects its best model on, keyed by path."""
+    names = [config.data.train_file] + ([config.data.dev_file] if config.global_.eval_every_epoch else [])
+    return {str(_data_path(config, name)): checkpoint.file_fingerprint(_data_path(config, name)) for name in names}
 
 
 def _start_run(config: Config) -> _Run:
@@ -130,25 +145,14 @@ def _start_run(config: Config) -> _Run:
     seed_everything(config.global_.seed)
     output_dir = Path(config.global_.output_dir)
     if is_main_process():
-        output_dir.mkdir(parents=True, exist_ok=True)
         log_to_file(output_dir / checkpoint.TRAIN_LOG)
-
     train_examples = read_split(_data_path(config, config.data.train_file), "training split")
     dev_examples = None
     if config.global_.eval_every_epoch:
         dev_examples = read_split(_data_path(config, config.data.dev_file), "dev split")
     last_dir = output_dir / checkpoint.LAST
-    resuming = config.global_.resume and (last_dir / checkpoint.TRAINER_STATE).is_file()
-    if resuming:
-        checkpoint.check_resumable(last_dir, config)
-        tokenizer = FastformerTokenizer.from_pretrained(str(last_dir))
-    else:
-        tokenizer = FastformerTokenizer.build_from_corpus(
-            (example["text"] for example in train_examples),
-            max_vocab_size=config.data.max_vocab_size,
-            min_freq=config.data.min_freq,
-            model_max_length=config.data.max_seq_len,
-        )
+    saved = _resumable_state(config, last_dir)
+    tokenizer = FastformerTokenizer.from_pretrained(str(last_dir)) if saved else _build_tokenizer(config, train_examples)
     loader = make_dataloader(
         ReviewDataset(train_examples, tokenizer, config.data.max_seq_len),
         config.data.batch_size,
@@ -161,9 +165,9 @@ def _start_run(config: Config) -> _Run:
     total_steps = len(loader.batch_sampler) * config.global_.epochs
     if config.global_.max_steps > 0:
         total_steps = min(total_steps, config.global_.max_steps)
-    model = FastformerForSequenceClassification.from_pretrained(str(last_dir)) if resuming else build_model(config, tokenizer)
+    model = checkpoint.load_checkpoint(str(last_dir), "last/")[0] if saved else build_model(config, tokenizer)
     optimizer, schedule = _build_optimizer(config, model, total_steps)
-    progress = _restore_state(last_dir, optimizer, schedule) if resuming else Progress()
+    progress = _restore_state(last_dir, saved, optimizer, schedule) if saved else Progress()
     dev_loader = None
     if dev_examples:
         dev_loader = eval_loader(ReviewDataset(dev_examples, tokenizer, config.data.max_seq_len), config)
@@ -177,27 +181,62 @@ def _start_run(config: Config) -> _Run:
     return run
 
 
-def _restore_state(last_dir: Path, optimizer, schedule) -> Progress:
-    state = paddle.load(str(last_dir / checkpoint.TRAINER_STATE))
-    optimizer.set_state_dict(state["optimizer"])
-    schedule.set_state_dict(state["schedule"])
-    paddle.set_rng_state(state["rng"])
-    progress = Progress(**json.loads(state["progress"]))
+def _build_tokenizer(config: Config, train_examples) -> FastformerTokenizer:
+    """The vocabulary of the training split; its ``model_max_length`` is where every later step truncates."""
+    return FastformerTokenizer.build_from_corpus(
+        (example["text"] for example in train_examples),
+        max_vocab_size=config.data.max_vocab_size,
+        min_freq=config.data.min_freq,
+        model_max_length=config.data.max_seq_len,
+    )
+
+
+def _resumable_state(config: Config, last_dir: Path) -> Optional[dict]:
+    """The training state of ``last/`` if the run resumes from it (checked against the config and data)."""
+    if not config.global_.resume or not last_dir.is_dir():
+        return None
+    if not any((last_dir / name).is_file() for name in (checkpoint.TRAINER_STATE, checkpoint.LEGACY_TRAINER_STATE)):
+        return None
+    saved = checkpoint.load_training_state(last_dir)
+    fingerprints = {**_data_fingerprints(config), checkpoint.VOCABULARY: checkpoint.file_fingerprint(last_dir / checkpoint.VOCABULARY)}
+    checkpoint.check_resumable(last_dir, config, saved["fingerprints"], fingerprints)
+    return saved
+
+
+def _restore_state(last_dir: Path, saved: dict, optimizer, schedule) -> Progress:
+    optimizer.set_state_dict(saved["optimizer"])
+    schedule.set_state_dict(saved["schedule"])
+    paddle.set_rng_state(saved["rng"])
+    progress = Progress(**saved["progress"])
     logger.info("resumed from %s at epoch %d, step %d", last_dir, progress.epoch + 1, progress.global_step)
     return progress
 
 
-def _save_last(run: _Run) -> None:
-    if is_main_process():
-        state = {
-            "optimizer": run.optimizer.state_dict(),
-            "schedule": run.schedule.state_dict(),
-            "rng": paddle.get_rng_state(),
-            "progress": json.dumps(run.progress.__dict__),
-        }
-        checkpoint.save_checkpoint(
-            run.output_dir / checkpoint.LAST, run.model, run.tokenizer, run.config, {checkpoint.TRAINER_STATE: state}
+def _check_weights_finite(run: _Run, directory: Path) -> None:
+    """Refuse to save a model whose weights became NaN or inf, saying why that most likely happened."""
+    bad = checkpoint.non_finite_weight(run.model)
+    if bad is not None:
+        settings = run.config.optimizer
+        clipping = "" if settings.grad_clip > 0 else " and no gradient clipping (Optimizer.grad_clip=0)"
+        raise UserError(
+            f"weight '{bad}' became NaN or inf by step {run.progress.global_step}: training diverged, most likely "
+            f"from too large a learning rate (Optimizer.lr={settings.lr:g}){clipping}; {directory} was not written"
         )
+
+
+def _save_last(run: _Run) -> None:
+    if not is_main_process():
+        return
+    last_dir = run.output_dir / checkpoint.LAST
+    _check_weights_finite(run, last_dir)
+    data = _data_fingerprints(run.config)
+
+    def save_state(staging: str) -> None:
+        vocab = os.path.join(staging, checkpoint.VOCABULARY)
+        fingerprints = {**data, checkpoint.VOCABULARY: checkpoint.file_fingerprint(vocab)}
+        checkpoint.save_training_state(staging, run.optimizer, run.schedule, run.progress.__dict__, fingerprints)
+
+    checkpoint.save_checkpoint(last_dir, run.model, run.tokenizer, run.config, save_state)
 
 
 def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]]) -> None:
@@ -247,9 +286,12 @@ def _train_step(run: _Run, batch: dict) -> float:
     loss_value = float(loss)
     progress = run.progress
     if not math.isfinite(loss_value):
+        settings = run.config.optimizer
+        clipping = "" if settings.grad_clip > 0 else "; setting Optimizer.grad_clip may help"
         raise UserError(
-            f"loss is {loss_value} at epoch {progress.epoch + 1}, step {progress.global_step + 1}: "
-            "lower Optimizer.lr or set Optimizer.grad_clip"
+            f"loss is {loss_value} at epoch {progress.epoch + 1}, step {progress.global_step + 1}: training diverged, "
+            f"most likely from too large a learning rate (Optimizer.lr={settings.lr:g}){clipping}; checkpoints "
+            "already written are kept as they were"
         )
     loss.backward()
     run.optimizer.step()
@@ -291,7 +333,10 @@ def _evaluate_and_keep_best(run: _Run) -> None:
     if metrics["macro_f1"] > progress.best_macro_f1:
         progress.best_macro_f1 = metrics["macro_f1"]
         best_dir = run.output_dir / checkpoint.BEST
+        _check_weights_finite(run, best_dir)
+        metrics_text = json.dumps(metrics, indent=2)
         checkpoint.save_checkpoint(
-            best_dir, run.model, run.tokenizer, run.config, {"dev_metrics.json": json.dumps(metrics, indent=2)}
-        )
+            best_dir, run.model, run.tokenizer, run.config,
+            lambda staging: write_text_atomically(os.path.join(staging, "dev_metrics.json"), metrics_text),
+        )  # fmt: skip
         logger.info("new best dev macro-F1 %.4f: saved %s", metrics["macro_f1"], best_dir)

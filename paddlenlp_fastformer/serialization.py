@@ -1,0 +1,227 @@
+"""Reading and writing weight files without ever running code from them.
+
+``paddle.load`` unpickles, and a crafted ``.pdparams`` file runs code at load time. This package
+writes weights as safetensors (plain arrays) and reads a legacy pickled file only through
+:class:`_ArraysOnlyUnpickler`, which admits the few globals a genuine weights file holds (numpy
+arrays and dtypes, plain containers) and refuses any other before anything is called. The checks a
+loaded checkpoint must pass (finite values, shapes and keys that fit the model) live here too, so
+that ``from_pretrained``, the tools and the converter say the same one-line thing.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Dict, Iterable, Mapping
+
+import numpy as np
+
+__all__ = [
+    "CheckpointError",
+    "load_pickled_arrays",
+    "load_weights",
+    "save_arrays",
+    "load_arrays",
+    "check_finite",
+    "WEIGHT_FILES",
+]
+
+SAFE_WEIGHTS, PICKLED_WEIGHTS = "model.safetensors", "model_state.pdparams"
+WEIGHT_FILES = (SAFE_WEIGHTS, PICKLED_WEIGHTS)  # in the order from_pretrained prefers them
+
+# Everything a genuine Paddle weights or optimizer-state pickle needs (read off real files): numpy
+# arrays and the helpers that rebuild them, and plain containers.
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("builtins", "tuple"),
+    ("builtins", "list"),
+    ("builtins", "dict"),
+    ("collections", "OrderedDict"),
+}
+
+
+class CheckpointError(ValueError):
+    """A weights or checkpoint file that cannot be used as it is, said in one line naming the file."""
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_ALLOWED_GLOBALS`: a payload never gets a callable to run."""
+
+    def __init__(self, stream, path: str):
+        super().__init__(stream)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise CheckpointError(
+                f"{self.path}: refusing to unpickle '{module}.{name}': a weights file may hold only arrays, and "
+                "this one would run code when loaded; if you trust its source, load it yourself (paddle.load) and "
+                "save the model again with save_pretrained, which writes arrays only (model.safetensors)"
+            )
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        raise CheckpointError(f"{self.path}: refusing a pickle with persistent references; expected plain arrays")
+
+
+def load_pickled_arrays(path) -> dict:
+    """The content of a pickled Paddle state file (``.pdparams``), refusing anything but arrays and containers."""
+    path = str(path)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+        content = _ArraysOnlyUnpickler(io.BytesIO(data), path).load()
+    except CheckpointError:
+        raise
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read ({error.strerror or error})") from None
+    except Exception as error:  # truncated or random bytes: pickle raises many types
+        raise CheckpointError(f"{path}: not a readable weights file ({type(error).__name__}: {error})") from None
+    if not isinstance(content, dict):
+        raise CheckpointError(f"{path}: holds a {type(content).__name__}; expected a dict of named arrays")
+    return content
+
+
+def load_arrays(path) -> Dict[str, np.ndarray]:
+    """The named arrays of a safetensors file, with a one-line error for a damaged one."""
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for truncated or foreign files
+        raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())})") from None
+
+
+def load_weights(directory) -> Dict[str, np.ndarray]:
+    """The weights of a ``from_pretrained`` directory as arrays, from the file ``from_pretrained`` would read."""
+    for name in WEIGHT_FILES:
+        path = Path(directory, name)
+        if path.is_file():
+            arrays = load_arrays(path) if name == SAFE_WEIGHTS else load_pickled_arrays(path)
+            return {key: np.asarray(value) for key, value in arrays.items()}
+    raise CheckpointError(f"{directory}: holds no weights ({' or '.join(WEIGHT_FILES)})")
+
+
+def save_arrays(arrays: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] = None) -> None:
+    """Write named arrays as safetensors, through a temporary file renamed into place."""
+    from safetensors.numpy import save
+
+    from .file_utils import write_bytes_atomically
+
+    data = save({key: np.ascontiguousarray(value) for key, value in arrays.items()}, metadata=dict(metadata or {}))
+    write_bytes_atomically(path, data)
+
+
+def check_finite(arrays: Iterable, where: str) -> None:
+    """Refuse NaN or infinite values: ``arrays`` yields (name, array); ``where`` names the file or model."""
+    for name, value in arrays:
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise CheckpointError(f"{where}: weight '{name}' holds {bad} non-finite value(s) (NaN or inf)")
+
+
+def weights_file(directory) -> str:
+    """The weights file ``from_pretrained`` would read in ``directory``, or '' if none."""
+    for name in WEIGHT_FILES:
+        if os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    return ""
+
+
+def check_pretrained_dir(directory: str, use_safetensors=None) -> None:
+    """What ``from_pretrained`` is about to read in ``directory``, checked without running any of it.
+
+    ``config.json`` must parse; the weights file it will load must be a readable safetensors file, or
+    a pickle of arrays only; a vocabulary beside them must have the model's ``vocab_size`` tokens.
+    """
+    config = _read_json(os.path.join(directory, "config.json"), required=True)
+    safe, pickled = os.path.join(directory, SAFE_WEIGHTS), os.path.join(directory, PICKLED_WEIGHTS)
+    if use_safetensors is not False and os.path.isfile(safe):
+        _check_safetensors_header(safe)
+    elif os.path.isfile(pickled):
+        load_pickled_arrays(pickled)
+    _check_vocabulary_size(directory, config)
+
+
+def _read_json(path: str, required: bool) -> dict:
+    import json
+
+    if not os.path.isfile(path):
+        if required:
+            raise CheckpointError(f"{path}: not found; expected a directory written by save_pretrained")
+        return {}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            content = json.load(stream)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({' '.join(str(error).split())})") from None
+    if not isinstance(content, dict):
+        raise CheckpointError(f"{path}: holds a JSON {type(content).__name__}; expected an object")
+    return content
+
+
+def _check_safetensors_header(path: str) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="np") as handle:
+            list(handle.keys())
+    except Exception as error:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())})") from None
+
+
+def _check_vocabulary_size(directory: str, config: dict) -> None:
+    vocab = os.path.join(directory, "vocab.txt")
+    if not os.path.isfile(vocab) or "vocab_size" not in config:
+        return
+    with open(vocab, encoding="utf-8", errors="replace") as stream:
+        tokens = sum(1 for _ in stream)
+    added = len(_read_json(os.path.join(directory, "added_tokens.json"), required=False))
+    if tokens + added != config["vocab_size"]:
+        extra = f" + {added} added" if added else ""
+        raise CheckpointError(
+            f"{vocab}: holds {tokens}{extra} tokens but config.json has vocab_size={config['vocab_size']}; "
+            "the vocabulary and the model must come from the same save"
+        )
+
+
+def check_state_fits(model, state_dict: Mapping, source: str, checkpoint_architectures) -> None:
+    """Refuse weights that do not fit ``model``: a shape that differs, a weight of the model missing, a
+    non-finite value. A task head may be missing only when the checkpoint is of another architecture
+    (a base model or another head, as when fine-tuning from a pretrained encoder)."""
+    prefix = f"{model.base_model_prefix}."
+    expected = {key: list(value.shape) for key, value in model.state_dict().items()}
+    has_prefix = any(key.startswith(prefix) for key in state_dict)
+    expects_prefix = any(key.startswith(prefix) for key in expected)
+    found = set()
+    for key, value in state_dict.items():
+        target = key
+        if expects_prefix and not has_prefix:
+            target = prefix + key
+        elif has_prefix and not expects_prefix:
+            target = key[len(prefix):] if key.startswith(prefix) else None
+        if target not in expected:
+            continue
+        if list(value.shape) != expected[target]:
+            raise CheckpointError(
+                f"{source}: weight '{key}' has shape {list(value.shape)}, the model (per config.json) expects "
+                f"{expected[target]}"
+            )
+        found.add(target)
+    missing = sorted(set(expected) - found)
+    same_architecture = type(model).__name__ in (checkpoint_architectures or [])
+    encoder_missing = [key for key in missing if key.startswith(prefix) or not expects_prefix]
+    if encoder_missing or (same_architecture and missing):
+        names = (encoder_missing or missing)[:3]
+        raise CheckpointError(
+            f"{source}: missing weight(s) {names}{' ...' if len(missing) > 3 else ''} of {type(model).__name__}; "
+            "the file is incomplete or belongs to another model"
+        )
+    check_finite(((key, np.asarray(value)) for key, value in state_dict.items()), source)

@@ -1,0 +1,297 @@
+"""Loading never runs code from a file, and a broken checkpoint is an error, not a warning.
+
+Every load path of the project meets a crafted pickle whose payload would create a marker file; the
+payload must not run, and the tools must end with one line naming the file (exit 2). The same one-line
+contract holds for damaged, incomplete or inconsistent checkpoints and exports.
+"""
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import PROJECT_ROOT, write_tiny_config
+from paddlenlp_fastformer.app.deploy.export import export_inference_model
+from paddlenlp_fastformer.app.engine.trainer import train
+from paddlenlp_fastformer.app.settings import load_config
+from paddlenlp_fastformer.serialization import CheckpointError, load_weights, save_arrays
+
+sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+import convert_torch_checkpoint  # noqa: E402  (the tools, run in this process)
+import eval as eval_tool  # noqa: E402
+import export_model  # noqa: E402
+import infer  # noqa: E402
+import train as train_tool  # noqa: E402
+
+
+class Payload:
+    """Unpickling this creates the marker file: proof that a load ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant_pickle(directory: Path, name: str, marker: Path) -> None:
+    """Replace the weights of ``directory`` by a pickle that carries the payload beside real-looking arrays."""
+    for weights in ("model.safetensors", "model_state.pdparams"):
+        (directory / weights).unlink(missing_ok=True)
+    with open(directory / name, "wb") as stream:
+        pickle.dump({"fastformer.embeddings.word_embeddings.weight": np.zeros([2, 2]), "x": Payload(marker)}, stream)
+
+
+def run_main(main, argv, capsys) -> tuple:
+    """A tool's main() in this process: (exit code, stderr lines)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+        raise SystemExit(0)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return exit_info.value.code, err
+
+
+def assert_one_line_error(result, *fragments, alone=True):
+    """Exit 2 and an ``error: ...`` line holding every fragment: the only stderr line, or (``alone=False``, for
+    a run that fails after it started logging) the last one, with no traceback before it."""
+    code, lines = result
+    assert code == 2 and lines and lines[-1].startswith("error: "), (code, lines[-5:])
+    assert len(lines) == 1 if alone else not any("Traceback" in line for line in lines), lines[-5:]
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data_dir):
+    root = tmp_path_factory.mktemp("trained")
+    config = write_tiny_config(root / "tiny.yaml", tiny_data_dir, root / "out", Global={"max_steps": 3})
+    train(load_config(config))
+    return config, root / "out"
+
+
+@pytest.fixture
+def copy_of(tmp_path, trained):
+    def copy(name: str = "best") -> Path:
+        target = tmp_path / name
+        shutil.copytree(trained[1] / name, target)
+        return target
+
+    return copy
+
+
+# ----------------------------------------------------------------------------------------------
+# no code runs from a file
+# ----------------------------------------------------------------------------------------------
+def test_eval_and_export_refuse_a_pickle_that_runs_code(tmp_path, trained, copy_of, capsys):
+    config, _ = trained
+    checkpoint, marker = copy_of(), tmp_path / "ran"
+    plant_pickle(checkpoint, "model_state.pdparams", marker)
+    expected = ("model_state.pdparams", "refusing to unpickle 'posix.system'")
+    assert_one_line_error(run_main(eval_tool.main, ["-c", str(config), "-o", f"Global.checkpoint={checkpoint}"], capsys), *expected)
+    export = ["-c", str(config), "-o", f"Global.pretrained_model={checkpoint}", f"Global.save_inference_dir={tmp_path / 'x'}"]
+    assert_one_line_error(run_main(export_model.main, export, capsys), *expected)
+    assert not marker.exists()
+
+
+def test_from_pretrained_refuses_a_pickle_that_runs_code(tmp_path, copy_of):
+    from paddlenlp.transformers import AutoModelForSequenceClassification
+
+    from paddlenlp_fastformer import FastformerForSequenceClassification, FastformerModel
+
+    checkpoint, marker = copy_of(), tmp_path / "ran"
+    plant_pickle(checkpoint, "model_state.pdparams", marker)
+    for load in (AutoModelForSequenceClassification.from_pretrained, FastformerForSequenceClassification.from_pretrained,
+                 FastformerModel.from_pretrained):  # fmt: skip
+        with pytest.raises(CheckpointError, match="refusing to unpickle 'posix.system'"):
+            load(str(checkpoint))
+    assert not marker.exists()
+
+
+def test_a_genuine_pickled_checkpoint_still_loads(tmp_path, copy_of):
+    from paddlenlp_fastformer import FastformerForSequenceClassification
+
+    checkpoint = copy_of()
+    model = FastformerForSequenceClassification.from_pretrained(str(checkpoint))
+    (checkpoint / "model.safetensors").unlink()
+    model.save_pretrained(str(checkpoint), safe_serialization=False)  # a pickle of arrays, as earlier versions wrote
+    reloaded = FastformerForSequenceClassification.from_pretrained(str(checkpoint))
+    for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
+@pytest.mark.parametrize("planted", ["model_state.pdparams", "trainer_state.pdparams"])
+def test_resume_refuses_pickles(tmp_path, trained, planted, capsys):
+    config, output = trained
+    run_dir, marker = tmp_path / "run", tmp_path / "ran"
+    shutil.copytree(output, run_dir)
+    last = run_dir / "last"
+    if planted == "trainer_state.pdparams":  # the format of earlier versions: never unpickled
+        (last / "trainer_state.json").unlink()
+        with open(last / planted, "wb") as stream:
+            pickle.dump({"progress": Payload(marker)}, stream)
+    else:
+        plant_pickle(last, planted, marker)
+    result = run_main(train_tool.main, ["-c", str(config), "-o", f"Global.output_dir={run_dir}", "Global.max_steps=6"], capsys)
+    assert_one_line_error(result, planted)
+    assert not marker.exists()
+
+
+def test_the_converter_refuses_pickled_code(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    with open(tmp_path / "evil.pt", "wb") as stream:
+        pickle.dump({"token_emb.weight": Payload(marker)}, stream)
+    argv = ["--source", "lucidrains", "--checkpoint", str(tmp_path / "evil.pt"), "--output-dir", str(tmp_path / "out")]
+    assert_one_line_error(run_main(convert_torch_checkpoint.main, argv, capsys), "evil.pt")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# a broken checkpoint is an error
+# ----------------------------------------------------------------------------------------------
+def damage_missing_weight(checkpoint: Path) -> str:
+    weights = load_weights(checkpoint)
+    del weights["classifier.weight"]
+    save_arrays(weights, checkpoint / "model.safetensors")
+    return "missing weight(s) ['classifier.weight']"
+
+
+def damage_vocabulary(checkpoint: Path) -> str:
+    with open(checkpoint / "vocab.txt", "a", encoding="utf-8") as stream:
+        stream.write("surplus\n")
+    return "vocab.txt: holds"
+
+
+def damage_shape(checkpoint: Path) -> str:
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["intermediate_size"] = 48
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    return "has shape [64], the model (per config.json) expects [48]"
+
+
+def damage_non_finite(checkpoint: Path) -> str:
+    weights = load_weights(checkpoint)
+    weights["classifier.bias"][0] = np.nan
+    save_arrays(weights, checkpoint / "model.safetensors")
+    return "weight 'classifier.bias' holds 1 non-finite value(s)"
+
+
+def damage_truncated_weights(checkpoint: Path) -> str:
+    data = (checkpoint / "model.safetensors").read_bytes()
+    (checkpoint / "model.safetensors").write_bytes(data[: len(data) // 2])
+    return "model.safetensors: not a readable safetensors file"
+
+
+def damage_random_pickle(checkpoint: Path) -> str:
+    (checkpoint / "model.safetensors").unlink()
+    (checkpoint / "model_state.pdparams").write_bytes(os.urandom(4096))
+    return "model_state.pdparams: not a readable weights file"
+
+
+def damage_empty_config(checkpoint: Path) -> str:
+    (checkpoint / "config.json").write_text("")
+    return "config.json: not valid JSON"
+
+
+def damage_tokenizer_config(checkpoint: Path) -> str:
+    (checkpoint / "tokenizer_config.json").write_text("{not json")
+    return "cannot be loaded"
+
+
+DAMAGES = [damage_missing_weight, damage_vocabulary, damage_shape, damage_non_finite, damage_truncated_weights,
+           damage_random_pickle, damage_empty_config, damage_tokenizer_config]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=lambda damage: damage.__name__[len("damage_"):])
+def test_eval_and_export_refuse_a_broken_checkpoint(tmp_path, trained, copy_of, damage, capsys):
+    config, _ = trained
+    checkpoint = copy_of()
+    fragment = damage(checkpoint)
+    assert_one_line_error(run_main(eval_tool.main, ["-c", str(config), "-o", f"Global.checkpoint={checkpoint}"], capsys), fragment)
+    export = ["-c", str(config), "-o", f"Global.pretrained_model={checkpoint}", f"Global.save_inference_dir={tmp_path / 'x'}"]
+    assert_one_line_error(run_main(export_model.main, export, capsys), fragment)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("damage", [damage_missing_weight, damage_vocabulary, damage_shape, damage_non_finite])
+def test_from_pretrained_refuses_a_broken_checkpoint(copy_of, damage):
+    from paddlenlp_fastformer import FastformerForSequenceClassification
+
+    checkpoint = copy_of()
+    fragment = damage(checkpoint)
+    with pytest.raises(CheckpointError) as info:
+        FastformerForSequenceClassification.from_pretrained(str(checkpoint))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_new_task_head_on_a_pretrained_encoder_is_allowed(copy_of):
+    """Fine-tuning: a checkpoint of another architecture may lack the head, which starts fresh."""
+    from paddlenlp_fastformer import FastformerForTokenClassification
+
+    model = FastformerForTokenClassification.from_pretrained(str(copy_of()))
+    assert model.classifier.weight.shape[0] == 32
+
+
+def test_infer_refuses_an_export_whose_vocabulary_does_not_fit(tmp_path, trained, capsys):
+    export_dir = tmp_path / "export"
+    export_inference_model(str(trained[1] / "best"), str(export_dir))
+    with open(export_dir / "vocab.txt", "a", encoding="utf-8") as stream:
+        stream.write("surplus\n")
+    result = run_main(infer.main, ["--model_dir", str(export_dir), "--text", "fine"], capsys)
+    assert_one_line_error(result, "vocab.txt: holds", "the exported model has")
+
+
+def test_infer_refuses_a_damaged_inference_config(tmp_path, trained, capsys):
+    export_dir = tmp_path / "export"
+    export_inference_model(str(trained[1] / "best"), str(export_dir))
+    (export_dir / "inference_config.json").write_text("[]")
+    result = run_main(infer.main, ["--model_dir", str(export_dir), "--text", "fine"], capsys)
+    assert_one_line_error(result, "inference_config.json: not a valid inference config")
+
+
+def test_infer_refuses_non_finite_outputs(tmp_path, trained):
+    """A graph with NaN weights (written past every check, as a damaged file would be) is never served."""
+    import paddle
+
+    from paddlenlp_fastformer.app.deploy import export as export_module
+    from paddlenlp_fastformer.app.deploy.predictor import Predictor
+    from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
+    from paddlenlp_fastformer.app.errors import UserError
+
+    export_dir = tmp_path / "export"
+    export_inference_model(str(trained[1] / "best"), str(export_dir))
+    model, _ = load_checkpoint(str(trained[1] / "best"))
+    model.classifier.bias.set_value(paddle.full(model.classifier.bias.shape, float("nan")))
+    export_module._save_static_graph(model, str(export_dir))
+    with pytest.raises(UserError, match="NaN or inf probabilities"):
+        Predictor(str(export_dir), cpu_threads=1).predict(["fine"])
+
+
+def test_conversion_refuses_non_finite_weights(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from torch_models import lucidrains_model
+
+    state = lucidrains_model(50, 32, 1, 4, 8, 16, absolute=True).state_dict()
+    state["to_logits.1.bias"][0] = float("inf")
+    torch.save(state, tmp_path / "m.pt")
+    argv = ["--source", "lucidrains", "--checkpoint", str(tmp_path / "m.pt"), "--output-dir", str(tmp_path / "out")]
+    assert_one_line_error(run_main(convert_torch_checkpoint.main, argv, capsys), "to_logits.1.bias", "non-finite")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_crafted_pickle_never_runs_in_a_fresh_process(tmp_path, copy_of):
+    """The same refusal through the real command, in its own process: exit 2, one line, no marker."""
+    checkpoint, marker = copy_of(), tmp_path / "ran"
+    plant_pickle(checkpoint, "model_state.pdparams", marker)
+    config = write_tiny_config(tmp_path / "c.yaml", tmp_path, tmp_path / "out")
+    completed = subprocess.run(
+        [sys.executable, "tools/eval.py", "-c", str(config), "-o", f"Global.checkpoint={checkpoint}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert completed.returncode == 2 and len(lines) == 1 and "refusing to unpickle" in lines[0], completed.stderr
+    assert not marker.exists()
