@@ -15,6 +15,7 @@ The default is the official formulation with the paper's Amazon settings (Table 
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any, Callable, NamedTuple, Optional
 
 from paddlenlp.transformers.activations import ACT2FN
@@ -49,11 +50,16 @@ class _Rule(NamedTuple):
     text: str
 
 
+_SHORT_REPR = reprlib.Repr()  # a value read from a file can be enormous: show its start
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 120
+
+
 def _finite(value) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
-_POSITIVE_INT = _Rule((int,), lambda v: v > 0, "a positive integer")
+# Sizes index int32 tensors in Paddle's kernels: anything larger cannot be built.
+_POSITIVE_INT = _Rule((int,), lambda v: 0 < v < 2**31, "a positive integer below 2**31")
 _PROBABILITY = _Rule((int, float), lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)")
 _POSITIVE_FINITE = _Rule((int, float), lambda v: _finite(v) and v > 0, "a finite number > 0")
 
@@ -195,7 +201,7 @@ class FastformerConfig(PretrainedConfig):
             value = getattr(self, field)
             # An exact type check: True is an int to Python, but `hidden_size=True` is surely a mistake.
             if type(value) not in rule.types or not rule.holds(value):
-                raise FastformerConfigError(field, f"got {value!r}; expected {rule.text}")
+                raise FastformerConfigError(field, f"got {_SHORT_REPR.repr(value)}; expected {rule.text}")
         if self.pad_token_id >= self.vocab_size:
             raise FastformerConfigError(
                 "pad_token_id", f"got {self.pad_token_id}; expected an id below vocab_size={self.vocab_size}", ("vocab_size",)

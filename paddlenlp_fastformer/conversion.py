@@ -126,6 +126,9 @@ def load_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
             checkpoint = checkpoint[wrapper_key]
     if not isinstance(checkpoint, dict) or not all(torch.is_tensor(v) for v in checkpoint.values()):
         raise ConversionError(f"{path}: expected a state_dict of tensors, got {type(checkpoint).__name__}")
+    not_real = sorted(key for key, value in checkpoint.items() if not value.is_floating_point())
+    if not_real:  # complex parts would be dropped, integers are no weights
+        raise ConversionError(f"{path}: tensor(s) {not_real[:3]} are not real floating point; expected float weights")
     return {key: value.detach().float().numpy() for key, value in checkpoint.items()}
 
 
@@ -273,8 +276,13 @@ def read_official_config_json(path: str) -> dict:
     """The authors' fastformer.json, with a one-line error for a missing or broken file."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            content = json.load(handle)
+        if not isinstance(content, dict):
+            raise ConversionError(f"{path}: holds a JSON {type(content).__name__}; expected an object of config fields")
+        return content
     except FileNotFoundError:
         raise ConversionError(f"{path}: config file not found") from None
     except json.JSONDecodeError as error:
         raise ConversionError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
+        raise ConversionError(f"{path}: unreadable ({error}); expected the authors' fastformer.json") from None

@@ -6,7 +6,8 @@ with names that say where the replacement stood, so that :func:`recover_director
 roll it back on the next start:
 
 1. ``.NAME.tmp-PID-XXXX``: the new directory being written (a leftover is deleted once PID is dead);
-2. ``.NAME.new``: the new directory, complete (renamed from 1 in one step);
+2. ``.NAME.new``: the new directory, complete (renamed from 1 in one step, with a ``.complete``
+   marker written last inside it, so that recovery never trusts anything else under that name);
 3. ``.NAME.old``: the previous directory, moved aside;
 4. ``NAME``: the new directory, renamed from 2; then 3 is deleted.
 
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 
+COMPLETE_MARKER = ".complete"  # written last into a finished staging directory, removed once it is in place
+
+
 def _siblings(output_dir: str) -> tuple:
     parent, name = os.path.split(output_dir)
     return os.path.join(parent, f".{name}.new"), os.path.join(parent, f".{name}.old"), os.path.join(parent, f".{name}.tmp-")
@@ -47,45 +51,76 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove(path: str) -> None:
+    """Delete a file, a symbolic link (not what it points to) or a directory tree."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def _is_complete(path: str) -> bool:
+    """Whether ``path`` is a staging directory that a writer finished (it holds the marker written last)."""
+    return os.path.isdir(path) and not os.path.islink(path) and os.path.isfile(os.path.join(path, COMPLETE_MARKER))
+
+
 def recover_directory(output_dir: str) -> str:
     """Finish or roll back an interrupted replacement of ``output_dir``; remove dead writers' leftovers.
 
-    Returns what it did ("" when there was nothing to do), for the caller to log.
+    A ``.NAME.new`` counts only if its writer finished it (the marker inside); anything else under
+    the staging names is removed. Returns what it did ("" when there was nothing to do), for the log.
     """
-    output_dir = os.path.abspath(output_dir)
+    output_dir = os.path.realpath(output_dir)
     new, old, tmp_prefix = _siblings(output_dir)
     done = []
     for leftover in glob.glob(glob.escape(tmp_prefix) + "*"):
         pid = leftover[len(tmp_prefix):].split("-", 1)[0]
         if not (pid.isdigit() and _alive(int(pid))):
-            shutil.rmtree(leftover, ignore_errors=True)
+            _remove(leftover)
             done.append(f"removed the unfinished {os.path.basename(leftover)}")
-    if os.path.isdir(new):  # complete and newer than output_dir: finish the replacement
-        if os.path.exists(output_dir):
-            shutil.rmtree(old, ignore_errors=True)
+    if os.path.lexists(new) and not _is_complete(new):
+        _remove(new)
+        done.append(f"removed {os.path.basename(new)}, which no writer finished")
+    if os.path.lexists(new):  # complete and newer than output_dir: finish the replacement
+        if os.path.lexists(output_dir):
+            if os.path.lexists(old):
+                _remove(old)
             os.replace(output_dir, old)
         os.replace(new, output_dir)
         done.append("finished an interrupted replacement")
-    if os.path.isdir(old):
-        if os.path.exists(output_dir):
-            shutil.rmtree(old)
+    if os.path.lexists(old):
+        if os.path.lexists(output_dir):
+            _remove(old)
         else:  # the new directory never got complete: bring the previous one back
             os.replace(old, output_dir)
             done.append("rolled back an interrupted replacement")
+    if os.path.isfile(os.path.join(output_dir, COMPLETE_MARKER)):
+        os.unlink(os.path.join(output_dir, COMPLETE_MARKER))
     return "; ".join(done)
+
+
+def _share(directory: str) -> None:
+    """Directories 0755, files 0644: mkdtemp and some writers (e.g. safetensors) create them private to their owner."""
+    os.chmod(directory, 0o755)
+    for root, directories, files in os.walk(directory):
+        for name in directories:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
 
 
 def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, overwrite: bool = False) -> None:
     """Run ``save_fn(staging_dir)``, then replace ``output_dir`` by it (see the module docstring).
 
     A crash at any point leaves either the previous ``output_dir`` or the new one, whole, or a state
-    that :func:`recover_directory` (called here first) turns into one of them.
+    that :func:`recover_directory` (called here first) turns into one of them. A symbolic link to a
+    directory stays in place: the directory it points to is replaced.
 
     Raises:
         NotADirectoryError: ``output_dir`` is a file.
         FileExistsError: ``output_dir`` holds something and ``overwrite`` is false.
     """
-    output_dir = os.path.abspath(output_dir)
+    output_dir = os.path.realpath(output_dir)
     recover_directory(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise NotADirectoryError(f"{output_dir}: exists and is not a directory")
@@ -96,16 +131,17 @@ def write_directory_atomically(save_fn: Callable[[str], None], output_dir: str, 
     staging = tempfile.mkdtemp(prefix=f"{os.path.basename(tmp_prefix)}{os.getpid()}-", dir=os.path.dirname(output_dir))
     try:
         save_fn(staging)
-        # mkdtemp makes the directory private to its owner; checkpoints and exports are meant to be shared.
-        os.chmod(staging, 0o755)
+        _share(staging)
+        open(os.path.join(staging, COMPLETE_MARKER), "w").close()  # last: what recovery trusts
         os.replace(staging, new)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if os.path.exists(output_dir):
+    if os.path.lexists(output_dir):
         os.replace(output_dir, old)
     os.replace(new, output_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+    os.unlink(os.path.join(output_dir, COMPLETE_MARKER))
 
 
 def write_bytes_atomically(path, data: bytes) -> None:
@@ -115,7 +151,16 @@ def write_bytes_atomically(path, data: bytes) -> None:
     """
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "is a directory; expected a file path", path)
+        _write_via_temporary(path, directory, data)
+    except OSError as error:  # name the file the user asked for, not the temporary one beside it
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _write_via_temporary(path: str, directory: str, data: bytes) -> None:
     handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -114,7 +114,8 @@ def save_arrays(arrays: Mapping[str, np.ndarray], path, metadata: Mapping[str, s
 
     from .file_utils import write_bytes_atomically
 
-    data = save({key: np.ascontiguousarray(value) for key, value in arrays.items()}, metadata=dict(metadata or {}))
+    # {"format": "np"}: the metadata PaddleNLP's loader reads (as its own save_pretrained writes it).
+    data = save({key: np.ascontiguousarray(value) for key, value in arrays.items()}, metadata={"format": "np", **(metadata or {})})
     write_bytes_atomically(path, data)
 
 
@@ -142,6 +143,14 @@ def check_pretrained_dir(directory: str, use_safetensors=None) -> None:
     a pickle of arrays only; a vocabulary beside them must have the model's ``vocab_size`` tokens.
     """
     config = _read_json(os.path.join(directory, "config.json"), required=True)
+    _check_config_fields(os.path.join(directory, "config.json"), config)
+    # PaddleNLP prefers a sharded index over the single file, and loads shards without any of these checks.
+    sharded = sorted(name for name in os.listdir(directory) if name.endswith(".index.json"))
+    if sharded:
+        raise CheckpointError(
+            f"{os.path.join(directory, sharded[0])}: sharded checkpoints are not read (their shards would be loaded "
+            f"unchecked); expected the single {SAFE_WEIGHTS} that save_pretrained writes"
+        )
     safe, pickled = os.path.join(directory, SAFE_WEIGHTS), os.path.join(directory, PICKLED_WEIGHTS)
     if use_safetensors is not False and os.path.isfile(safe):
         _check_safetensors_header(safe)
@@ -167,14 +176,30 @@ def _read_json(path: str, required: bool) -> dict:
     return content
 
 
+def _check_config_fields(path: str, config: dict) -> None:
+    """The fields PaddleNLP reads before any validation of ours: wrong types there end in its tracebacks."""
+    if "vocab_size" in config and type(config["vocab_size"]) is not int:
+        raise CheckpointError(f"{path}: 'vocab_size' is {config['vocab_size']!r}; expected an integer")
+    for field in ("id2label", "label2id"):
+        if field in config and not isinstance(config[field], dict):
+            raise CheckpointError(f"{path}: '{field}' is a {type(config[field]).__name__}; expected a mapping")
+    if config.get("dtype", "float32") not in ("float32", None):
+        raise CheckpointError(f"{path}: 'dtype' is {config['dtype']!r}; this CPU build runs float32 models")
+
+
 def _check_safetensors_header(path: str) -> None:
     from safetensors import safe_open
 
     try:
         with safe_open(path, framework="np") as handle:
             list(handle.keys())
+            metadata = handle.metadata()
     except Exception as error:  # a truncated or foreign file
         raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())})") from None
+    if not metadata or metadata.get("format") != "np":
+        raise CheckpointError(
+            f"{path}: lacks the metadata {{'format': 'np'}} that PaddleNLP reads; re-save it with save_pretrained"
+        )
 
 
 def _check_vocabulary_size(directory: str, config: dict) -> None:
@@ -200,7 +225,9 @@ def check_state_fits(model, state_dict: Mapping, source: str, checkpoint_archite
     expected = {key: list(value.shape) for key, value in model.state_dict().items()}
     has_prefix = any(key.startswith(prefix) for key in state_dict)
     expects_prefix = any(key.startswith(prefix) for key in expected)
-    found = set()
+    dtypes = {key: value.dtype for key, value in model.state_dict().items()}
+    same_architecture = type(model).__name__ in (checkpoint_architectures or [])
+    found, unexpected = set(), []
     for key, value in state_dict.items():
         target = key
         if expects_prefix and not has_prefix:
@@ -208,15 +235,20 @@ def check_state_fits(model, state_dict: Mapping, source: str, checkpoint_archite
         elif has_prefix and not expects_prefix:
             target = key[len(prefix):] if key.startswith(prefix) else None
         if target not in expected:
+            unexpected.append(key)
             continue
+        if value.dtype != dtypes[target]:
+            found_dtype, wanted = (str(dtype).replace("paddle.", "") for dtype in (value.dtype, dtypes[target]))
+            raise CheckpointError(f"{source}: weight '{key}' has dtype {found_dtype}, the model expects {wanted}")
         if list(value.shape) != expected[target]:
             raise CheckpointError(
                 f"{source}: weight '{key}' has shape {list(value.shape)}, the model (per config.json) expects "
                 f"{expected[target]}"
             )
         found.add(target)
+    if same_architecture and unexpected:
+        raise CheckpointError(f"{source}: unexpected weight(s) {sorted(unexpected)[:3]} for {type(model).__name__}")
     missing = sorted(set(expected) - found)
-    same_architecture = type(model).__name__ in (checkpoint_architectures or [])
     encoder_missing = [key for key in missing if key.startswith(prefix) or not expects_prefix]
     if encoder_missing or (same_architecture and missing):
         names = (encoder_missing or missing)[:3]

@@ -103,6 +103,8 @@ class FastformerTokenizer(PretrainedTokenizer):
         self.init_kwargs.pop("vocab", None)
         if (vocab_file is None) == (vocab is None):
             raise ValueError("Exactly one of `vocab_file` and `vocab` must be given.")
+        if not isinstance(do_lower_case, bool):  # "false" read from a hand-edited config would mean True
+            raise ValueError(f"`do_lower_case` must be true or false, got {do_lower_case!r}.")
         if vocab_file is not None:
             tokens = _read_vocab_file(vocab_file)
             source = f"Vocabulary file '{vocab_file}'"

@@ -1,4 +1,6 @@
 """Shared test set-up: the CPU tuning the tools apply, a tiny prepared dataset and config, the shared data."""
+import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -71,3 +73,56 @@ def write_tiny_config(path: Path, data_dir: Path, output_dir: Path, **sections) 
 def tiny_config_path(tmp_path, tiny_data_dir) -> Path:
     """The tiny config in this test's tmp_path, training into tmp_path/out."""
     return write_tiny_config(tmp_path / "tiny.yaml", tiny_data_dir, tmp_path / "out")
+
+
+# ----------------------------------------------------------------------------------------------
+# the tools' one-line error contract, and a small trained run to damage
+# ----------------------------------------------------------------------------------------------
+class Payload:
+    """Unpickling this creates the marker file: proof that a load ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def run_main(main, argv, capsys) -> tuple:
+    """A tool's main() in this process: (exit code, stderr lines)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+        raise SystemExit(0)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return exit_info.value.code, err
+
+
+def assert_one_line_error(result, *fragments, alone=True):
+    """Exit 2 and an ``error: ...`` line holding every fragment: the only stderr line, or (``alone=False``, for
+    a run that fails after it started logging) the last one, with no traceback before it."""
+    code, lines = result
+    assert code == 2 and lines and lines[-1].startswith("error: "), (code, lines[-5:])
+    assert len(lines) == 1 if alone else not any("Traceback" in line for line in lines), lines[-5:]
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data_dir):
+    from paddlenlp_fastformer.app.engine.trainer import train
+    from paddlenlp_fastformer.app.settings import load_config
+
+    root = tmp_path_factory.mktemp("trained")
+    config = write_tiny_config(root / "tiny.yaml", tiny_data_dir, root / "out", Global={"max_steps": 3})
+    train(load_config(config))
+    return config, root / "out"
+
+
+@pytest.fixture
+def copy_of(tmp_path, trained):
+    def copy(name: str = "best") -> Path:
+        target = tmp_path / name
+        shutil.copytree(trained[1] / name, target)
+        return target
+
+    return copy

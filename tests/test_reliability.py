@@ -6,15 +6,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import PROJECT_ROOT, write_tiny_config
+from conftest import PROJECT_ROOT, assert_one_line_error, run_main, write_tiny_config
 from paddlenlp_fastformer.app.engine.metrics import classification_metrics, format_metrics_table
 from paddlenlp_fastformer.serialization import load_weights
-from test_safe_loading import assert_one_line_error, run_main
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
 import convert_torch_checkpoint  # noqa: E402

@@ -15,10 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PROJECT_ROOT, write_tiny_config
+from conftest import PROJECT_ROOT, Payload, assert_one_line_error, run_main, write_tiny_config
 from paddlenlp_fastformer.app.deploy.export import export_inference_model
-from paddlenlp_fastformer.app.engine.trainer import train
-from paddlenlp_fastformer.app.settings import load_config
 from paddlenlp_fastformer.serialization import CheckpointError, load_weights, save_arrays
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
@@ -29,59 +27,12 @@ import infer  # noqa: E402
 import train as train_tool  # noqa: E402
 
 
-class Payload:
-    """Unpickling this creates the marker file: proof that a load ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def plant_pickle(directory: Path, name: str, marker: Path) -> None:
     """Replace the weights of ``directory`` by a pickle that carries the payload beside real-looking arrays."""
     for weights in ("model.safetensors", "model_state.pdparams"):
         (directory / weights).unlink(missing_ok=True)
     with open(directory / name, "wb") as stream:
         pickle.dump({"fastformer.embeddings.word_embeddings.weight": np.zeros([2, 2]), "x": Payload(marker)}, stream)
-
-
-def run_main(main, argv, capsys) -> tuple:
-    """A tool's main() in this process: (exit code, stderr lines)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-        raise SystemExit(0)
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    return exit_info.value.code, err
-
-
-def assert_one_line_error(result, *fragments, alone=True):
-    """Exit 2 and an ``error: ...`` line holding every fragment: the only stderr line, or (``alone=False``, for
-    a run that fails after it started logging) the last one, with no traceback before it."""
-    code, lines = result
-    assert code == 2 and lines and lines[-1].startswith("error: "), (code, lines[-5:])
-    assert len(lines) == 1 if alone else not any("Traceback" in line for line in lines), lines[-5:]
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_data_dir):
-    root = tmp_path_factory.mktemp("trained")
-    config = write_tiny_config(root / "tiny.yaml", tiny_data_dir, root / "out", Global={"max_steps": 3})
-    train(load_config(config))
-    return config, root / "out"
-
-
-@pytest.fixture
-def copy_of(tmp_path, trained):
-    def copy(name: str = "best") -> Path:
-        target = tmp_path / name
-        shutil.copytree(trained[1] / name, target)
-        return target
-
-    return copy
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,13 +34,26 @@ from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
 SYNTHETIC_FILE_NAME = "synthetic_reviews.json"
 
 
+MAX_ROWS = 10**9  # more than any review corpus; larger counts overflow numpy's sampling
+
+
 def positive_int(text):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if not 1 <= value <= MAX_ROWS:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_ROWS}, got {value}")
+    return value
+
+
+def seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
     return value
 
 
@@ -83,7 +96,7 @@ def build_parser():
         default=(40000, 5000, 5000),
         help="train,dev,test counts or fractions (default: 40000,5000,5000)",
     )
-    parser.add_argument("--seed", type=int, default=42, help="sampling seed (default: 42)")
+    parser.add_argument("--seed", type=seed, default=42, help="sampling seed (default: 42)")
     parser.add_argument("--with-title", action="store_true", help='prepend the summary/title: "title. text"')
     parser.add_argument(
         "--keep-splits",

@@ -15,12 +15,24 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _interrupted_while_starting(signum, frame):
+    """Ctrl-C before a tool's work begins (paddle takes seconds to import): nothing is written yet."""
+    sys.stderr.write("error: interrupted (Ctrl-C) while starting; nothing was written\n")
+    os._exit(130)
+
+
+# Until user_errors_exit takes over, Ctrl-C ends the process at once instead of a KeyboardInterrupt
+# raised somewhere inside an import.
+signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 QUIET_WARNINGS = (
     "No ccache found",  # paddle, on import
@@ -87,6 +99,7 @@ def user_errors_exit(*model_errors: type) -> Iterator[None]:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     _configure_logging()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt, caught below
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger("paddlenlp_fastformer")]):
             yield
@@ -98,6 +111,9 @@ def user_errors_exit(*model_errors: type) -> Iterator[None]:
         sys.exit(130)
     except OSError as error:  # a path the user gave cannot be read or written
         sys.stderr.write(f"error: {one_line(error)}\n")
+        sys.exit(2)
+    except MemoryError:  # sizes or counts the machine cannot hold
+        sys.stderr.write("error: not enough memory for what was asked (model sizes, batch size or row counts)\n")
         sys.exit(2)
 
 

@@ -39,14 +39,14 @@ def parse_set_name(text):
     return path, name
 
 
-if __name__ == "__main__":
+def main(argv=None):
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--results-dir", required=True)
     parser.add_argument("--readme", help="replace the results block of this Markdown file")
     parser.add_argument("--figure", help="write the best run's confusion matrices to this PNG")
     parser.add_argument("--set-name", type=parse_set_name, action="append", default=[], metavar="FILE=NAME",
                         help="display name of an evaluation file; may repeat")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with program.user_errors_exit():
         runs = load_runs(args.results_dir)
         names = dict(args.set_name)
@@ -57,3 +57,7 @@ if __name__ == "__main__":
         if args.readme:
             replace_readme_block(args.readme, table)
             print(f"updated {args.readme}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

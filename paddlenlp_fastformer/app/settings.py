@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import math
 import re
+import reprlib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ NON_NEGATIVE = Rule(">= 0 (and finite)", lambda v: math.isfinite(v) and v >= 0)
 PROBABILITY = Rule("in [0, 1)", lambda v: 0 <= v < 1)
 STEP_LIMIT = Rule("equal to -1 or > 0", lambda v: v == -1 or v > 0)
 SEED = Rule("in [0, 2**32)", lambda v: 0 <= v < 2**32)  # what numpy's seeding accepts
+THREADS = Rule("in [0, 1024]", lambda v: 0 <= v <= 1024)  # larger counts overflow paddle's own types
+NON_EMPTY = Rule("that is not empty", lambda v: bool(v.strip()))
 
 
 def _field(default: Any, doc: str, *, choices: Optional[tuple] = None, rule: Optional[Rule] = None) -> Any:
@@ -64,15 +67,15 @@ class GlobalConfig:
     seed: int = _field(42, "Seed of python, numpy and paddle random generators.", rule=SEED)
     epochs: int = _field(3, "Number of passes over the training set.", rule=POSITIVE)
     max_steps: int = _field(-1, "Stop after this many optimizer steps; -1 runs all epochs.", rule=STEP_LIMIT)
-    output_dir: str = _field("output/fastformer", "Where checkpoints, logs and the resolved config go.")
+    output_dir: str = _field("output/fastformer", "Where checkpoints, logs and the resolved config go.", rule=NON_EMPTY)
     checkpoint: Optional[str] = _field(
         None, "The trained model directory tools/eval.py evaluates (e.g. output/amazon/best); training never reads it."
     )
     pretrained_model: Optional[str] = _field(
         None, "The trained model directory tools/export_model.py exports (e.g. output/amazon/best)."
     )
-    save_inference_dir: str = _field("inference", "Where tools/export_model.py writes the static model.")
-    num_threads: int = _field(0, "CPU threads for paddle; 0 uses all cores.", rule=NON_NEGATIVE)
+    save_inference_dir: str = _field("inference", "Where tools/export_model.py writes the static model.", rule=NON_EMPTY)
+    num_threads: int = _field(0, "CPU threads for paddle; 0 uses all cores.", rule=THREADS)
     log_interval: int = _field(20, "Log the training loss every this many steps.", rule=POSITIVE)
     eval_every_epoch: bool = _field(True, "Evaluate on the dev set after each epoch.")
     resume: bool = _field(True, "Resume from output_dir/last when it exists.")
@@ -84,10 +87,10 @@ class GlobalConfig:
 class DataConfig:
     """``Data``: the prepared dataset and how it is batched."""
 
-    data_dir: str = _field(dataclasses.MISSING, "Folder written by tools/prepare_data.py.")
-    train_file: str = _field("train.jsonl", "Training split, relative to data_dir.")
-    dev_file: str = _field("dev.jsonl", "Development split, relative to data_dir.")
-    test_file: str = _field("test.jsonl", "Test split, relative to data_dir.")
+    data_dir: str = _field(dataclasses.MISSING, "Folder written by tools/prepare_data.py.", rule=NON_EMPTY)
+    train_file: str = _field("train.jsonl", "Training split, relative to data_dir.", rule=NON_EMPTY)
+    dev_file: str = _field("dev.jsonl", "Development split, relative to data_dir.", rule=NON_EMPTY)
+    test_file: str = _field("test.jsonl", "Test split, relative to data_dir.", rule=NON_EMPTY)
     eval_file: Optional[str] = _field(None, "A file to evaluate instead of test_file.")
     batch_size: int = _field(64, "Training examples per optimizer step.", rule=POSITIVE)
     eval_batch_size: int = _field(128, "Examples per evaluation batch.", rule=POSITIVE)
@@ -153,13 +156,28 @@ _ATTRIBUTES = {f.metadata["section"]: f.name for f in dataclasses.fields(Config)
 _DECLARED = {"Global": GlobalConfig, "Data": DataConfig, "Optimizer": OptimizerConfig}
 
 
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 120
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` as a float.
+    """SafeLoader that also reads ``1e-3`` as a float, and refuses a key given twice in one mapping.
 
     PyYAML follows YAML 1.1, where a float needs a dot, so ``lr: 1e-3`` would silently be the
-    string "1e-3" and fail the type check. Adding the missing form on a subclass leaves
-    ``yaml.safe_load`` itself untouched.
+    string "1e-3" and fail the type check; and it lets a repeated key silently win. Changing both on
+    a subclass leaves ``yaml.safe_load`` itself untouched.
     """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -212,16 +230,17 @@ def _checked_value(section: Any, key: Any, value: Any, source: str) -> Any:
         if optional:
             return None
         raise UserError(f"{where} must not be null; expected {type_text}")
+    shown = _SHORT_REPR.repr(value)  # a value built by YAML aliases can be enormous
     if expected is float and type(value) is int:
         value = float(value)
     # An exact type match: bool is a subclass of int, but `batch_size: true` is surely a mistake.
     if type(value) is not expected:
-        raise UserError(f"{where} has value {value!r} of type {type(value).__name__}; expected {type_text}")
+        raise UserError(f"{where} has value {shown} of type {type(value).__name__}; expected {type_text}")
     choices, rule = field.metadata["choices"], field.metadata["rule"]
     if choices is not None and value not in choices:
-        raise UserError(f"{where} has value {value!r}; allowed values: {', '.join(choices)}")
+        raise UserError(f"{where} has value {shown}; allowed values: {', '.join(choices)}")
     if rule is not None and not rule.holds(value):
-        raise UserError(f"{where} has value {value!r}; expected a value {rule.text}")
+        raise UserError(f"{where} has value {shown}; expected a value {rule.text}")
     return value
 
 
@@ -233,6 +252,8 @@ def _read_file(path: Path) -> dict:
         raise UserError(f"config file not found: {path}") from None
     except OSError as exc:
         raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML file") from None
     try:
         content = _parse_yaml(text)
     except yaml.YAMLError as exc:

@@ -16,7 +16,9 @@ from ...file_utils import write_directory_atomically, write_text_atomically
 from ..errors import UserError
 from .readers import LABEL_NAMES, NUM_CLASSES, SPLIT_NAMES, Example, PathLike, ReadReport, iter_reviews
 
-__all__ = ["prepare_dataset", "format_summary", "jsonl"]
+__all__ = ["prepare_dataset", "format_summary", "jsonl", "STATS_FILE"]
+
+STATS_FILE = "stats.json"  # what marks a folder as a dataset this module wrote
 
 
 def _are_counts(splits: Sequence) -> bool:
@@ -26,8 +28,10 @@ def _are_counts(splits: Sequence) -> bool:
 def _check_splits(splits: Sequence) -> None:
     if len(splits) != len(SPLIT_NAMES):
         raise UserError(f"got {len(splits)} split sizes; expected three (train, dev, test)")
-    if any(size < 0 for size in splits):
+    if any(not math.isfinite(size) or size < 0 for size in splits):
         raise UserError(f"got split sizes {list(splits)}; expected no negative size")
+    if _are_counts(splits) and not any(splits):
+        raise UserError(f"got split sizes {list(splits)}; expected at least one split with rows")
 
 
 def _pooled_split_sizes(splits: Sequence, num_samples: Optional[int], available: int) -> List[int]:
@@ -175,7 +179,7 @@ def prepare_dataset(
         UserError: unreadable input, an existing dataset without ``overwrite``,
             no usable row at all, or splits that the inputs cannot fill.
     """
-    _check_output_dir(Path(output_dir), overwrite)
+    _check_output_dir(Path(output_dir), overwrite, inputs)
     paths = [str(path) for path in inputs]
     options = dict(
         with_title=with_title, text_column=text_column, rating_column=rating_column, title_column=title_column
@@ -211,12 +215,20 @@ def prepare_dataset(
     return stats
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    """Refuse, before any reading, to write over a file or (without ``overwrite``) an existing dataset."""
+def _check_output_dir(output_dir: Path, overwrite: bool, inputs: Sequence[PathLike]) -> None:
+    """Refuse, before any reading, to write over a file, over an existing dataset (without ``overwrite``),
+    over a folder that holds something else than a dataset, or over one of the inputs."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError("exists and is not a directory; expected a folder for the dataset", output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not overwrite:
         raise UserError("already holds files; pass --overwrite to replace the dataset there", output_dir)
+    if not (output_dir / STATS_FILE).is_file():
+        raise UserError(f"holds files but no earlier dataset ({STATS_FILE}); choose a new or empty folder", output_dir)
+    for path in inputs:
+        if Path(path).resolve().is_relative_to(output_dir.resolve()):
+            raise UserError(f"the input {path} lies inside it and would be deleted; choose another folder", output_dir)
 
 
 def _write_dataset(
@@ -225,7 +237,7 @@ def _write_dataset(
     def write(staging: str) -> None:
         for name, examples in zip(SPLIT_NAMES, split_examples):
             write_text_atomically(Path(staging, f"{name}.jsonl"), jsonl(examples))
-        write_text_atomically(Path(staging, "stats.json"), json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(Path(staging, STATS_FILE), json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
         for name, path in extra_files.items():
             shutil.copyfile(path, Path(staging, name))
 

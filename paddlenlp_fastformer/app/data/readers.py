@@ -49,7 +49,7 @@ class ReadReport:
     """What reading one input file gave: rows seen, rows kept, rows skipped per reason.
 
     Skip reasons: ``missing_text``, ``text_not_a_string``, ``empty_text``
-    (whitespace only), ``missing_rating``, ``rating_not_a_number``,
+    (whitespace only), ``text_not_valid_unicode`` (lone surrogates), ``missing_rating``, ``rating_not_a_number``,
     ``rating_not_integral`` (e.g. 4.5), ``rating_out_of_range`` (not 1..5).
     A row is counted under the first check it fails, text before rating.
     """
@@ -160,6 +160,8 @@ def _json_objects(path: PathLike) -> Iterator[Tuple[int, dict]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON ({exc.msg}); expected one JSON object per line", path, number) from None
+        except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, or nesting thousands deep
+            raise UserError(f"unreadable JSON ({exc}); expected one flat JSON object per line", path, number) from None
         if not isinstance(obj, dict):
             raise UserError(f"got a JSON {type(obj).__name__}; expected one JSON object per line", path, number)
         yield number, obj
@@ -211,6 +213,9 @@ def _delimited_reviews(
     file_format = "TSV" if delimiter == "\t" else "CSV"
     try:
         header = reader.fieldnames or []
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise UserError(f"the header names the column(s) {repeated} more than once; expected distinct names", path, 1)
         text = _pick_column(header, text_column, TEXT_COLUMN_CANDIDATES, "text", path)
         rating = _pick_column(header, rating_column, RATING_COLUMN_CANDIDATES, "rating", path)
         title = _pick_column(header, title_column, TITLE_COLUMN_CANDIDATES, "title", path) if with_title else None
@@ -227,6 +232,15 @@ def _delimiter_for(path: PathLike) -> Optional[str]:
     return {".csv": ",", ".tsv": "\t"}.get(Path(name).suffix)
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: JSON's "\\ud800" escapes give lone surrogates that cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _review_text(value: object) -> str:
     if value is None:
         raise _SkipRow("missing_text")
@@ -234,6 +248,8 @@ def _review_text(value: object) -> str:
         raise _SkipRow("text_not_a_string")
     if not value.strip():
         raise _SkipRow("empty_text")
+    if not _is_unicode(value):
+        raise _SkipRow("text_not_valid_unicode")
     return value.strip()
 
 
@@ -263,7 +279,7 @@ def _with_title(title: object, text: str) -> str:
     No period is added after a title that already ends a sentence ("Great!").
     A missing or blank title leaves the text alone.
     """
-    if not isinstance(title, str) or not title.strip():
+    if not isinstance(title, str) or not title.strip() or not _is_unicode(title):
         return text
     title = title.strip()
     separator = " " if title[-1] in ".!?" else ". "
@@ -339,9 +355,9 @@ def read_prepared(path: PathLike) -> List[Example]:
     for number, obj in _json_objects(path):
         text, label = obj.get("text"), obj.get("label")
         label_ok = isinstance(label, int) and not isinstance(label, bool) and 0 <= label < NUM_CLASSES
-        if not isinstance(text, str) or not text.strip() or not label_ok:
+        if not isinstance(text, str) or not text.strip() or not label_ok or not _is_unicode(text):
             raise UserError(
-                f'expected {{"text": non-empty string, "label": integer 0..{NUM_CLASSES - 1}}}', path, number
+                f'expected {{"text": non-empty, valid Unicode string, "label": integer 0..{NUM_CLASSES - 1}}}', path, number
             )
         examples.append({"text": text, "label": label})
     return examples

@@ -94,6 +94,7 @@ def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
         "label_names": [config.id2label[index] for index in range(config.num_labels)],
         "max_seq_len": truncation_length(model, tokenizer),
         "vocab_size": config.vocab_size,  # the graph's embedding rows: the tokenizer must not produce more ids
+        "max_position_embeddings": config.max_position_embeddings,  # the longest input the graph takes
         "inputs": list(INPUT_NAMES),
         "output": "probabilities",
         "formulation": config.formulation,
@@ -113,8 +114,9 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
         UserError: ``pretrained_dir`` is incomplete, ``output_dir`` holds something else, or the
             ONNX conversion failed.
     """
-    model, tokenizer = load_checkpoint(pretrained_dir, "Global.pretrained_model")
     _check_output_dir(output_dir)
+    model, tokenizer = load_checkpoint(pretrained_dir, "Global.pretrained_model")
+    _check_outputs_finite(model, pretrained_dir)
 
     def save(staging: str) -> None:
         _save_static_graph(model, staging)
@@ -126,6 +128,16 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
 
     write_directory_atomically(save, output_dir, overwrite=True)
     return sorted(os.listdir(output_dir))
+
+
+@paddle.no_grad()
+def _check_outputs_finite(model: paddle.nn.Layer, pretrained_dir: str) -> None:
+    """Refuse a model whose outputs overflow although its weights are finite: it would serve NaN."""
+    length = min(8, model.config.max_position_embeddings)
+    ids = paddle.arange(length, dtype="int64").reshape([1, -1]) % model.config.vocab_size
+    probabilities = F.softmax(model(ids, attention_mask=paddle.ones_like(ids)), axis=-1)
+    if not bool(paddle.isfinite(probabilities).all()):
+        raise UserError(f"Global.pretrained_model={pretrained_dir!r}: the model returns NaN or inf; its weights are degenerate")
 
 
 def export_from_config(config: Config, onnx: bool = False) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -40,6 +41,8 @@ def run_inference(
     for flag in ("use_gpu", "use_tensorrt"):
         if getattr(settings, flag):
             raise UserError(f"--{flag} True is not supported on this CPU build; use --{flag} False")
+    if settings.save_log_path and os.path.isdir(settings.save_log_path):
+        raise UserError(f"--save_log_path {settings.save_log_path} is a directory; expected a file path")
     labels = None
     if texts is None:
         texts, labels = read_labelled_texts(data_path)

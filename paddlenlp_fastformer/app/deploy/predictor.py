@@ -26,6 +26,7 @@ from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX
 __all__ = ["BACKENDS", "TIMED_STAGES", "BatchTiming", "Predictor", "create_runner", "read_labelled_texts", "summarize_timings"]
 
 BACKENDS = ("paddle", "onnxruntime")
+MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
 PRECISIONS = ("fp32",)
 # oneDNN keeps compiled kernels per input shape; batches of varying length would grow that cache
 # without bound, so keep the most recent shapes only (Paddle's advice for variable-shape inputs).
@@ -115,7 +116,15 @@ def _read_inference_config(path: Path) -> tuple:
         raise UserError(f"{path}: 'label_names' must be a non-empty list of strings")
     if type(length) is not int or length < 1:
         raise UserError(f"{path}: 'max_seq_len' must be a positive integer, got {length!r}")
-    return labels, length, settings.get("vocab_size")
+    if len(set(labels)) != len(labels):
+        raise UserError(f"{path}: 'label_names' must be distinct; got {labels}")
+    positions = settings.get("max_position_embeddings", length)
+    if type(positions) is not int or length > positions:
+        raise UserError(f"{path}: 'max_seq_len' {length} exceeds the model's {positions!r} positions")
+    vocab_size = settings.get("vocab_size")
+    if vocab_size is not None and (type(vocab_size) is not int or vocab_size < 1):
+        raise UserError(f"{path}: 'vocab_size' must be a positive integer, got {vocab_size!r}")
+    return labels, length, vocab_size
 
 
 def _required_files(backend: str) -> tuple:
@@ -186,8 +195,8 @@ class Predictor:
             raise UserError(f"precision {precision!r} is not supported on this CPU build; use fp32")
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
-        if cpu_threads is not None and cpu_threads < 1:
-            raise UserError(f"cpu_threads must be at least 1, got {cpu_threads}")
+        if cpu_threads is not None and not 1 <= cpu_threads <= MAX_THREADS:
+            raise UserError(f"cpu_threads must be between 1 and {MAX_THREADS}, got {cpu_threads}")
         self.model_dir = model_dir
         _check_model_dir(model_dir, backend)
         config_path = Path(model_dir, INFERENCE_CONFIG_FILE)
@@ -195,7 +204,10 @@ class Predictor:
         try:
             self.tokenizer = FastformerTokenizer.from_pretrained(model_dir)
             self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn)
-        except (OSError, ValueError, RuntimeError) as error:  # a damaged graph, weights or tokenizer file
+        except UserError:
+            raise
+        # A damaged graph, weights, ONNX or tokenizer file: each library raises its own types for those.
+        except Exception as error:  # noqa: BLE001
             raise UserError(f"{model_dir}: cannot be loaded ({type(error).__name__}: {one_line(error)[:300]})") from None
         if vocab_size is not None and len(self.tokenizer) != vocab_size:
             raise UserError(

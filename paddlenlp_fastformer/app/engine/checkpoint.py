@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterator, Optional
@@ -65,6 +66,8 @@ MODEL_FILES = ("config.json", VOCABULARY)
 RESUME_INVARIANT_SECTIONS = ("Data", "Model", "Optimizer")
 # ... except these, which change how a run is computed or evaluated, not what it learns.
 RESUME_FREE_KEYS = {("Data", "eval_batch_size"), ("Data", "num_workers"), ("Data", "eval_file"), ("Model", "use_fused_ops")}
+# Global settings that decide what is learnt (the seed orders the batches) and so must not change either.
+RESUME_INVARIANT_GLOBAL_KEYS = ("seed",)
 
 
 def check_model_dir(directory: Optional[str], key: str) -> Path:
@@ -73,7 +76,9 @@ def check_model_dir(directory: Optional[str], key: str) -> Path:
         raise UserError(f"{key} is not set: pass -o {key}=DIR (e.g. output/amazon/best)")
     path = Path(directory)
     if not path.is_dir():
-        raise UserError(f"{key}={directory!r}: not a directory; expected a directory written by tools/train.py")
+        pending = [p.name for p in (path.with_name(f".{path.name}.new"), path.with_name(f".{path.name}.old")) if p.exists()]
+        hint = f" ({', '.join(pending)} beside it: an interrupted save, which the next run there completes)" if pending else ""
+        raise UserError(f"{key}={directory!r}: not a directory{hint}; expected a directory written by tools/train.py")
     missing = [name for name in MODEL_FILES if not (path / name).is_file()]
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         missing.append(" or ".join(WEIGHT_FILES))
@@ -96,10 +101,22 @@ def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint"):
         tokenizer = FastformerTokenizer.from_pretrained(str(path))
     except (CheckpointError, FastformerConfigError) as error:
         raise UserError(f"{key}={directory!r}: {error}") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:  # PaddleNLP's own errors for a damaged directory
-        raise UserError(f"{key}={directory!r}: cannot be loaded ({type(error).__name__}: {one_line(error)})") from None
+    # PaddleNLP's own errors for a damaged directory (files of the wrong JSON type, wrong dtypes, ...).
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, AssertionError, RuntimeError) as error:
+        raise UserError(f"{key}={directory!r}: cannot be loaded ({type(error).__name__}: {one_line(error)[:300]})") from None
+    _check_labels(path / "config.json", model.config)
+    length = tokenizer.model_max_length
+    if type(length) is not int or length < 1:
+        raise UserError(f"{path / 'tokenizer_config.json'}: 'model_max_length' is {length!r}; expected a positive integer")
     model.eval()
     return model, tokenizer
+
+
+def _check_labels(path: Path, config) -> None:
+    """One distinct name per class: predictions are reported, and scored, by name."""
+    names = [config.id2label.get(index, config.id2label.get(str(index))) for index in range(config.num_labels)]
+    if None in names or len(set(names)) != len(names):
+        raise UserError(f"{path}: 'id2label' must name each of the {config.num_labels} classes once; got {names}")
 
 
 def truncation_length(model, tokenizer) -> int:
@@ -165,34 +182,68 @@ def save_training_state(directory: str, optimizer, schedule, progress: dict, fin
 
 
 def load_training_state(last_dir: Path) -> dict:
-    """The state :func:`save_training_state` wrote, with the optimizer's tensors rebuilt; one-line errors."""
+    """The state :func:`save_training_state` wrote, checked and with the optimizer's tensors rebuilt.
+
+    Every damage (a missing, truncated or hand-edited file, a non-finite optimizer value) is a one-line
+    error naming the file; a pickled state of an earlier version is never loaded.
+    """
     path = last_dir / TRAINER_STATE
     if not path.is_file() and (last_dir / LEGACY_TRAINER_STATE).is_file():
         raise UserError(
             f"{last_dir / LEGACY_TRAINER_STATE}: a pickled training state of an earlier version, which is never "
             "loaded (a pickle can run code); start a new run with -o Global.resume=False or another output_dir"
         )
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {last_dir} holds no training state to resume from (-o Global.resume=False "
+                        "starts over)")  # fmt: skip
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        optimizer = dict(state["optimizer"])
-        for key, value in load_arrays(last_dir / OPTIMIZER_STATE).items():
-            outer, _, inner = key.partition("/")
-            tensor = paddle.to_tensor(np.asarray(value))
-            if inner:
-                optimizer.setdefault(outer, {})[inner] = tensor
-            else:
-                optimizer[outer] = tensor
+        _check_state_layout(state)
         generator_type = type(paddle.get_rng_state()[0])
         generators = []
         for saved in state["rng"]:
             generator = generator_type.__new__(generator_type)
             generator.__setstate__(tuple(saved))
             generators.append(generator)
-        return {**state, "optimizer": optimizer, "rng": generators}
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise UserError(f"{path}: not a readable training state ({type(error).__name__}: {one_line(error)})") from None
+    return {**state, "optimizer": _load_optimizer_state(last_dir, state["optimizer"]), "rng": generators}
+
+
+def _check_state_layout(state) -> None:
+    """Raise ValueError unless ``state`` has the fields and types :func:`save_training_state` writes."""
+    expected = {"progress": dict, "schedule": dict, "optimizer": dict, "rng": list, "fingerprints": dict}
+    if not isinstance(state, dict) or any(not isinstance(state.get(key), kind) for key, kind in expected.items()):
+        raise ValueError(f"expected an object with {', '.join(f'{k} ({t.__name__})' for k, t in expected.items())}")
+    progress = state["progress"]
+    counters = ("epoch", "batches_done_in_epoch", "global_step")
+    if set(progress) != {*counters, "best_macro_f1", "history"}:
+        raise ValueError(f"progress has the fields {sorted(progress)}")
+    if any(type(progress[key]) is not int or progress[key] < 0 for key in counters):
+        raise ValueError("progress counters must be integers >= 0")
+    best = progress["best_macro_f1"]
+    if type(best) not in (int, float) or not math.isfinite(best) or not isinstance(progress["history"], list):
+        raise ValueError("progress.best_macro_f1 must be a finite number and progress.history a list")
+
+
+def _load_optimizer_state(last_dir: Path, other: dict) -> dict:
+    path = last_dir / OPTIMIZER_STATE
+    try:
+        arrays = load_arrays(path)
     except CheckpointError as error:
         raise UserError(str(error)) from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{path}: not a readable training state ({type(error).__name__}: {one_line(error)})") from None
+    optimizer = dict(other)
+    for key, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise UserError(f"{path}: '{key}' holds NaN or inf; the optimizer state is damaged")
+        outer, _, inner = key.partition("/")
+        tensor = paddle.to_tensor(value)
+        if inner:
+            optimizer.setdefault(outer, {})[inner] = tensor
+        else:
+            optimizer[outer] = tensor
+    return optimizer
 
 
 def file_fingerprint(path) -> str:
@@ -208,19 +259,23 @@ def check_resumable(last_dir: Path, config: Config, saved_fingerprints: dict, fi
     """Refuse to continue a run whose model, data, optimizer settings, data files or vocabulary have changed."""
     try:
         saved = yaml.safe_load((last_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, ValueError, yaml.YAMLError) as error:
         raise UserError(f"{last_dir / RESOLVED_CONFIG}: unreadable ({one_line(error)})") from None
     if not isinstance(saved, dict):
         raise UserError(f"{last_dir / RESOLVED_CONFIG}: expected a mapping of sections")
     current = config_to_dict(config)
-    for section in RESUME_INVARIANT_SECTIONS:
-        for key, value in current[section].items():
-            before = (saved.get(section) or {}).get(key)
-            if (section, key) not in RESUME_FREE_KEYS and before != value:
-                raise UserError(
-                    f"{last_dir} was trained with {section}.{key}={before!r}, now {value!r}: "
-                    "use another Global.output_dir, or -o Global.resume=False to start over there"
-                )
+    if not all(isinstance(saved.get(section, {}), dict) for section in saved):
+        raise UserError(f"{last_dir / RESOLVED_CONFIG}: every section must be a mapping of keys to values")
+    invariant = [(section, key) for section in RESUME_INVARIANT_SECTIONS for key in current[section]]
+    invariant += [("Global", key) for key in RESUME_INVARIANT_GLOBAL_KEYS]
+    for section, key in invariant:
+        value = current[section][key]
+        before = (saved.get(section) or {}).get(key)
+        if (section, key) not in RESUME_FREE_KEYS and before != value:
+            raise UserError(
+                f"{last_dir} was trained with {section}.{key}={before!r}, now {value!r}: "
+                "use another Global.output_dir, or -o Global.resume=False to start over there"
+            )
     for name, digest in fingerprints.items():
         if saved_fingerprints.get(name) != digest:
             path = last_dir / name if name == VOCABULARY else name
@@ -238,14 +293,18 @@ def run_directory_lock(output_dir: Path) -> Iterator[None]:
     """Hold ``output_dir/.lock`` for the duration: a second run on the same directory gets a one-line error.
 
     The lock is the kernel's (flock): it ends with the process that held it, so a run that was killed
-    leaves no stale lock behind.
+    leaves no stale lock behind. The lock file is never followed if it is a symbolic link.
     """
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / LOCK_FILE, "a+") as lock:
+    path = output_dir / LOCK_FILE
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        raise UserError(f"{path}: cannot be used as the run's lock ({error.strerror}); expected a regular file") from None
+    with os.fdopen(descriptor, "r+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            lock.seek(0)
             holder = lock.read().strip() or "another process"
             raise UserError(
                 f"Global.output_dir={str(output_dir)!r} is in use by another training run ({holder}); wait for "

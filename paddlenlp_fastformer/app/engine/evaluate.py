@@ -11,6 +11,7 @@ from tqdm import tqdm
 from ...file_utils import write_text_atomically
 from ..data.loader import ReviewDataset, make_dataloader
 from ..data.readers import LABEL_NAMES, read_split
+from ..errors import UserError
 from ..settings import Config
 from .checkpoint import load_checkpoint, truncation_length
 from .metrics import classification_metrics
@@ -37,6 +38,9 @@ def evaluate(model: paddle.nn.Layer, loader, desc: str = "eval") -> dict:
     order = np.argsort(np.concatenate([np.asarray(indices) for indices in loader.batch_sampler]), kind="stable")
     probabilities = np.concatenate(probabilities)[order]
     labels = np.concatenate(labels)[order]
+    bad = int((~np.isfinite(probabilities).all(axis=-1)).sum())
+    if bad:  # finite weights can still overflow to inf logits: such a model is never scored or served
+        raise UserError(f"the model returned NaN or inf probabilities for {bad} of {len(labels)} texts; its weights are degenerate")
     predictions = probabilities.argmax(axis=-1)
     metrics = classification_metrics(labels, predictions, len(LABEL_NAMES), list(LABEL_NAMES))
     return {"metrics": metrics, "predictions": predictions, "probabilities": probabilities, "labels": labels}
@@ -47,7 +51,13 @@ def evaluate_checkpoint(config: Config) -> dict:
 
     Texts are truncated where the checkpoint was trained to truncate (:func:`checkpoint.truncation_length`).
     """
+    _check_writable(config.global_.predictions_file, "Global.predictions_file")
     model, tokenizer = load_checkpoint(config.global_.checkpoint, "Global.checkpoint")
+    if model.config.num_labels != len(LABEL_NAMES):
+        raise UserError(
+            f"Global.checkpoint={config.global_.checkpoint!r} predicts {model.config.num_labels} classes; the data has "
+            f"{len(LABEL_NAMES)} ({', '.join(LABEL_NAMES)})"
+        )
     set_cpu_threads(config.global_.num_threads)
     eval_path = config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
     examples = read_split(eval_path, "evaluation file")
@@ -56,6 +66,16 @@ def evaluate_checkpoint(config: Config) -> dict:
     if config.global_.predictions_file:
         _write_predictions(config.global_.predictions_file, examples, result)
     return {"file": eval_path, **result["metrics"]}
+
+
+def _check_writable(path, key: str) -> None:
+    """Refuse, before any work, an output file path that is a directory or whose folder cannot be made."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        raise UserError(f"{key}={path!r} is a directory; expected a file path")
+    if Path(path).parent.exists() and not Path(path).parent.is_dir():
+        raise UserError(f"{key}={path!r}: {Path(path).parent} is not a directory")
 
 
 def _write_predictions(path: str, examples: list, result: dict) -> None:

@@ -13,7 +13,9 @@ per-class F1 of the best run and its confusion-matrix picture.
 """
 from __future__ import annotations
 
+import io
 import json
+import math
 import logging
 import os
 import platform
@@ -25,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from ...file_utils import write_directory_atomically, write_text_atomically
-from ..data.readers import LABEL_NAMES
+from ...file_utils import write_bytes_atomically, write_directory_atomically, write_text_atomically
+from ..data.readers import LABEL_NAMES, read_split
 from ..errors import UserError
 from ..settings import Config, load_config, save_config
 from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
@@ -62,9 +64,10 @@ def run_seeds(
     """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
     from .trainer import train  # imports paddle: only when runs are made
 
-    for path in eval_files:
-        if not Path(path).is_file():
-            raise UserError(f"{path}: evaluation file not found (prepare it with tools/prepare_data.py)")
+    for path in eval_files:  # before hours of training: each must be a prepared split
+        read_split(path, "evaluation file")
+    if Path(results_dir).exists() and not Path(results_dir).is_dir():
+        raise UserError(f"{results_dir}: exists and is not a directory; expected the folder of kept runs")
     kept_dirs = []
     for seed in seeds:
         config = _run_config(config_path, seed, overrides, output_root)
@@ -129,8 +132,9 @@ def load_runs(results_dir: str) -> list[dict]:
     for path in sorted(Path(results_dir).glob(f"*/{METRICS_FILE}")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             raise UserError(f"{path}: unreadable run record ({exc})") from None
+        _check_record(path, record)
         record["run"] = path.parent.name
         runs.append(record)
     if not runs:
@@ -138,8 +142,29 @@ def load_runs(results_dir: str) -> list[dict]:
     return runs
 
 
+# What the table reads from a run record, with the type each must have.
+RECORD_FIELDS = {"model": str, "seed": int, "train_seconds": (int, float), "resumed": bool, "cpu_threads": int,
+                 "dev_history": list, "best_dev_macro_f1": (int, float), "test_file": str, "evaluations": dict}  # fmt: skip
+
+
+def _check_record(path: Path, record) -> None:
+    """Refuse a run record the table cannot read, naming the field (it may have been edited by hand)."""
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: holds a JSON {type(record).__name__}; expected a run record (an object)")
+    for field, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(field), kind):
+            raise UserError(f"{path}: field '{field}' is {record.get(field)!r}; expected {kind}")
+    if record["model"] not in MODEL_NAMES:
+        raise UserError(f"{path}: field 'model' is {record['model']!r}; expected one of {', '.join(MODEL_NAMES)}")
+    for name, metrics in record["evaluations"].items():
+        if not isinstance(metrics, dict) or not {"accuracy", "macro_f1", "per_class_f1"} <= set(metrics):
+            raise UserError(f"{path}: evaluation of {name!r} lacks accuracy, macro_f1 or per_class_f1")
+
+
 def _mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
     values = [v * scale for v in values]
+    if not all(math.isfinite(value) for value in values):
+        return "—"  # a run that recorded NaN: no figure to show
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
@@ -245,8 +270,7 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
         )
     figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true ratings", fontsize=11)
     figure.tight_layout()
-    staging = output_path + ".tmp.png"
-    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(staging, dpi=110)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
-    os.replace(staging, output_path)
+    write_bytes_atomically(output_path, buffer.getvalue())

@@ -31,7 +31,7 @@ from ...modeling import FastformerForSequenceClassification
 from ...tokenizer import FastformerTokenizer
 from ..data.loader import ReviewDataset, make_dataloader
 from ..data.readers import LABEL_NAMES, read_split
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..settings import Config
 from . import checkpoint
 from .evaluate import eval_loader, evaluate
@@ -68,6 +68,7 @@ class _Run:
     total_steps: int
     progress: Progress
     output_dir: Path
+    data_fingerprints: dict  # of the data files as this run read them, saved with last/
 
     @property
     def steps_per_epoch(self) -> int:
@@ -133,7 +134,9 @@ def _data_path(config: Config, name: str) -> Path:
 def _data_fingerprints(config: Config) -> dict:
     """SHA-256 of the data files the run learns from or selects its best model on, keyed by path."""
     names = [config.data.train_file] + ([config.data.dev_file] if config.global_.eval_every_epoch else [])
-    return {str(_data_path(config, name)): checkpoint.file_fingerprint(_data_path(config, name)) for name in names}
+    paths = [_data_path(config, name) for name in names]
+    # A missing file gets no fingerprint here: reading it, next, says what is wrong.
+    return {str(path): checkpoint.file_fingerprint(path) for path in paths if path.is_file()}
 
 
 def _start_run(config: Config) -> _Run:
@@ -146,12 +149,16 @@ def _start_run(config: Config) -> _Run:
     output_dir = Path(config.global_.output_dir)
     if is_main_process():
         log_to_file(output_dir / checkpoint.TRAIN_LOG)
+    for name in (checkpoint.LAST, checkpoint.BEST):  # found now, not after an epoch of training
+        if os.path.lexists(output_dir / name) and not (output_dir / name).is_dir():
+            raise UserError(f"{output_dir / name}: exists and is not a directory; expected a checkpoint of the run")
+    data_fingerprints = _data_fingerprints(config)  # before reading: what is saved must be what was read
     train_examples = read_split(_data_path(config, config.data.train_file), "training split")
     dev_examples = None
     if config.global_.eval_every_epoch:
         dev_examples = read_split(_data_path(config, config.data.dev_file), "dev split")
     last_dir = output_dir / checkpoint.LAST
-    saved = _resumable_state(config, last_dir)
+    saved = _resumable_state(config, last_dir, data_fingerprints)
     tokenizer = FastformerTokenizer.from_pretrained(str(last_dir)) if saved else _build_tokenizer(config, train_examples)
     loader = make_dataloader(
         ReviewDataset(train_examples, tokenizer, config.data.max_seq_len),
@@ -167,12 +174,15 @@ def _start_run(config: Config) -> _Run:
         total_steps = min(total_steps, config.global_.max_steps)
     model = checkpoint.load_checkpoint(str(last_dir), "last/")[0] if saved else build_model(config, tokenizer)
     optimizer, schedule = _build_optimizer(config, model, total_steps)
-    progress = _restore_state(last_dir, saved, optimizer, schedule) if saved else Progress()
+    progress = _restore_state(last_dir, saved, optimizer, schedule, model) if saved else Progress()
     dev_loader = None
     if dev_examples:
         dev_loader = eval_loader(ReviewDataset(dev_examples, tokenizer, config.data.max_seq_len), config)
     trained_model = paddle.DataParallel(model) if world_size > 1 else model
-    run = _Run(config, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress, output_dir)
+    run = _Run(
+        config, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress, output_dir,
+        data_fingerprints,
+    )  # fmt: skip
     logger.info(
         "training on %d examples (%s), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
         len(loader.dataset), config.data.data_dir, run.steps_per_epoch, config.global_.epochs,
@@ -183,44 +193,76 @@ def _start_run(config: Config) -> _Run:
 
 def _build_tokenizer(config: Config, train_examples) -> FastformerTokenizer:
     """The vocabulary of the training split; its ``model_max_length`` is where every later step truncates."""
-    return FastformerTokenizer.build_from_corpus(
-        (example["text"] for example in train_examples),
-        max_vocab_size=config.data.max_vocab_size,
-        min_freq=config.data.min_freq,
-        model_max_length=config.data.max_seq_len,
-    )
+    try:
+        return FastformerTokenizer.build_from_corpus(
+            (example["text"] for example in train_examples),
+            max_vocab_size=config.data.max_vocab_size,
+            min_freq=config.data.min_freq,
+            model_max_length=config.data.max_seq_len,
+        )
+    except ValueError as error:  # e.g. a max_vocab_size that leaves no room for a word
+        raise UserError(f"Data.max_vocab_size={config.data.max_vocab_size}: {error}") from None
 
 
-def _resumable_state(config: Config, last_dir: Path) -> Optional[dict]:
+def _resumable_state(config: Config, last_dir: Path, data_fingerprints: dict) -> Optional[dict]:
     """The training state of ``last/`` if the run resumes from it (checked against the config and data)."""
     if not config.global_.resume or not last_dir.is_dir():
         return None
-    if not any((last_dir / name).is_file() for name in (checkpoint.TRAINER_STATE, checkpoint.LEGACY_TRAINER_STATE)):
-        return None
     saved = checkpoint.load_training_state(last_dir)
-    fingerprints = {**_data_fingerprints(config), checkpoint.VOCABULARY: checkpoint.file_fingerprint(last_dir / checkpoint.VOCABULARY)}
+    vocabulary = last_dir / checkpoint.VOCABULARY
+    if not vocabulary.is_file():
+        raise UserError(f"{vocabulary}: missing; {last_dir} is incomplete (-o Global.resume=False starts over)")
+    fingerprints = {**data_fingerprints, checkpoint.VOCABULARY: checkpoint.file_fingerprint(vocabulary)}
     checkpoint.check_resumable(last_dir, config, saved["fingerprints"], fingerprints)
     return saved
 
 
-def _restore_state(last_dir: Path, saved: dict, optimizer, schedule) -> Progress:
-    optimizer.set_state_dict(saved["optimizer"])
-    schedule.set_state_dict(saved["schedule"])
-    paddle.set_rng_state(saved["rng"])
+# The state Adam and AdamW keep per parameter (paddle names it "<parameter>_<name>_0").
+ADAM_ACCUMULATORS = {"moment1": None, "moment2": None, "beta1_pow_acc": [1], "beta2_pow_acc": [1]}
+
+
+def _check_optimizer_state(path: Path, model, state: dict) -> None:
+    """Every accumulator of every parameter, of the right shape: paddle would only find out at the next step."""
+    for parameter in model.parameters():
+        for name, shape in ADAM_ACCUMULATORS.items():
+            key = f"{parameter.name}_{name}_0"
+            wanted = shape or list(parameter.shape)
+            if key not in state or list(state[key].shape) != wanted:
+                found = list(state[key].shape) if key in state else "missing"
+                raise UserError(f"{path}: '{key}' is {found}, expected shape {wanted}; the optimizer state does not fit this model")
+
+
+def _restore_state(last_dir: Path, saved: dict, optimizer, schedule, model) -> Progress:
+    _check_optimizer_state(last_dir / checkpoint.OPTIMIZER_STATE, model, saved["optimizer"])
+    try:
+        optimizer.set_state_dict(saved["optimizer"])
+        schedule.set_state_dict(saved["schedule"])
+        paddle.set_rng_state(saved["rng"])
+    except (AssertionError, KeyError, TypeError, ValueError, RuntimeError) as error:  # a state of another model
+        files = f"{last_dir / checkpoint.OPTIMIZER_STATE} / {last_dir / checkpoint.TRAINER_STATE}"
+        raise UserError(f"{files}: does not fit this model and optimizer ({type(error).__name__}: {one_line(error)})") from None
     progress = Progress(**saved["progress"])
     logger.info("resumed from %s at epoch %d, step %d", last_dir, progress.epoch + 1, progress.global_step)
     return progress
+
+
+def _likely_causes(config: Config) -> str:
+    """What most likely made a run diverge, from its settings."""
+    causes = f"from too large a learning rate (Optimizer.lr={config.optimizer.lr:g})"
+    if config.optimizer.grad_clip == 0:
+        causes += " without gradient clipping (Optimizer.grad_clip=0)"
+    if config.model["initializer_range"] > 1:
+        causes += f" or too large initial weights (Model.initializer_range={config.model['initializer_range']:g})"
+    return causes
 
 
 def _check_weights_finite(run: _Run, directory: Path) -> None:
     """Refuse to save a model whose weights became NaN or inf, saying why that most likely happened."""
     bad = checkpoint.non_finite_weight(run.model)
     if bad is not None:
-        settings = run.config.optimizer
-        clipping = "" if settings.grad_clip > 0 else " and no gradient clipping (Optimizer.grad_clip=0)"
         raise UserError(
             f"weight '{bad}' became NaN or inf by step {run.progress.global_step}: training diverged, most likely "
-            f"from too large a learning rate (Optimizer.lr={settings.lr:g}){clipping}; {directory} was not written"
+            f"{_likely_causes(run.config)}; {directory} was not written"
         )
 
 
@@ -229,11 +271,10 @@ def _save_last(run: _Run) -> None:
         return
     last_dir = run.output_dir / checkpoint.LAST
     _check_weights_finite(run, last_dir)
-    data = _data_fingerprints(run.config)
 
     def save_state(staging: str) -> None:
         vocab = os.path.join(staging, checkpoint.VOCABULARY)
-        fingerprints = {**data, checkpoint.VOCABULARY: checkpoint.file_fingerprint(vocab)}
+        fingerprints = {**run.data_fingerprints, checkpoint.VOCABULARY: checkpoint.file_fingerprint(vocab)}
         checkpoint.save_training_state(staging, run.optimizer, run.schedule, run.progress.__dict__, fingerprints)
 
     checkpoint.save_checkpoint(last_dir, run.model, run.tokenizer, run.config, save_state)
@@ -286,12 +327,9 @@ def _train_step(run: _Run, batch: dict) -> float:
     loss_value = float(loss)
     progress = run.progress
     if not math.isfinite(loss_value):
-        settings = run.config.optimizer
-        clipping = "" if settings.grad_clip > 0 else "; setting Optimizer.grad_clip may help"
         raise UserError(
             f"loss is {loss_value} at epoch {progress.epoch + 1}, step {progress.global_step + 1}: training diverged, "
-            f"most likely from too large a learning rate (Optimizer.lr={settings.lr:g}){clipping}; checkpoints "
-            "already written are kept as they were"
+            f"most likely {_likely_causes(run.config)}; checkpoints already written are kept as they were"
         )
     loss.backward()
     run.optimizer.step()
