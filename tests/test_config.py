@@ -222,7 +222,7 @@ def test_model_errors_name_the_file_that_set_the_key(tmp_path):
     message = error_of(path)
     assert f"'Model.num_attention_heads' in {path}" in message and "256 is not a multiple of num_attention_heads=7" in message
     message = error_of(path, ["Model.hidden_act=swishy"])
-    assert f"'Model.hidden_act' in override 'Model.hidden_act=swishy'" in message and "gelu" in message
+    assert "'Model.hidden_act' in override 'Model.hidden_act=swishy'" in message and "gelu" in message
 
 
 def test_keys_the_data_decides_are_refused(minimal):
