@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import paddle
 import paddle.nn as nn
+from paddlenlp.transformers.conversion_utils import StateDictNameMapping
 
 from .configuration import FastformerConfig
 from .serialization import CheckpointError, check_finite
@@ -29,6 +30,9 @@ from .modeling import FastformerForMaskedLM, FastformerForSequenceClassification
 
 __all__ = [
     "SOURCES",
+    "name_mappings",
+    "convert_arrays",
+    "head_for",
     "ConversionError",
     "convert_state_dict",
     "load_torch_state_dict",
@@ -75,13 +79,21 @@ NAME_PREFIXES: Dict[str, List[Tuple[str, str]]] = {
 
 
 def _translate(key: str, pairs: List[Tuple[str, str]]) -> Optional[str]:
-    """Rewrite the first matching prefix of ``key`` (with its layer index), or None if none matches."""
+    """Rewrite the longest matching prefix of ``key`` (with its layer index), or None if none matches.
+
+    The longest, because one prefix may contain another (read backwards, ``...attention.`` contains
+    ``...attention.output.``).
+    """
+    best = None
     for source_prefix, target_prefix in pairs:
         match = re.match(re.escape(source_prefix).replace(r"\{i\}", r"(\d+)"), key)
-        if match:
-            layer = match.group(1) if match.groups() else ""
-            return target_prefix.replace("{i}", layer) + key[match.end() :]
-    return None
+        if match and (best is None or match.end() > best[0].end()):
+            best = (match, target_prefix)
+    if best is None:
+        return None
+    match, target_prefix = best
+    layer = match.group(1) if match.groups() else ""
+    return target_prefix.replace("{i}", layer) + key[match.end() :]
 
 
 def torch_to_paddle_name(source: str, key: str) -> Optional[str]:
@@ -219,43 +231,47 @@ def _disagreeing_tied_copies(model: nn.Layer, converted: Mapping[str, np.ndarray
     return problems
 
 
-def convert_state_dict(
-    source: str,
-    state_dict: Mapping[str, np.ndarray],
-    official_config_json: Optional[Mapping] = None,
-    max_seq_len: Optional[int] = None,
-) -> FastformerPretrainedModel:
-    """Build the Paddle model for ``source`` and load ``state_dict`` into it, checking every key and shape."""
-    if source == "lucidrains":
-        config = infer_lucidrains_config(state_dict, max_seq_len)
-        if config.position_embedding_type == "rotary":
-            _verify_rotary_frequencies(state_dict, config)
-        state_dict = {k: v for k, v in state_dict.items() if not k.endswith("pos_emb.freqs")}
-        model = FastformerForMaskedLM(config)
-    elif source == "official":
-        if official_config_json is None:
-            raise ConversionError("official checkpoints need the authors' config json (--config)")
-        model = FastformerForSequenceClassification(official_config(state_dict, official_config_json))
-    else:
-        raise ConversionError(f"unknown source {source!r}: expected one of {SOURCES}")
+def name_mappings(source: str, model: nn.Layer) -> List[StateDictNameMapping]:
+    """PaddleNLP's name mappings for converting a ``source`` checkpoint into ``model`` (a head of that source).
 
-    expected = model.state_dict()
+    One per weight of the model, built from :data:`NAME_PREFIXES`; PyTorch stores Linear weights
+    transposed, so those are marked "transpose" (embeddings, LayerNorm and the vocabulary projection not).
+    """
     transposed = _linear_weight_names(model)
-    converted, unexpected, mismatched = {}, [], []
-    for key, value in state_dict.items():
-        target = torch_to_paddle_name(source, key)
-        if target is None or target not in expected:
-            unexpected.append(key)
+    return [
+        StateDictNameMapping(paddle_to_torch_name(source, key), key, "transpose" if key in transposed else None)
+        for key in model.state_dict()
+    ]
+
+
+def convert_arrays(source: str, state_dict: Mapping[str, np.ndarray], model: nn.Layer) -> Dict[str, np.ndarray]:
+    """The Paddle arrays of ``model`` from a PyTorch ``state_dict`` of ``source``, every key and value checked.
+
+    Raises:
+        ConversionError: a PyTorch key with no place, a weight with no key, a shape that disagrees, tied
+            copies that differ, non-finite values; all named in one line.
+    """
+    if source == "lucidrains":
+        if model.config.position_embedding_type == "rotary":
+            _verify_rotary_frequencies(state_dict, model.config)
+        state_dict = {k: v for k, v in state_dict.items() if not k.endswith("pos_emb.freqs")}
+    expected = model.state_dict()
+    converted, mismatched = {}, []
+    by_source = {mapping.source_name: mapping for mapping in name_mappings(source, model)}
+    unexpected = sorted(key for key in state_dict if key not in by_source)
+    for key, mapping in by_source.items():
+        if key not in state_dict:
             continue
-        paddle_layout = value.T if target in transposed else value
-        if list(paddle_layout.shape) != list(expected[target].shape):
-            wanted = list(expected[target].shape)[::-1] if target in transposed else list(expected[target].shape)
-            mismatched.append(f"{key} has shape {list(value.shape)}, expected {wanted}")
-        converted[target] = paddle_layout
-    missing = sorted(paddle_to_torch_name(source, key) for key in set(expected) - set(converted))
+        value = state_dict[key].T if mapping.action == "transpose" else state_dict[key]
+        if list(value.shape) != list(expected[mapping.target_name].shape):
+            wanted = list(expected[mapping.target_name].shape)
+            wanted = wanted[::-1] if mapping.action == "transpose" else wanted
+            mismatched.append(f"{key} has shape {list(state_dict[key].shape)}, expected {wanted}")
+        converted[mapping.target_name] = value
+    missing = sorted(key for key in by_source if key not in state_dict)
     problems = []
     if unexpected:
-        problems.append(f"unexpected key(s) {sorted(unexpected)}")
+        problems.append(f"unexpected key(s) {unexpected}")
     if missing:
         problems.append(f"missing key(s) {missing}")
     if mismatched:
@@ -267,7 +283,35 @@ def convert_state_dict(
         check_finite(((paddle_to_torch_name(source, key), value) for key, value in converted.items()), f"{source} checkpoint")
     except CheckpointError as error:  # nothing non-finite is ever converted
         raise ConversionError(str(error)) from None
-    model.set_state_dict({key: paddle.to_tensor(value.astype(np.float32)) for key, value in converted.items()})
+    return {key: value.astype(np.float32) for key, value in converted.items()}
+
+
+def head_for(source: str, config: FastformerConfig) -> FastformerPretrainedModel:
+    """The Paddle model a checkpoint of ``source`` converts into: the masked-LM head (fast-transformer-pytorch's
+    ``to_logits``) or the authors' classifier."""
+    return FastformerForMaskedLM(config) if source == "lucidrains" else FastformerForSequenceClassification(config)
+
+
+def convert_state_dict(
+    source: str,
+    state_dict: Mapping[str, np.ndarray],
+    official_config_json: Optional[Mapping] = None,
+    max_seq_len: Optional[int] = None,
+) -> FastformerPretrainedModel:
+    """Build the Paddle model for ``source`` and load ``state_dict`` into it, checking every key and shape.
+
+    The sizes come from the tensors (lucidrains) or from the authors' config json (official).
+    """
+    if source == "lucidrains":
+        config = infer_lucidrains_config(state_dict, max_seq_len)
+    elif source == "official":
+        if official_config_json is None:
+            raise ConversionError("official checkpoints need the authors' config json (--config)")
+        config = official_config(state_dict, official_config_json)
+    else:
+        raise ConversionError(f"unknown source {source!r}: expected one of {SOURCES}")
+    model = head_for(source, config)
+    model.set_state_dict({key: paddle.to_tensor(value) for key, value in convert_arrays(source, state_dict, model).items()})
     model.eval()
     return model
 

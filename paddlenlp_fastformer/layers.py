@@ -87,6 +87,7 @@ class AdditivePooling(nn.Layer):
     """Additive attention over real tokens: softmax over tokens of ``logits / sqrt(d)`` weighs ``values``.
 
     'b n h, b n h d -> b 1 h d'; optional dropout on the weights (``attention_probs_dropout_prob``).
+    With ``return_weights``, also the weights themselves, 'b h n' (before dropout, exactly 0 on padding).
     """
 
     def __init__(self, config: FastformerConfig):
@@ -95,8 +96,12 @@ class AdditivePooling(nn.Layer):
         self.weights_dropout = nn.Dropout(config.attention_probs_dropout_prob)
         self.fused = config.use_fused_ops
 
-    def forward(self, logits: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.Tensor) -> paddle.Tensor:
-        return fused_ops.additive_pool(logits, self.scale, token_mask, values, self.weights_dropout, self.fused)
+    def forward(self, logits: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.Tensor, return_weights: bool = False):
+        pooled = fused_ops.additive_pool(logits, self.scale, token_mask, values, self.weights_dropout, self.fused)
+        if not return_weights:
+            return pooled, None
+        weights = fused_ops.masked_softmax_over_tokens(logits * self.scale, token_mask) * token_mask.astype(logits.dtype)
+        return pooled, weights.transpose([0, 2, 1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,15 +128,18 @@ class OfficialAdditiveAttention(nn.Layer):
         self.output = linear(hidden, hidden)
         self.pool = AdditivePooling(config)
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
+        """The attended states 'b n D', and with ``output_attentions`` the weights of the global query and
+        global key, 'b 2 h n' (else None)."""
         query = self.query(hidden_states)  # b n D
         key = self.key(hidden_states)
         query_heads = split_heads(query, self.num_heads)  # b n h d
-        global_query = self.pool(self.query_att(query), token_mask, query_heads)  # b 1 h d
+        global_query, alpha = self.pool(self.query_att(query), token_mask, query_heads, output_attentions)  # b 1 h d
         mixed = fused_ops.scale_tokens(key, merge_heads(global_query), self.fused)  # p = q_g * k: b n D
-        global_key = self.pool(self.key_att(mixed), token_mask, split_heads(mixed, self.num_heads))  # b 1 h d
+        global_key, beta = self.pool(self.key_att(mixed), token_mask, split_heads(mixed, self.num_heads), output_attentions)
         weighted_values = fused_ops.scale_tokens(query, merge_heads(global_key), self.fused)  # u = k_g * q (query = value)
-        return self.output(self.transform(weighted_values, residual=query))
+        attended = self.output(self.transform(weighted_values, residual=query))
+        return attended, paddle.stack([alpha, beta], axis=1) if output_attentions else None
 
 
 class LucidrainsAdditiveAttention(nn.Layer):
@@ -163,7 +171,9 @@ class LucidrainsAdditiveAttention(nn.Layer):
         self.rotary = rotary
         self.pool = AdditivePooling(config)
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
+        """The attended states 'b n D', and with ``output_attentions`` the weights of the global query and
+        global key, 'b 2 h n' (else None)."""
         qkv = split_heads(self.to_qkv(hidden_states), 3 * self.num_heads)  # b n (3 h) d
         query, key, value = qkv.chunk(3, axis=2)
         if self.rotary is not None:
@@ -172,18 +182,19 @@ class LucidrainsAdditiveAttention(nn.Layer):
             query_aggr, key_aggr, value_aggr = query, key, value
 
         query_logits = self.to_q_attn_logits(query).squeeze(-1)  # b n h
-        global_query = self.pool(query_logits, token_mask, query_aggr)  # b 1 h d
+        global_query, alpha = self.pool(query_logits, token_mask, query_aggr, output_attentions)  # b 1 h d
 
         biased_key = fused_ops.scale_tokens(key, global_query, self.fused)
         if self.rotary is not None:
             biased_key = sum_adjacent_pairs(biased_key)
         key_logits = self.to_k_attn_logits(biased_key).squeeze(-1)
-        global_key = self.pool(key_logits, token_mask, key_aggr)  # raw keys, not k'
+        global_key, beta = self.pool(key_logits, token_mask, key_aggr, output_attentions)  # raw keys, not k'
 
         weighted_values = fused_ops.scale_tokens(value_aggr, global_key, self.fused)
         if self.rotary is not None:
             weighted_values = sum_adjacent_pairs(weighted_values)
-        return self.to_out(merge_heads(self.to_r(weighted_values, residual=query)))
+        attended = self.to_out(merge_heads(self.to_r(weighted_values, residual=query)))
+        return attended, paddle.stack([alpha, beta], axis=1) if output_attentions else None
 
 
 class SoftmaxSelfAttention(nn.Layer):
@@ -195,9 +206,17 @@ class SoftmaxSelfAttention(nn.Layer):
             config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob
         )
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
+        """The attended states 'b n D', and with ``output_attentions`` the weights 'b h n n' (else None)."""
         keep = token_mask.squeeze(-1).unsqueeze([1, 2])  # b 1 1 n: every query may attend to real keys
-        return self.attention(hidden_states, attn_mask=keep)
+        if not output_attentions:
+            return self.attention(hidden_states, attn_mask=keep), None
+        self.attention.need_weights = True  # paddle's switch for returning the weights too
+        try:
+            attended, weights = self.attention(hidden_states, attn_mask=keep)
+        finally:
+            self.attention.need_weights = False
+        return attended, weights * keep.astype(weights.dtype)  # padding keys: exactly 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,14 +240,15 @@ class FastformerLayer(nn.Layer):
     def feed_forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.ffn_out(self.ffn_in(x, activation=self.activation))
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
+        """The block's output 'b n D', and the attention's weights (None unless ``output_attentions``)."""
         if self.pre_norm:
-            attended = self.attention(self.norm(self.attention_norm, hidden_states), token_mask)
+            attended, weights = self.attention(self.norm(self.attention_norm, hidden_states), token_mask, output_attentions)
             hidden_states = hidden_states + self.dropout(attended)
-            return hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states)))
-        attended = self.dropout(self.attention(hidden_states, token_mask))
-        hidden_states = self.norm(self.attention_norm, hidden_states, attended)
-        return self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states)))
+            return hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states))), weights
+        attended, weights = self.attention(hidden_states, token_mask, output_attentions)
+        hidden_states = self.norm(self.attention_norm, hidden_states, self.dropout(attended))
+        return self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states))), weights
 
     def norm(self, norm: nn.LayerNorm, x: paddle.Tensor, residual: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         """``norm(x + residual)``, or ``norm(x)``."""
@@ -251,10 +271,11 @@ class FastformerEmbeddings(nn.Layer):
         self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps) if official else None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: paddle.Tensor) -> paddle.Tensor:
-        embeddings = self.word_embeddings(input_ids)
+    def forward(self, input_ids: Optional[paddle.Tensor] = None, inputs_embeds: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+        """Token vectors of ``input_ids`` [B, N], or the given ``inputs_embeds`` [B, N, D], plus positions."""
+        embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         if self.position_embeddings is not None:
-            positions = paddle.arange(paddle.shape(input_ids)[1], dtype="int64")
+            positions = paddle.arange(paddle.shape(embeddings)[1], dtype="int64")
             embeddings = embeddings + fused_ops.broadcast_as(self.position_embeddings(positions).unsqueeze(0), embeddings)
         if self.layer_norm is not None:
             embeddings = fused_ops.layer_norm(self.layer_norm, embeddings, self.fused)
@@ -266,7 +287,8 @@ class FastformerPooler(nn.Layer):
 
     weights = exp(att_fc2(tanh(att_fc1(h)))) on real tokens, normalised with +1e-8, so a row with no
     real token pools to the zero vector. att_fc2's bias shifts every score equally and cancels in the
-    normalisation: its true gradient is ~0 (see tests/test_alignment.py).
+    normalisation: its true gradient is ~0 (see tests/test_alignment.py). ``forward`` returns the pooled
+    vector 'b D' and the token weights 'b n' (exactly 0 on padding).
     """
 
     def __init__(self, config: FastformerConfig):
@@ -274,11 +296,12 @@ class FastformerPooler(nn.Layer):
         self.att_fc1 = FlatLinear(config.hidden_size, config.hidden_size, config.use_fused_ops)
         self.att_fc2 = FlatLinear(config.hidden_size, 1, config.use_fused_ops)
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor):
         weights = paddle.exp(self.att_fc2(paddle.tanh(self.att_fc1(hidden_states))))  # b n 1
         weights = weights * token_mask.astype(weights.dtype)
         weights = weights / (weights.sum(axis=1, keepdim=True) + 1e-8)
-        return (fused_ops.broadcast_as(weights, hidden_states) * hidden_states).sum(axis=1)  # b D
+        pooled = (fused_ops.broadcast_as(weights, hidden_states) * hidden_states).sum(axis=1)  # b D
+        return pooled, weights.squeeze(-1)
 
 
 def build_layers(config: FastformerConfig) -> nn.LayerList:

@@ -12,12 +12,7 @@ from typing import Optional
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddlenlp.transformers.model_outputs import (
-    BaseModelOutputWithPooling,
-    MaskedLMOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from paddlenlp.transformers.model_outputs import MaskedLMOutput, TokenClassifierOutput
 from paddlenlp.transformers.model_utils import PretrainedModel, register_base_model
 
 from . import serialization
@@ -26,6 +21,7 @@ from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import FlatLinear
 from .layers import FastformerEmbeddings, FastformerPooler, build_layers
+from .outputs import FastformerModelOutput, FastformerSequenceClassifierOutput
 
 __all__ = [
     "FastformerPretrainedModel",
@@ -70,6 +66,42 @@ class FastformerPretrainedModel(PretrainedModel):
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
+    def support_conversion(cls, config: FastformerConfig) -> bool:
+        """Whether a PyTorch checkpoint converts into this configuration: both public formulations do, the
+        softmax baseline has no public PyTorch twin. (PaddleNLP's default would build a model to find out,
+        on every ``from_pretrained``.)"""
+        return config.attention_type == "additive"
+
+    @classmethod
+    def _get_name_mappings(cls, config: FastformerConfig) -> list:
+        """PaddleNLP's conversion hook: PyTorch key -> Paddle key (and "transpose" for Linear weights).
+
+        The PyTorch checkpoint is of ``config.formulation``: fast-transformer-pytorch's masked LM
+        (lucidrains) or the authors' classifier (official); the mapping table is that of
+        ``tools/convert_torch_checkpoint.py`` (:mod:`.conversion`).
+        """
+        from . import conversion
+
+        with paddle.utils.unique_name.guard():  # a model built only to read its weight names takes none of the process's
+            return conversion.name_mappings(config.formulation, conversion.head_for(config.formulation, config))
+
+    @classmethod
+    def convert(cls, weight_file: str, config: FastformerConfig, cache_dir: str) -> dict:
+        """``from_pretrained(dir, convert_from_torch=True)``: the weights of a PyTorch checkpoint in ``dir``.
+
+        Read with ``torch.load(weights_only=True)`` and converted through :meth:`_get_name_mappings` with
+        every check of the converter tool (one-line ``ConversionError``s). Nothing is written to ``dir``;
+        ``save_pretrained`` keeps a Paddle copy.
+        """
+        from . import conversion
+
+        state_dict = conversion.load_torch_state_dict(weight_file)
+        with paddle.utils.unique_name.guard():
+            head = conversion.head_for(config.formulation, config)
+        arrays = conversion.convert_arrays(config.formulation, state_dict, head)
+        return {key: paddle.to_tensor(value) for key, value in arrays.items()}
+
+    @classmethod
     def _load_pretrained_model(cls, model, state_dict, loaded_keys, resolved_archive_file, pretrained_model_name_or_path, **kwargs):
         if state_dict is not None:
             architectures = getattr(kwargs.get("config"), "architectures", None)
@@ -79,8 +111,11 @@ class FastformerPretrainedModel(PretrainedModel):
         )
 
     def _init_weights(self, layer: nn.Layer) -> None:
-        """Linear/Embedding weights N(0, initializer_range), biases 0, LayerNorm 1/0, padding row 0."""
+        """Linear/Embedding/vocabulary-projection weights N(0, initializer_range), biases 0, LayerNorm 1/0, padding row 0."""
         std = self.config.initializer_range
+        if isinstance(layer, VocabularyProjection):
+            layer.weight.set_value(paddle.normal(0.0, std, layer.weight.shape).astype(layer.weight.dtype))
+            layer.bias.set_value(paddle.zeros_like(layer.bias))
         if isinstance(layer, (nn.Linear, nn.Embedding)):
             layer.weight.set_value(paddle.normal(0.0, std, layer.weight.shape).astype(layer.weight.dtype))
             if isinstance(layer, nn.Embedding) and layer._padding_idx is not None:
@@ -118,23 +153,32 @@ class FastformerModel(FastformerPretrainedModel):
 
     def forward(
         self,
-        input_ids: paddle.Tensor,
+        input_ids: Optional[paddle.Tensor] = None,
         attention_mask: Optional[paddle.Tensor] = None,
+        inputs_embeds: Optional[paddle.Tensor] = None,
         output_hidden_states: bool = False,
+        output_attentions: bool = False,
         return_dict: bool = False,
     ):
         r"""
         Args:
-            input_ids (Tensor): token ids, int [B, N].
+            input_ids (Tensor, optional): token ids, int [B, N]. Exactly one of ``input_ids`` and
+                ``inputs_embeds`` is given.
             attention_mask (Tensor, optional): [B, N], 1 (or True) for real tokens, 0 for padding; any
-                integer, float or bool dtype. Defaults to ``input_ids != pad_token_id``.
+                integer, float or bool dtype. Defaults to ``input_ids != pad_token_id``, or to all tokens
+                real with ``inputs_embeds``.
+            inputs_embeds (Tensor, optional): token vectors [B, N, D] used instead of looking ``input_ids``
+                up (for embedding-level attribution or adversarial training); positions are added as usual.
             output_hidden_states (bool): also return the embeddings and every block's output.
-            return_dict (bool): return a ``BaseModelOutputWithPooling`` instead of a tuple.
+            output_attentions (bool): also return the weights additive attention pools tokens with.
+            return_dict (bool): return a :class:`FastformerModelOutput` instead of a tuple.
 
         Returns:
-            tuple or ``BaseModelOutputWithPooling``: ``(sequence_output, pooled_output[, hidden_states])``:
-            the last block's output [B, N, D]; the additive-attention pooled vector [B, D] (None without
-            the pooler); with ``output_hidden_states``, the embeddings and each block's output.
+            tuple or :class:`FastformerModelOutput`: ``(sequence_output, pooled_output[, hidden_states]
+            [, attentions])``: the last block's output [B, N, D]; the additive-attention pooled vector
+            [B, D] (None without the pooler); with ``output_hidden_states``, the embeddings and each
+            block's output; with ``output_attentions``, each block's attention weights. The pooler's token
+            weights are in the output object (``pooler_attentions``).
 
         Example:
             .. code-block::
@@ -143,36 +187,50 @@ class FastformerModel(FastformerPretrainedModel):
                 sequence_output, pooled_output = model(paddle.to_tensor([[5, 6, 7, 0]]))
                 # sequence_output: [1, 4, 256]; pooled_output: [1, 256] (the padding token 0 is not pooled)
         """
-        if input_ids.ndim != 2:
-            raise ValueError(f"input_ids must be [batch, seq_len], got shape {input_ids.shape}")
-        # Only eager mode knows the length; an exported graph takes any length up to the table's size.
-        if paddle.in_dynamic_mode() and input_ids.shape[1] > self.max_positions:
-            raise ValueError(
-                f"input_ids has {input_ids.shape[1]} tokens, more than max_position_embeddings={self.max_positions}"
-            )
-        if attention_mask is None:
-            token_mask = (input_ids != self.pad_token_id).unsqueeze(-1)
-        else:
-            if attention_mask.ndim != 2:
-                raise ValueError(f"attention_mask must be [batch, seq_len], got shape {attention_mask.shape}")
-            token_mask = attention_mask.astype("bool").unsqueeze(-1)  # b n 1
-
-        hidden_states = self.embeddings(input_ids)
+        token_mask = self._token_mask(input_ids, attention_mask, inputs_embeds)
+        hidden_states = self.embeddings(input_ids, inputs_embeds)
         all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, token_mask)
+            hidden_states, weights = layer(hidden_states, token_mask, output_attentions)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
-        pooled_output = self.pooler(hidden_states, token_mask) if self.pooler is not None else None
-
+            if output_attentions:
+                all_attentions.append(weights)
+        pooled_output = pooler_weights = None
+        if self.pooler is not None:
+            pooled_output, pooler_weights = self.pooler(hidden_states, token_mask)
+        output = FastformerModelOutput(
+            last_hidden_state=hidden_states,
+            pooler_output=pooled_output,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+            pooler_attentions=pooler_weights if output_attentions else None,
+        )
         if return_dict:
-            return BaseModelOutputWithPooling(
-                last_hidden_state=hidden_states,
-                pooler_output=pooled_output,
-                hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
-            )
-        outputs = (hidden_states, pooled_output)
-        return outputs + (tuple(all_hidden_states),) if output_hidden_states else outputs
+            return output
+        extras = tuple(value for value in (output.hidden_states, output.attentions) if value is not None)
+        return (hidden_states, pooled_output) + extras
+
+    def _token_mask(self, input_ids, attention_mask, inputs_embeds) -> paddle.Tensor:
+        """The real-token mask [B, N, 1] (bool), after checking the inputs' shapes."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        if input_ids is not None and input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be [batch, seq_len], got shape {input_ids.shape}")
+        if inputs_embeds is not None and inputs_embeds.ndim != 3:
+            raise ValueError(f"inputs_embeds must be [batch, seq_len, hidden_size], got shape {inputs_embeds.shape}")
+        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        # Only eager mode knows the length; an exported graph takes any length up to the table's size.
+        if paddle.in_dynamic_mode() and length > self.max_positions:
+            raise ValueError(f"the input has {length} tokens, more than max_position_embeddings={self.max_positions}")
+        if attention_mask is not None:
+            if attention_mask.ndim != 2:
+                raise ValueError(f"attention_mask must be [batch, seq_len], got shape {attention_mask.shape}")
+            return attention_mask.astype("bool").unsqueeze(-1)  # b n 1
+        if input_ids is not None:
+            return (input_ids != self.pad_token_id).unsqueeze(-1)
+        return paddle.ones(inputs_embeds.shape[:2] + [1], dtype="bool")
 
 
 def token_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
@@ -187,12 +245,11 @@ def token_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.
     return per_token.reshape([-1]).sum() / labelled.sum().clip(min=1.0)
 
 
-def _task_outputs(output_cls, loss, logits, base_outputs, return_dict):
-    """PaddleNLP's head return convention: logits alone, or (loss, logits), or an output object."""
-    hidden_states = base_outputs[2] if len(base_outputs) > 2 else None
+def _task_outputs(output_cls, loss, logits, base: FastformerModelOutput, return_dict: bool, **extra):
+    """PaddleNLP's head return convention: logits alone, or (loss, logits, ...), or an output object."""
     if return_dict:
-        return output_cls(loss=loss, logits=logits, hidden_states=hidden_states)
-    outputs = (logits,) if hidden_states is None else (logits, hidden_states)
+        return output_cls(loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions, **extra)
+    outputs = (logits,) + tuple(value for value in (base.hidden_states, base.attentions) if value is not None)
     if loss is not None:
         outputs = (loss,) + outputs
     return outputs[0] if len(outputs) == 1 else outputs
@@ -210,18 +267,27 @@ class FastformerForSequenceClassification(FastformerPretrainedModel):
         self.fastformer = FastformerModel(config)
         self.classifier = FlatLinear(config.hidden_size, config.num_labels, config.use_fused_ops)
 
-    def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False, return_dict=False):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        inputs_embeds=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=False,
+    ):
         r"""
         Args:
-            input_ids (Tensor): token ids, int [B, N].
-            attention_mask (Tensor, optional): [B, N], 1 for real tokens, 0 for padding; see ``FastformerModel``.
+            input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions: as in
+                ``FastformerModel.forward``.
             labels (Tensor, optional): class ids, int [B] (or [B, 1]); given, the cross-entropy is returned too.
-            output_hidden_states (bool): also return the embeddings and every block's output.
-            return_dict (bool): return a ``SequenceClassifierOutput`` instead of a tuple.
+            return_dict (bool): return a :class:`FastformerSequenceClassifierOutput` instead of a tuple.
 
         Returns:
-            Tensor, tuple or ``SequenceClassifierOutput``: the logits [B, num_labels] alone, or
-            ``(loss, logits[, hidden_states])`` when ``labels`` or ``output_hidden_states`` are given.
+            Tensor, tuple or :class:`FastformerSequenceClassifierOutput`: the logits [B, num_labels] alone,
+            or ``(loss, logits[, hidden_states][, attentions])`` when those are asked for; the output
+            object also holds the pooler's token weights.
 
         Example:
             .. code-block::
@@ -230,12 +296,12 @@ class FastformerForSequenceClassification(FastformerPretrainedModel):
                 loss, logits = model(paddle.to_tensor([[5, 6, 7]]), labels=paddle.to_tensor([2]))
                 # logits: [1, 3]
         """
-        outputs = self.fastformer(input_ids, attention_mask, output_hidden_states=output_hidden_states)
-        logits = self.classifier(outputs[1])
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits, labels.reshape([-1]).astype("int64"))
-        return _task_outputs(SequenceClassifierOutput, loss, logits, outputs, return_dict)
+        base = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True)
+        logits = self.classifier(base.pooler_output)
+        loss = None if labels is None else F.cross_entropy(logits, labels.reshape([-1]).astype("int64"))
+        return _task_outputs(
+            FastformerSequenceClassifierOutput, loss, logits, base, return_dict, pooler_attentions=base.pooler_attentions
+        )
 
 
 class FastformerForTokenClassification(FastformerPretrainedModel):
@@ -248,18 +314,26 @@ class FastformerForTokenClassification(FastformerPretrainedModel):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = FlatLinear(config.hidden_size, config.num_labels, config.use_fused_ops)
 
-    def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False, return_dict=False):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        inputs_embeds=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=False,
+    ):
         r"""
         Args:
-            input_ids (Tensor): token ids, int [B, N].
-            attention_mask (Tensor, optional): [B, N], 1 for real tokens, 0 for padding; see ``FastformerModel``.
+            input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions: as in
+                ``FastformerModel.forward``.
             labels (Tensor, optional): a class id per token, int [B, N]; -100 marks tokens left out of the loss.
-            output_hidden_states (bool): also return the embeddings and every block's output.
             return_dict (bool): return a ``TokenClassifierOutput`` instead of a tuple.
 
         Returns:
             Tensor, tuple or ``TokenClassifierOutput``: the logits [B, N, num_labels] alone, or
-            ``(loss, logits[, hidden_states])``; the loss is the mean over labelled tokens.
+            ``(loss, logits[, hidden_states][, attentions])``; the loss is the mean over labelled tokens.
 
         Example:
             .. code-block::
@@ -268,12 +342,25 @@ class FastformerForTokenClassification(FastformerPretrainedModel):
                 logits = model(paddle.to_tensor([[5, 6, 7]]))
                 # logits: [1, 3, 4]
         """
-        outputs = self.fastformer(input_ids, attention_mask, output_hidden_states=output_hidden_states)
-        logits = self.classifier(self.dropout(outputs[0]))
-        loss = None
-        if labels is not None:
-            loss = token_cross_entropy(logits, labels)
-        return _task_outputs(TokenClassifierOutput, loss, logits, outputs, return_dict)
+        base = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True)
+        logits = self.classifier(self.dropout(base.last_hidden_state))
+        loss = None if labels is None else token_cross_entropy(logits, labels)
+        return _task_outputs(TokenClassifierOutput, loss, logits, base, return_dict)
+
+
+class VocabularyProjection(nn.Layer):
+    """Hidden states -> vocabulary logits, ``h E^T + b`` with ``weight`` E laid out like the word embeddings
+    [vocab_size, hidden_size], so that it can be the embedding matrix itself (``tie_word_embeddings``)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int):
+        super().__init__()
+        self._dtype = self._helper.get_default_dtype()
+        self._bias_attr = None
+        self.weight = self.create_parameter([vocab_size, hidden_size], dtype=self._dtype)
+        self.bias = self.create_parameter([vocab_size], dtype=self._dtype, is_bias=True)
+
+    def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
+        return paddle.matmul(hidden_states, self.weight, transpose_y=True) + self.bias
 
 
 class FastformerLMHead(nn.Layer):
@@ -283,36 +370,63 @@ class FastformerLMHead(nn.Layer):
         super().__init__()
         self.fused = config.use_fused_ops
         self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
-        self.decoder = FlatLinear(config.hidden_size, config.vocab_size, self.fused)
+        self.decoder = VocabularyProjection(config.hidden_size, config.vocab_size)
 
     def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
         return self.decoder(fused_ops.layer_norm(self.layer_norm, hidden_states, self.fused))
 
 
 class FastformerForMaskedLM(FastformerPretrainedModel):
-    """Per-token vocabulary logits; cross-entropy over labels != -100 when labels are given."""
+    """Per-token vocabulary logits; cross-entropy over labels != -100 when labels are given.
+
+    The output projection is the word-embedding matrix itself with ``tie_word_embeddings=True`` (default
+    False, as in fast-transformer-pytorch); either way ``resize_token_embeddings`` resizes both.
+    """
 
     def __init__(self, config: FastformerConfig):
         super().__init__(config)
         self.fastformer = FastformerModel(config, add_pooling_layer=False)
         self.lm_head = FastformerLMHead(config)
+        self.tie_weights()
 
-    def get_output_embeddings(self) -> nn.Linear:
+    def get_output_embeddings(self) -> VocabularyProjection:
         return self.lm_head.decoder
 
-    def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False, return_dict=False):
+    def resize_token_embeddings(self, new_num_tokens: Optional[int] = None) -> nn.Embedding:
+        """PaddleNLP's resize of the word embeddings, and of the output projection with them."""
+        embeddings = super().resize_token_embeddings(new_num_tokens)
+        decoder = self.lm_head.decoder
+        if not self.config.tie_word_embeddings and decoder.weight.shape[0] != embeddings.weight.shape[0]:
+            kept = min(decoder.weight.shape[0], embeddings.weight.shape[0])
+            resized = VocabularyProjection(decoder.weight.shape[1], embeddings.weight.shape[0])
+            self._init_weights(resized)
+            with paddle.no_grad():
+                resized.weight[:kept] = decoder.weight[:kept]
+                resized.bias[:kept] = decoder.bias[:kept]
+            self.lm_head.decoder = resized
+        return embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        inputs_embeds=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=False,
+    ):
         r"""
         Args:
-            input_ids (Tensor): token ids, int [B, N].
-            attention_mask (Tensor, optional): [B, N], 1 for real tokens, 0 for padding; see ``FastformerModel``.
+            input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions: as in
+                ``FastformerModel.forward``.
             labels (Tensor, optional): the token id to predict at each position, int [B, N]; -100 marks
                 positions left out of the loss.
-            output_hidden_states (bool): also return the embeddings and every block's output.
             return_dict (bool): return a ``MaskedLMOutput`` instead of a tuple.
 
         Returns:
             Tensor, tuple or ``MaskedLMOutput``: the vocabulary logits [B, N, vocab_size] alone, or
-            ``(loss, logits[, hidden_states])``; the loss is the mean over labelled positions.
+            ``(loss, logits[, hidden_states][, attentions])``; the loss is the mean over labelled positions.
 
         Example:
             .. code-block::
@@ -321,12 +435,10 @@ class FastformerForMaskedLM(FastformerPretrainedModel):
                 logits = model(paddle.to_tensor([[5, 6, 7]]))
                 # logits: [1, 3, 100]
         """
-        outputs = self.fastformer(input_ids, attention_mask, output_hidden_states=output_hidden_states)
-        logits = self.lm_head(outputs[0])
-        loss = None
-        if labels is not None:
-            loss = token_cross_entropy(logits, labels)
-        return _task_outputs(MaskedLMOutput, loss, logits, outputs, return_dict)
+        base = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True)
+        logits = self.lm_head(base.last_hidden_state)
+        loss = None if labels is None else token_cross_entropy(logits, labels)
+        return _task_outputs(MaskedLMOutput, loss, logits, base, return_dict)
 
 
 register_with_paddlenlp_auto()

@@ -11,7 +11,7 @@ from paddlenlp.transformers.tokenizer_utils_base import BatchEncoding
 from .auto_registration import register_with_paddlenlp_auto
 from .file_utils import write_text_atomically
 
-__all__ = ["FastformerTokenizer"]
+__all__ = ["FastformerTokenizer", "SPECIAL_TOKEN_IDS"]
 
 # The pattern of nltk's `wordpunct_tokenize`, which the official Fastformer code
 # applies to lower-cased text; kept here so nltk is not a dependency.
@@ -20,6 +20,11 @@ _WORDPUNCT_RE = re.compile(r"\w+|[^\w\s]+")
 _PAD_TOKEN = "[PAD]"
 _UNK_TOKEN = "[UNK]"
 _UNK_ID = 1
+# The special tokens every vocabulary of build_from_corpus starts with, at these ids: padding and unknown
+# words (the only two the classifier needs), then the sequence markers and the mask of masked-LM training.
+SPECIAL_TOKEN_IDS = {"pad_token": 0, "unk_token": 1, "cls_token": 2, "sep_token": 3, "mask_token": 4}
+_DEFAULT_SPECIALS = {"pad_token": _PAD_TOKEN, "unk_token": _UNK_TOKEN, "cls_token": "[CLS]", "sep_token": "[SEP]",
+                     "mask_token": "[MASK]"}  # fmt: skip
 
 
 def _read_vocab_file(vocab_file):
@@ -46,14 +51,19 @@ def _check_tokens(tokens, pad_token, unk_token, source):
 
 class FastformerTokenizer(PretrainedTokenizer):
     """
-    Constructs a Fastformer tokenizer. Text is (optionally) lower-cased and split
-    into runs of word characters and runs of punctuation, like nltk's
-    `wordpunct_tokenize`; each piece is then looked up in a word-level vocabulary.
-    No special tokens are added around sequences.
+    Constructs a Fastformer tokenizer. Special and added tokens are matched first,
+    exactly as written (``"the [MASK] is good"`` keeps ``[MASK]``); the text
+    between them is (optionally) lower-cased as a whole, as the official code
+    does, and split into runs of word characters and runs of punctuation, like
+    nltk's `wordpunct_tokenize`; each piece is then looked up in a word-level
+    vocabulary. No special tokens are added around sequences.
 
     The vocabulary starts with `pad_token` (id 0) and `unk_token` (id 1); words
-    missing from it map to `unk_token`. A text without words (e.g. `""`)
-    encodes to an empty id list, which padding fills like any other sequence.
+    missing from it map to `unk_token`. Vocabularies made by `build_from_corpus`
+    also hold `cls_token` (id 2), `sep_token` (id 3) and `mask_token` (id 4); a
+    vocabulary without them (e.g. of an earlier version) leaves them unset. A text
+    without words (e.g. `""`) encodes to an empty id list, which padding fills
+    like any other sequence.
 
     Args:
         vocab_file (str, optional):
@@ -68,6 +78,10 @@ class FastformerTokenizer(PretrainedTokenizer):
             The token for out-of-vocabulary words. Defaults to `"[UNK]"`.
         pad_token (str, optional):
             The token used for padding. Defaults to `"[PAD]"`.
+        cls_token, sep_token (str, optional):
+            Sequence markers, for heads that need them. Default to `"[CLS]"`, `"[SEP]"`.
+        mask_token (str, optional):
+            The token masked-LM training puts in place of a hidden word. Defaults to `"[MASK]"`.
         model_max_length (int, optional):
             The maximum sequence length used when truncating or padding to
             `max_length` without an explicit length. Defaults to `512`.
@@ -78,13 +92,16 @@ class FastformerTokenizer(PretrainedTokenizer):
             from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
             tokenizer = FastformerTokenizer.build_from_corpus(["A good movie.", "A bad movie!"])
-            tokenizer.tokenize("A GOOD film...")
-            # ['a', 'good', 'film', '...']
+            tokenizer.tokenize("A GOOD [MASK]...")
+            # ['a', 'good', '[MASK]', '...']
             tokenizer("A GOOD film...")
-            # {'input_ids': [2, 7, 1, 1], 'attention_mask': [1, 1, 1, 1]}
+            # {'input_ids': [5, 8, 1, 1], 'attention_mask': [1, 1, 1, 1]}
     """
 
     resource_files_names = {"vocab_file": "vocab.txt"}
+    # Like the model's: no hosted vocabularies, every tokenizer comes from a local directory.
+    pretrained_resource_files_map = {"vocab_file": {}}
+    pretrained_init_configuration = {}
     model_input_names = ["input_ids", "attention_mask"]
     padding_side = "right"
 
@@ -95,12 +112,12 @@ class FastformerTokenizer(PretrainedTokenizer):
         do_lower_case=True,
         unk_token=_UNK_TOKEN,
         pad_token=_PAD_TOKEN,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
         model_max_length=512,
         **kwargs
     ):
-        # `save_resources` writes the vocabulary to vocab.txt; leaving an in-memory
-        # vocab in the init kwargs would also copy it into tokenizer_config.json.
-        self.init_kwargs.pop("vocab", None)
         if (vocab_file is None) == (vocab is None):
             raise ValueError("Exactly one of `vocab_file` and `vocab` must be given.")
         if not isinstance(do_lower_case, bool):  # "false" read from a hand-edited config would mean True
@@ -116,6 +133,9 @@ class FastformerTokenizer(PretrainedTokenizer):
         self.do_lower_case = do_lower_case
         self.vocab = {token: index for index, token in enumerate(tokens)}
         self.ids_to_tokens = tokens
+        for name, token in (("cls_token", cls_token), ("sep_token", sep_token), ("mask_token", mask_token)):
+            if token is not None and str(token) not in self.vocab:
+                setattr(self, name, None)  # an older vocabulary: the token would silently be [UNK]
         # `from_pretrained` registers the special tokens as never split; doing it
         # here as well makes a new tokenizer split text exactly like a reloaded one.
         self.sanitize_special_tokens()
@@ -131,7 +151,7 @@ class FastformerTokenizer(PretrainedTokenizer):
         Args:
             texts (Iterable[str]): The corpus, one text per item.
             max_vocab_size (int, optional):
-                Maximum vocabulary size, special tokens included. Must be at least 3.
+                Maximum vocabulary size, the special tokens included. Must leave room for one word.
                 Defaults to `None` (no limit).
             min_freq (int, optional):
                 Minimum number of occurrences for a word to be kept. Defaults to `1`.
@@ -142,14 +162,15 @@ class FastformerTokenizer(PretrainedTokenizer):
         """
         if isinstance(texts, str):
             raise TypeError("`texts` must be an iterable of strings, not a single string.")
-        if max_vocab_size is not None and max_vocab_size < 3:
+        if max_vocab_size is not None and max_vocab_size < len(_DEFAULT_SPECIALS) + 1:
             raise ValueError(
-                f"`max_vocab_size` must be at least 3 (2 special tokens and 1 word), got {max_vocab_size}."
+                f"`max_vocab_size` must be at least {len(_DEFAULT_SPECIALS) + 1} ({len(_DEFAULT_SPECIALS)} special "
+                f"tokens and 1 word), got {max_vocab_size}."
             )
         if min_freq < 1:
             raise ValueError(f"`min_freq` must be at least 1, got {min_freq}.")
 
-        specials = [init_kwargs.get("pad_token", _PAD_TOKEN), init_kwargs.get("unk_token", _UNK_TOKEN)]
+        specials = [str(init_kwargs.get(name, default)) for name, default in _DEFAULT_SPECIALS.items()]
         # Counting with a tokenizer of the same settings guarantees that the corpus
         # is split exactly like the texts encoded later.
         splitter = cls(vocab=specials, **init_kwargs)
@@ -178,12 +199,14 @@ class FastformerTokenizer(PretrainedTokenizer):
         return dict(self.vocab, **self.added_tokens_encoder)
 
     def prepare_for_tokenization(self, text, is_split_into_words=False, **kwargs):
-        # The official code lower-cases the whole string. The base class would do it
-        # character by character instead (wrong for context-dependent cases such as
-        # the Greek final sigma) and would keep special-token strings upper-case, so
-        # "[UNK]" in raw text would become the unknown token rather than ordinary text.
+        # Special and added tokens are kept as written (PaddleNLP's convention); the text
+        # between them is lower-cased as a whole, as the official code lower-cases its
+        # input. The base class would lower-case character by character, which is wrong
+        # for context-dependent cases such as the Greek final sigma; after this, its own
+        # pass has nothing left to change.
         if self.do_lower_case:
-            text = text.lower()
+            keep = set(self.unique_no_split_tokens)
+            text = "".join(piece if piece in keep else piece.lower() for piece in self.tokens_trie.split(text))
         return text, kwargs
 
     def _tokenize(self, text):
@@ -255,6 +278,15 @@ class FastformerTokenizer(PretrainedTokenizer):
             return_tensors=return_tensors,
             verbose=verbose,
         )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """PaddleNLP's ``save_pretrained``; an in-memory ``vocab`` goes to vocab.txt, not into tokenizer_config.json."""
+        init_kwargs = self.init_kwargs
+        self.init_kwargs = {key: value for key, value in init_kwargs.items() if key != "vocab"}
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.init_kwargs = init_kwargs
 
     def save_resources(self, save_directory):
         """

@@ -5,9 +5,11 @@ import numpy as np
 import paddle
 import pytest
 
-from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+from paddlenlp_fastformer.tokenizer import SPECIAL_TOKEN_IDS, FastformerTokenizer
 
 SPECIALS = ["[PAD]", "[UNK]"]
+# What every vocabulary of build_from_corpus starts with, at fixed ids (SPECIAL_TOKEN_IDS).
+BUILT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["the", "movie", "was", "good", "bad", ".", "!", "it", "'", "s"]
 
 
@@ -43,8 +45,31 @@ def test_do_lower_case_false_keeps_case():
     assert tokenizer("Good good")["input_ids"] == [2, 1]
 
 
-def test_special_token_strings_in_lower_cased_text_are_ordinary_text(tokenizer):
-    assert tokenizer.tokenize("[UNK] [PAD]") == ["[", "unk", "]", "[", "pad", "]"]
+def test_special_tokens_survive_lower_casing():
+    tokenizer = FastformerTokenizer.build_from_corpus(["the movie is good"])
+    assert tokenizer.tokenize("the [MASK] is GOOD") == ["the", "[MASK]", "is", "good"]
+    assert tokenizer("the [MASK] is good")["input_ids"][1] == tokenizer.mask_token_id == SPECIAL_TOKEN_IDS["mask_token"]
+    assert tokenizer.tokenize("[UNK] [PAD] [CLS] [SEP]") == ["[UNK]", "[PAD]", "[CLS]", "[SEP]"]
+    # Only exact special-token strings: a lower-case look-alike is ordinary text.
+    assert tokenizer.tokenize("[mask]") == ["[", "mask", "]"]
+
+
+def test_added_upper_case_tokens_match(tmp_path):
+    tokenizer = FastformerTokenizer.build_from_corpus(["the movie is good"])
+    tokenizer.add_tokens(["USB-C"])
+    tokenizer.add_special_tokens({"additional_special_tokens": ["[SPOILER]"]})
+    expected = ["the", "usb-c", "is", "[SPOILER]"]  # as PaddleNLP does, an added ordinary token is lower-cased
+    assert tokenizer.tokenize("The USB-C is [SPOILER]") == expected
+    ids = tokenizer("The USB-C is [SPOILER]")["input_ids"]
+    assert ids[1] == tokenizer.convert_tokens_to_ids("usb-c") >= tokenizer.vocab_size and 1 not in ids
+    tokenizer.save_pretrained(str(tmp_path))
+    assert FastformerTokenizer.from_pretrained(str(tmp_path)).tokenize("The USB-C is [SPOILER]") == expected
+
+
+def test_an_older_vocabulary_without_the_markers_leaves_them_unset():
+    tokenizer = FastformerTokenizer(vocab=SPECIALS + ["good"])
+    assert tokenizer.mask_token_id is None and tokenizer.cls_token_id is None
+    assert tokenizer.tokenize("[MASK] good") == ["[", "mask", "]", "good"]
 
 
 def test_new_and_reloaded_tokenizers_split_special_token_strings_alike(tmp_path):
@@ -92,7 +117,7 @@ CORPUS = ["The movie was good.", "the MOVIE was bad!", "Good, good movie.", "zeb
 def test_build_from_corpus_orders_by_count_then_alphabetically():
     tokenizer = FastformerTokenizer.build_from_corpus(CORPUS)
     # counts: movie 3, good 3, the 2, was 2, . 2, then 1 each: ! , bad zebra
-    assert tokenizer.ids_to_tokens == SPECIALS + [
+    assert tokenizer.ids_to_tokens == BUILT_SPECIALS + [
         "good", "movie", ".", "the", "was", "!", ",", "bad", "zebra",
     ]  # fmt: skip
 
@@ -105,31 +130,31 @@ def test_build_from_corpus_is_independent_of_text_order():
 
 def test_build_from_corpus_min_freq():
     tokenizer = FastformerTokenizer.build_from_corpus(CORPUS, min_freq=2)
-    assert tokenizer.ids_to_tokens == SPECIALS + ["good", "movie", ".", "the", "was"]
+    assert tokenizer.ids_to_tokens == BUILT_SPECIALS + ["good", "movie", ".", "the", "was"]
     assert tokenizer("zebra")["input_ids"] == [1]
 
 
 def test_build_from_corpus_max_vocab_size_counts_special_tokens():
-    tokenizer = FastformerTokenizer.build_from_corpus(CORPUS, max_vocab_size=5)
-    assert tokenizer.ids_to_tokens == SPECIALS + ["good", "movie", "."]
-    assert FastformerTokenizer.build_from_corpus(CORPUS, max_vocab_size=3).vocab_size == 3
+    tokenizer = FastformerTokenizer.build_from_corpus(CORPUS, max_vocab_size=8)
+    assert tokenizer.ids_to_tokens == BUILT_SPECIALS + ["good", "movie", "."]
+    assert FastformerTokenizer.build_from_corpus(CORPUS, max_vocab_size=6).vocab_size == 6
 
 
 def test_build_from_corpus_uses_init_kwargs_for_splitting():
     tokenizer = FastformerTokenizer.build_from_corpus(["A a A"], do_lower_case=False)
-    assert tokenizer.ids_to_tokens == SPECIALS + ["A", "a"]
+    assert tokenizer.ids_to_tokens == BUILT_SPECIALS + ["A", "a"]
     assert tokenizer.do_lower_case is False
 
 
 def test_build_from_corpus_skips_special_tokens_found_in_text():
-    tokenizer = FastformerTokenizer.build_from_corpus(["[PAD] [UNK] word [PAD]"], do_lower_case=False)
-    assert tokenizer.ids_to_tokens == SPECIALS + ["word"]
+    tokenizer = FastformerTokenizer.build_from_corpus(["[PAD] [UNK] word [MASK] [PAD]"])
+    assert tokenizer.ids_to_tokens == BUILT_SPECIALS + ["word"]
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_vocab_size": 2}, "max_vocab_size"),
+        ({"max_vocab_size": 5}, "max_vocab_size"),
         ({"max_vocab_size": 0}, "max_vocab_size"),
         ({"min_freq": 0}, "min_freq"),
     ],
