@@ -170,6 +170,8 @@ class FastformerConfig(PretrainedConfig):
             kwargs["num_labels"] = 5
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+        if self.label2id is None and self.id2label:  # PaddleNLP leaves it unset when only id2label is given
+            self.label2id = {name: index for index, name in self.id2label.items()}
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers

@@ -181,7 +181,8 @@ def _check_config_fields(path: str, config: dict) -> None:
     if "vocab_size" in config and type(config["vocab_size"]) is not int:
         raise CheckpointError(f"{path}: 'vocab_size' is {config['vocab_size']!r}; expected an integer")
     for field in ("id2label", "label2id"):
-        if field in config and not isinstance(config[field], dict):
+        # null is what PaddleNLP writes for a mapping it was not given
+        if config.get(field) is not None and not isinstance(config[field], dict):
             raise CheckpointError(f"{path}: '{field}' is a {type(config[field]).__name__}; expected a mapping")
     if config.get("dtype", "float32") not in ("float32", None):
         raise CheckpointError(f"{path}: 'dtype' is {config['dtype']!r}; this CPU build runs float32 models")

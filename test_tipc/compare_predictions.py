@@ -3,7 +3,7 @@
     python test_tipc/compare_predictions.py REFERENCE_LOG CANDIDATE_LOG [--atol 1e-4]
 
 Each log is the captured stdout of `tools/infer.py`, which prints one JSON object per text
-({"text", "label", "rating", "probabilities"}). The check passes when both logs hold the same texts in
+({"text", "label", "score", "probabilities": {label: probability}}). The check passes when both logs hold the same texts in
 the same order, every probability agrees within --atol, and the predicted labels agree wherever the
 two best classes are more than --atol apart (a closer pair may flip on float noise). Exit code 0 on
 agreement, 1 on a mismatch, 2 on an unreadable log.
@@ -43,9 +43,12 @@ def main() -> int:
         return 1
     worst, flipped = 0.0, 0
     for ref, cand in zip(reference, candidate):
-        diff = max(abs(a - b) for a, b in zip(ref["probabilities"], cand["probabilities"]))
+        if ref["probabilities"].keys() != cand["probabilities"].keys():
+            print(f"mismatch: labels {list(ref['probabilities'])} vs {list(cand['probabilities'])}")
+            return 1
+        diff = max(abs(p - cand["probabilities"][label]) for label, p in ref["probabilities"].items())
         worst = max(worst, diff)
-        top_two = sorted(ref["probabilities"], reverse=True)[:2]
+        top_two = sorted(ref["probabilities"].values(), reverse=True)[:2]
         if ref["label"] != cand["label"] and top_two[0] - top_two[1] > args.atol:
             flipped += 1
     print(f"{len(reference)} texts: max |probability difference| {worst:.2e} (atol {args.atol:g}), {flipped} label(s) differ")

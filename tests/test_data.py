@@ -13,7 +13,8 @@ import pytest
 
 from paddlenlp_fastformer.app.data.loader import LengthBucketBatchSampler, ReviewDataset, make_collator, make_dataloader
 from paddlenlp_fastformer.app.data.prepare import prepare_dataset
-from paddlenlp_fastformer.app.data.readers import LABEL_NAMES, read_prepared, read_reviews
+from paddlenlp_fastformer.app.data.labels import STAR_LABELS
+from paddlenlp_fastformer.app.data.readers import FieldChoice, read_prepared, read_reviews
 from paddlenlp_fastformer.app.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
 from paddlenlp_fastformer.app.errors import UserError
 from conftest import default_data_source
@@ -23,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 ELECTRONICS_SAMPLE = SHARED_DATA / "amazon_electronics_sample" / "Electronics_sample.json.gz"
 MARC_DEV = SHARED_DATA / "marc_en" / "dev.jsonl.gz"
-SPLIT_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl", "stats.json")
+SPLIT_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl", "label.txt", "stats.json")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -49,7 +50,12 @@ def many_reviews(count):
 
 
 def read_split(directory, name):
-    return read_prepared(directory / f"{name}.jsonl")
+    return read_prepared(directory / f"{name}.jsonl", len(STAR_LABELS))
+
+
+def star(count):
+    """The label name of a star rating."""
+    return STAR_LABELS[count - 1]
 
 
 # --------------------------------------------------------------------------- formats and labels
@@ -62,39 +68,39 @@ def read_split(directory, name):
 def test_mcauley_gzip_or_plain_is_detected_from_content(tmp_path, name, compress):
     rows = [mcauley(float(stars), f"text {stars}") for stars in range(1, 6)]
     examples, report = read_reviews(write_jsonl(tmp_path / name, rows, compress))
-    assert examples == [{"text": f"text {stars}", "label": stars - 1} for stars in range(1, 6)]
+    assert examples == [{"text": f"text {stars}", "label": star(stars)} for stars in range(1, 6)]
     assert (report.rows, report.kept, report.skipped) == (5, 5, {})
 
 
 def test_marc_stars_map_to_labels(tmp_path):
     path = write_jsonl(tmp_path / "marc.jsonl.gz", [marc(stars, f"body {stars}") for stars in (5, 1, 3)], compress=True)
     examples, _ = read_reviews(path)
-    assert examples == [{"text": "body 5", "label": 4}, {"text": "body 1", "label": 0}, {"text": "body 3", "label": 2}]
+    assert examples == [{"text": "body 5", "label": star(5)}, {"text": "body 1", "label": star(1)}, {"text": "body 3", "label": star(3)}]
 
 
 def test_label_names_are_star_counts():
-    assert LABEL_NAMES == ("1 star", "2 stars", "3 stars", "4 stars", "5 stars")
+    assert STAR_LABELS == ("1 star", "2 stars", "3 stars", "4 stars", "5 stars")
 
 
 def test_csv_default_columns_and_quoted_multiline_text(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text('id,review,stars\n1,"Good, but\nloud",4\n2,Bad,1.0\n', encoding="utf-8")
     examples, report = read_reviews(path)
-    assert examples == [{"text": "Good, but\nloud", "label": 3}, {"text": "Bad", "label": 0}]
+    assert examples == [{"text": "Good, but\nloud", "label": star(4)}, {"text": "Bad", "label": star(1)}]
     assert report.rows == 2
 
 
 def test_tsv_named_columns(tmp_path):
     path = tmp_path / "reviews.tsv"
     path.write_text("body\tscore\trating\nNice one\t5\t1\n", encoding="utf-8")
-    examples, _ = read_reviews(path, text_column="body", rating_column="score")
-    assert examples == [{"text": "Nice one", "label": 4}]
+    examples, _ = read_reviews(path, fields=FieldChoice(text="body", rating="score"))
+    assert examples == [{"text": "Nice one", "label": star(5)}]
 
 
 def test_csv_byte_order_mark_is_not_part_of_the_header(tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufefftext,rating\nFine,3\n".encode("utf-8"))
-    assert read_reviews(path)[0] == [{"text": "Fine", "label": 2}]
+    assert read_reviews(path)[0] == [{"text": "Fine", "label": star(3)}]
 
 
 def test_with_title_prepends_title_as_first_sentence(tmp_path):
@@ -115,7 +121,7 @@ def test_with_title_for_marc_and_csv(tmp_path):
 def test_with_title_keeps_the_same_rows(tmp_path):
     rows = [mcauley(5.0, "", "Title only"), mcauley(4.0, "Body", "")]
     path = write_jsonl(tmp_path / "r.json", rows)
-    assert [e["label"] for e in read_reviews(path, with_title=True)[0]] == [3]
+    assert [e["label"] for e in read_reviews(path, with_title=True)[0]] == [star(4)]
 
 
 # --------------------------------------------------------------------------- skipped rows
@@ -139,7 +145,7 @@ def test_unusable_rows_are_skipped_and_counted_per_reason(tmp_path):
     ]
     path = write_jsonl(tmp_path / "dirty.json", rows)
     examples, report = read_reviews(path)
-    assert examples == [{"text": "good", "label": 4}, {"text": "string four", "label": 3}]
+    assert examples == [{"text": "good", "label": star(5)}, {"text": "string four", "label": star(4)}]
     assert report.skipped == {
         "empty_text": 2,
         "missing_text": 1,
@@ -164,7 +170,7 @@ def test_csv_empty_cells_are_skipped(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("text,rating\n,5\nok,\nok,6\nok,2\n", encoding="utf-8")
     examples, report = read_reviews(path)
-    assert examples == [{"text": "ok", "label": 1}]
+    assert examples == [{"text": "ok", "label": star(2)}]
     assert report.skipped == {"empty_text": 1, "missing_rating": 1, "rating_out_of_range": 1}
     assert report.first_skipped[0] == f"{path}:2 (empty_text)"
 
@@ -188,7 +194,7 @@ def test_json_line_that_is_not_an_object(tmp_path):
 
 def test_unknown_json_schema(tmp_path):
     path = write_jsonl(tmp_path / "other.json", [{"body": "x", "score": 5}])
-    with pytest.raises(UserError, match=rf"^{path}:1: unknown review fields .*McAuley.*MARC"):
+    with pytest.raises(UserError, match=rf"^{path}:1: unknown fields .*McAuley.*MARC.*text/label"):
         read_reviews(path)
 
 
@@ -216,10 +222,10 @@ def test_truncated_gzip(tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({}, r"no text column; expected one of \['text', 'reviewText', 'review_body', 'review'\]"),
-        ({"text_column": "comment"}, r"no text column 'comment'"),
-        ({"text_column": "body", "rating_column": "stars"}, r"no rating column 'stars'"),
-        ({"text_column": "body", "with_title": True}, r"no title column"),
+        ({}, r"no text column; expected one of \['text', 'reviewText', 'review_body', 'review', 'description'"),
+        ({"fields": FieldChoice(text="comment")}, r"no text column 'comment'"),
+        ({"fields": FieldChoice(text="body", rating="stars")}, r"no rating column 'stars'"),
+        ({"fields": FieldChoice(text="body"), "with_title": True}, r"no title column"),
     ],
 )
 def test_csv_missing_column(tmp_path, options, message):
@@ -232,7 +238,7 @@ def test_csv_missing_column(tmp_path, options, message):
 def test_read_prepared_rejects_other_content(tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", [{"text": "ok", "label": 4}, {"text": "bad", "label": 5}])
     with pytest.raises(UserError, match=rf"^{path}:2: expected"):
-        read_prepared(path)
+        read_prepared(path, 5)
 
 
 # --------------------------------------------------------------------------- prepare_dataset
@@ -258,7 +264,7 @@ def test_prepare_split_sizes_no_overlap_and_natural_sampling(tmp_path, raw_file)
     assert {name: len(examples) for name, examples in splits.items()} == {"train": 100, "dev": 20, "test": 30}
     texts = [example["text"] for examples in splits.values() for example in examples]
     assert len(set(texts)) == 150
-    valid = {e["text"]: e["label"] for e in read_reviews(raw_file)[0]}
+    valid = {e["text"]: STAR_LABELS.index(e["label"]) for e in read_reviews(raw_file)[0]}
     assert all(valid[example["text"]] == example["label"] for examples in splits.values() for example in examples)
 
 
@@ -324,7 +330,7 @@ def test_stats_content(tmp_path):
     assert train["count"] == 3
     assert train["class_counts"] == {"1 star": 1, "2 stars": 0, "3 stars": 0, "4 stars": 0, "5 stars": 2}
     assert train["words"] == {"min": 1, "mean": 4.67, "median": 3.0, "p95": 9.3, "max": 10}
-    assert stats["splits"]["dev"] == {"count": 0, "class_counts": dict.fromkeys(LABEL_NAMES, 0), "words": None}
+    assert stats["splits"]["dev"] == {"count": 0, "class_counts": dict.fromkeys(STAR_LABELS, 0), "words": None}
     assert stats["inputs"] == [
         {
             "path": str(raw),
@@ -332,6 +338,8 @@ def test_stats_content(tmp_path):
             "kept": 3,
             "skipped": {"rating_out_of_range": 1},
             "first_skipped": [f"{raw}:4 (rating_out_of_range)"],
+            "label_counts": {"5 stars": 2, "1 star": 1},
+            "star_ratings": True,
         }
     ]
     assert stats["arguments"]["seed"] == 0 and stats["arguments"]["splits"] == [3, 0, 0]
@@ -394,7 +402,7 @@ def test_synthetic_file_goes_through_the_reader(tmp_path):
     path = write_synthetic_reviews(tmp_path / "syn" / "raw.json", 50, seed=0)
     examples, report = read_reviews(path, with_title=True)
     assert report.kept == 50 and len(examples) == 50
-    assert all(example["text"].strip() and 0 <= example["label"] < 5 for example in examples)
+    assert all(example["text"].strip() and example["label"] in STAR_LABELS for example in examples)
 
 
 def test_default_data_source_points_at_the_shared_sample():
@@ -571,7 +579,7 @@ needs_marc = pytest.mark.skipif(not MARC_DEV.is_file(), reason=f"real data absen
 def test_real_electronics_sample_counts():
     examples, report = read_reviews(ELECTRONICS_SAMPLE)
     assert (report.rows, report.kept, report.skipped) == (3050, 3050, {})
-    assert [count for _, count in sorted(Counter(e["label"] for e in examples).items())] == [147, 85, 180, 655, 1983]
+    assert [Counter(e["label"] for e in examples)[name] for name in STAR_LABELS] == [147, 85, 180, 655, 1983]
 
 
 @needs_electronics
@@ -586,4 +594,4 @@ def test_real_electronics_prepare_with_title(tmp_path):
 def test_real_marc_dev_is_balanced():
     examples, report = read_reviews(MARC_DEV)
     assert report.kept == 5000
-    assert Counter(e["label"] for e in examples) == {label: 1000 for label in range(5)}
+    assert Counter(e["label"] for e in examples) == {label: 1000 for label in STAR_LABELS}

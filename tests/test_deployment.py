@@ -19,7 +19,8 @@ import pytest
 
 from conftest import default_data_source, write_tiny_config
 from paddlenlp_fastformer import FastformerConfig, FastformerForSequenceClassification, FastformerTokenizer
-from paddlenlp_fastformer.app.data.readers import LABEL_NAMES, read_reviews
+from paddlenlp_fastformer.app.data.labels import STAR_LABELS as LABEL_NAMES
+from paddlenlp_fastformer.app.data.readers import read_reviews
 from paddlenlp_fastformer.app.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
 from paddlenlp_fastformer.app.deploy import predictor as predictor_module
 from paddlenlp_fastformer.app.deploy.export import export_inference_model
@@ -120,7 +121,7 @@ def _dygraph_probabilities(checkpoint: Path, texts) -> np.ndarray:
 
 
 def _probabilities(results) -> np.ndarray:
-    return np.array([result["probabilities"] for result in results])
+    return np.array([list(result["probabilities"].values()) for result in results])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,7 +184,8 @@ def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_
         where = f"{formulation}, {backend}, oneDNN {enable_mkldnn}, batch {batch_size}, {corpus[0]}"
         np.testing.assert_allclose(probabilities, reference, rtol=0, atol=TOLERANCE, err_msg=where)
         assert [result["label"] for result in results] == [LABEL_NAMES[i] for i in reference.argmax(-1)], where
-        assert [result["rating"] for result in results] == (reference.argmax(-1) + 1).tolist(), where
+        assert [result["score"] for result in results] == pytest.approx(reference.max(-1).tolist(), abs=1e-5), where
+        assert all(list(result["probabilities"]) == list(LABEL_NAMES) for result in results), where
 
 
 def test_predictor_restores_input_order(exported, parity_texts):
@@ -228,18 +230,23 @@ def test_predictor_rejects_empty_text(exported):
 def test_read_labelled_texts_reads_prepared_and_raw_files(tmp_path):
     prepared = tmp_path / "test.jsonl"
     prepared.write_text('{"text": "good", "label": 4}\n{"text": "bad", "label": 0}\n', encoding="utf-8")
-    assert read_labelled_texts(str(prepared)) == (["good", "bad"], [4, 0])
-    assert read_labelled_texts(str(tmp_path)) == (["good", "bad"], [4, 0])  # a prepared data directory
+    names = list(LABEL_NAMES)
+    assert read_labelled_texts(str(prepared), names) == (["good", "bad"], [4, 0])
+    assert read_labelled_texts(str(tmp_path), names) == (["good", "bad"], [4, 0])  # a prepared data directory
     raw = write_synthetic_reviews(tmp_path / "raw.json.gz", 5, seed=2)
-    texts, labels = read_labelled_texts(str(raw))
+    texts, labels = read_labelled_texts(str(raw), names)
     assert len(texts) == 5 and all(0 <= label < 5 for label in labels)
     csv_file = tmp_path / "reviews.csv"
     csv_file.write_text("rating,text\n5,Loud and clear\n1,Dead on arrival\n", encoding="utf-8")
-    assert read_labelled_texts(str(csv_file)) == (["Loud and clear", "Dead on arrival"], [4, 0])
+    assert read_labelled_texts(str(csv_file), names) == (["Loud and clear", "Dead on arrival"], [4, 0])
+    # a model that orders the same labels otherwise gets its own ids
+    assert read_labelled_texts(str(csv_file), names[::-1]) == (["Loud and clear", "Dead on arrival"], [0, 4])
+    (tmp_path / "label.txt").write_text("\n".join(names[::-1]) + "\n", encoding="utf-8")
+    assert read_labelled_texts(str(prepared), names) == (["good", "bad"], [0, 4])  # ids of the split's own label.txt
     damaged = tmp_path / "damaged.jsonl"
     damaged.write_text('{"text": "good", "label": 4}\n{"text": "bad", "label": 9}\n', encoding="utf-8")
     with pytest.raises(UserError, match="damaged.jsonl:2"):
-        read_labelled_texts(str(damaged))
+        read_labelled_texts(str(damaged), names)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,8 +301,8 @@ def test_infer_command_predicts_scores_and_benchmarks(cli_runs):
     lines = stdout.strip().splitlines()
     predictions = [json.loads(line) for line in lines if line.startswith("{")]
     assert len(predictions) == 12
-    assert {"text", "label", "rating", "probabilities"} <= set(predictions[0])
-    assert sum(predictions[0]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert {"text", "label", "score", "probabilities"} <= set(predictions[0])
+    assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert any(line.startswith("accuracy: ") and "macro-F1: " in line for line in lines)
     log = paths["log"].read_text(encoding="utf-8")
     for key in ("preprocess_time(ms/batch)", "inference_time(ms/batch)", "postprocess_time(ms/batch)", "tokens/s"):
@@ -305,7 +312,7 @@ def test_infer_command_predicts_scores_and_benchmarks(cli_runs):
 def test_infer_command_rejects_empty_text_in_one_line(cli_runs):
     returncode, _, stderr = cli_runs[0]["empty-text"]
     assert returncode == 2
-    assert stderr.strip().splitlines()[-1] == "error: text 2 is empty; expected a review text"
+    assert stderr.strip().splitlines()[-1] == "error: text 2 is empty; expected a text"
 
 
 def _main_exit(main, argv, capsys) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, res
 from paddlenlp_fastformer.app.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from results_table import README_BLOCK, replace_readme_block  # noqa: E402  (the README-editing code lives in tools/)
+from results_table import replace_readme_block  # noqa: E402  (the README-editing code lives in tools/)
 
 
 
@@ -66,7 +66,7 @@ def test_finished_seeds_are_skipped(kept_runs):
 
 def test_table_readme_and_figure(kept_runs, tiny_data_dir):
     readme = kept_runs / "README.md"
-    begin, end = README_BLOCK
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
     readme.write_text(f"# title\n\n{begin}\nold table\n{end}\n\nafter\n", encoding="utf-8")
     figure = kept_runs / "confusion.png"
     result = run_tool(

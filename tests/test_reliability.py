@@ -145,7 +145,7 @@ def test_prepare_data_without_a_usable_row_names_files_and_reasons(tmp_path, cap
     raw = tmp_path / "raw.json"
     raw.write_text('{"overall": 9, "reviewText": "x"}\n{"overall": 4, "reviewText": " "}\n', encoding="utf-8")
     argv = ["--input", str(raw), "--output-dir", str(tmp_path / "out"), "--splits", "1,0,0"]
-    assert_one_line_error(run_main(prepare_data.main, argv, capsys), "no usable review", str(raw),
+    assert_one_line_error(run_main(prepare_data.main, argv, capsys), "no usable row", str(raw),
                           "rating_out_of_range 1", "empty_text 1")  # fmt: skip
     assert not (tmp_path / "out").exists()
 

@@ -8,6 +8,7 @@ processes), evaluates, exports and runs 8 + 1 inference variants: about 3 minute
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -179,10 +180,45 @@ def test_paddle2onnx_chain(tipc_repo, lite_chain):
     assert re.search(r"0 label\(s\) differ", result.stdout)
 
 
+def _reduced_config(repo: Path, name: str, replaced: dict) -> Path:
+    """A copy of the lite config with the given lines replaced (line number -> text), checked key by key."""
+    lines = (repo / CONFIG).read_text(encoding="utf-8").splitlines()
+    for number, text in replaced.items():
+        assert lines[number - 1].split(":")[0] == text.split(":")[0], (number, lines[number - 1])
+        lines[number - 1] = text
+    path = repo / f"test_tipc/configs/fastformer/{name}.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_chain_on_a_topic_task(tmp_path_factory):
+    """The lite chain (one training, one export, one inference variant) on 4-topic news instead of ratings."""
+    repo = tmp_path_factory.mktemp("tipc_news") / "repo"
+    shutil.copytree(PROJECT_ROOT, repo, ignore=_ignore(PROJECT_ROOT.resolve()), symlinks=True)
+    env = {**_env(), "FASTFORMER_TIPC_TASK": "news"}
+    prepared = _run(repo, "test_tipc/prepare.sh", CONFIG, MODE, env=env)
+    assert prepared.returncode == 0, _explain(prepared)
+    assert (repo / "test_tipc/data/lite/DATA_SOURCE").read_text().startswith("SYNTHETIC: 448 AG News-style stories")
+    topics = ["Business", "Sci/Tech", "Sports", "World"]
+    assert (repo / "test_tipc/data/lite/label.txt").read_text().split("\n")[:4] == topics
+    config = _reduced_config(repo, "news", {
+        2: "model_name:fastformer_news", 4: "gpu_list:-1", 21: "Global.max_steps:lite_train_lite_infer=20",
+        42: "--enable_mkldnn:False", 43: "--cpu_threads:1", 44: "--batch_size:2",
+    })  # fmt: skip
+    result = _run(repo, "test_tipc/test_train_inference_python.sh", str(config), MODE, env=env)
+    assert result.returncode == 0, _explain(result)
+    lines = _log_lines(repo / f"test_tipc/output/fastformer_news/{MODE}/results_python.log")
+    assert lines and all(line.startswith("Run successfully with command - ") for line in lines), "\n".join(lines)
+    run = repo / f"test_tipc/output/fastformer_news/{MODE}/norm_train_gpus_-1_autocast_null"
+    assert json.loads((run / "inference/inference_config.json").read_text())["label_names"] == topics
+    infer_log = next((repo / f"test_tipc/output/fastformer_news/{MODE}/norm_train_gpus_-1_autocast_null_infer").glob("*.log"))
+    predictions = [json.loads(line) for line in infer_log.read_text().splitlines() if line.startswith("{")]
+    assert predictions and all(p["label"] in topics and list(p["probabilities"]) == topics for p in predictions)
+
+
 def test_broken_step_fails_the_chain(tipc_repo):
     """A config whose export line names a missing script: the chain goes on, logs the failure, exits 1."""
-    lines = (tipc_repo / CONFIG).read_text(encoding="utf-8").splitlines()
-    replaced = {
+    broken = _reduced_config(tipc_repo, "broken_export", {
         2: "model_name:fastformer_broken",  # its own output folder
         4: "gpu_list:-1",
         21: "Global.max_steps:lite_train_lite_infer=3",
@@ -190,12 +226,7 @@ def test_broken_step_fails_the_chain(tipc_repo):
         42: "--enable_mkldnn:False",
         43: "--cpu_threads:1",
         44: "--batch_size:2",
-    }
-    for number, text in replaced.items():
-        assert lines[number - 1].split(":")[0] == text.split(":")[0], (number, lines[number - 1])
-        lines[number - 1] = text
-    broken = tipc_repo / "test_tipc/configs/fastformer/broken_export.txt"
-    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    })  # fmt: skip
 
     result = _run(tipc_repo, "test_tipc/test_train_inference_python.sh", str(broken), MODE)
     assert result.returncode == 1, _explain(result)

@@ -17,7 +17,8 @@ from sklearn.metrics import f1_score
 
 import paddlenlp_fastformer  # noqa: F401  (registers the Auto classes)
 from paddlenlp_fastformer.app.data.loader import make_collator
-from paddlenlp_fastformer.app.data.readers import LABEL_NAMES, read_prepared
+from paddlenlp_fastformer.app.data.labels import STAR_LABELS as LABEL_NAMES
+from paddlenlp_fastformer.app.data.readers import read_prepared
 from paddlenlp_fastformer.app.engine import checkpoint, trainer
 from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
 from paddlenlp_fastformer.app.engine.evaluate import evaluate_checkpoint
@@ -186,7 +187,7 @@ def test_output_directories_are_complete_and_loadable(trained_run):
     output_dir = trained_run["output_dir"]
     assert {"best", "last"} <= {p.name for p in output_dir.iterdir()}
     assert hidden_entries(output_dir) == []
-    dev = read_prepared(Path(load_config(trained_run["config"]).data.data_dir) / "dev.jsonl")[:4]
+    dev = read_prepared(Path(load_config(trained_run["config"]).data.data_dir) / "dev.jsonl", 5)[:4]
     for name in ("best", "last"):
         directory = output_dir / name
         assert hidden_entries(directory) == []
@@ -253,7 +254,7 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path, tiny_data_dir):
     run(config_path)
 
     tokenizer = FastformerTokenizer.from_pretrained(str(tmp_path / "out" / "last"))
-    train_texts = [row["text"] for row in read_prepared(data_dir / "train.jsonl")]
+    train_texts = [row["text"] for row in read_prepared(data_dir / "train.jsonl", 5)]
     assert tokenizer.get_vocab() == FastformerTokenizer.build_from_corpus(train_texts).get_vocab()
     for word in ("zqdevonlyword", "zqtestonlyword"):
         assert word not in tokenizer.get_vocab()
@@ -331,13 +332,13 @@ def test_data_parallel_matches_single_process(tmp_path, tiny_data_dir):
     assert checked > 10
     assert trainer_progress(parallel_dir / "last")["global_step"] == 3
 
-    dev = read_prepared(tiny_data_dir / "dev.jsonl")[:16]
+    dev = read_prepared(tiny_data_dir / "dev.jsonl", 5)[:16]
     np.testing.assert_allclose(
         _dev_logits(parallel_dir / "last", dev), _dev_logits(single_dir / "last", dev), rtol=0, atol=1e-5
     )
 
     # Only rank 0 writes: one last/, one best/, no staging leftovers, and rank 1 logs no save.
-    assert sorted(p.name for p in parallel_dir.iterdir()) == [".lock", "best", "last", "train.log"]
+    assert sorted(p.name for p in parallel_dir.iterdir()) == [".lock", "best", "last", "train.log", "training_curve.png"]
     worker0 = (log_dir / "workerlog.0").read_text(errors="replace")
     worker1 = (log_dir / "workerlog.1").read_text(errors="replace")
     assert "2 process(es)" in worker0 and "2 process(es)" in worker1
@@ -358,7 +359,7 @@ def test_evaluate_checkpoint_metrics_and_predictions(tmp_path, trained_run):
     metrics = evaluate_checkpoint(config)
 
     test_path = Path(config.data.data_dir) / "test.jsonl"
-    examples = read_prepared(test_path)
+    examples = read_prepared(test_path, 5)
     assert metrics["file"] == str(test_path)
     assert metrics["num_examples"] == len(examples) == 40
     matrix = np.array(metrics["confusion_matrix"])
@@ -373,14 +374,14 @@ def test_evaluate_checkpoint_metrics_and_predictions(tmp_path, trained_run):
     assert metrics["macro_f1"] == pytest.approx(np.mean(list(metrics["per_class_f1"].values())))
 
     rows = [json.loads(line) for line in predictions_file.read_text(encoding="utf-8").splitlines()]
-    assert [(row["text"], row["label"]) for row in rows] == [(e["text"], e["label"]) for e in examples]
+    assert [(row["text"], row["label"]) for row in rows] == [(e["text"], LABEL_NAMES[e["label"]]) for e in examples]
     for row in rows:
         assert set(row) == {"text", "label", "prediction", "probabilities"}
-        assert len(row["probabilities"]) == 5
-        assert sum(row["probabilities"]) == pytest.approx(1.0, abs=1e-5)
-        assert row["prediction"] == int(np.argmax(row["probabilities"]))
-    labels = [row["label"] for row in rows]
-    predictions = [row["prediction"] for row in rows]
+        assert list(row["probabilities"]) == list(LABEL_NAMES)
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert row["prediction"] == max(row["probabilities"], key=row["probabilities"].get)
+    labels = [LABEL_NAMES.index(row["label"]) for row in rows]
+    predictions = [LABEL_NAMES.index(row["prediction"]) for row in rows]
     # Every class counts in the macro average (metrics.py), also one absent from this small split.
     expected_macro = f1_score(labels, predictions, labels=list(range(5)), average="macro", zero_division=0)
     assert metrics["macro_f1"] == pytest.approx(expected_macro)

@@ -39,7 +39,7 @@ def test_evaluation_export_and_prediction_truncate_where_training_did(short_run,
     config_path, root = short_run
     model, tokenizer = load_checkpoint(str(root / "out" / "best"))
     assert model.config.max_position_embeddings == 64 and tokenizer.model_max_length == TRAINED_LENGTH
-    texts = [example["text"] for example in read_prepared(tiny_data_dir / "test.jsonl")]
+    texts = [example["text"] for example in read_prepared(tiny_data_dir / "test.jsonl", 5)]
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     assert sum(length > TRAINED_LENGTH for length in lengths) > len(texts) // 2, "the check needs long texts"
     expected = probabilities_at(model, tokenizer, texts, TRAINED_LENGTH)
@@ -50,11 +50,11 @@ def test_evaluation_export_and_prediction_truncate_where_training_did(short_run,
     overrides = [f"Global.checkpoint={root / 'out' / 'best'}", f"Global.predictions_file={predictions_file}"]
     # Evaluation reads the length from the checkpoint, whatever Data.max_seq_len says now.
     evaluate_checkpoint(load_config(config_path, overrides + ["Data.max_seq_len=64"]))
-    evaluated = np.array([row["probabilities"] for row in map(json.loads, predictions_file.read_text().splitlines())])
+    evaluated = np.array([list(row["probabilities"].values()) for row in map(json.loads, predictions_file.read_text().splitlines())])
     np.testing.assert_allclose(evaluated, expected, atol=2e-6)
 
     export_dir = root / "inference"
     export_inference_model(str(root / "out" / "best"), str(export_dir))
     assert json.loads((export_dir / "inference_config.json").read_text())["max_seq_len"] == TRAINED_LENGTH
-    predicted = np.array([row["probabilities"] for row in Predictor(str(export_dir), cpu_threads=1).predict(texts)])
+    predicted = np.array([list(row["probabilities"].values()) for row in Predictor(str(export_dir), cpu_threads=1).predict(texts)])
     np.testing.assert_allclose(predicted, expected, atol=1e-5)

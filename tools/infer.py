@@ -1,4 +1,4 @@
-"""Predict review ratings with an exported model (Paddle Inference or onnxruntime); TIPC inference flags.
+"""Classify texts with an exported model (Paddle Inference or onnxruntime); TIPC inference flags.
 
     python tools/infer.py --model_dir output/amazon/inference --text "Great sound." --text "Died in a week."
     python tools/infer.py --model_dir output/amazon/inference --data_dir data/amazon/test.jsonl \
@@ -18,8 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--model_dir", required=True, help="directory written by tools/export_model.py")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", action="append", help="a review to classify; may repeat")
-    source.add_argument("--data_dir", help="a data file (prepared split or raw reviews) or a prepared data directory")
+    source.add_argument("--text", action="append", help="a text to classify; may repeat")
+    source.add_argument("--data_dir", help="a data file (prepared split or raw labelled texts) or a prepared data directory")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--enable_mkldnn", type=program.str2bool, default=False, help="oneDNN kernels (paddle backend)")

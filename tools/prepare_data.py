@@ -1,5 +1,9 @@
 #!/usr/bin/env python
-"""Prepare train/dev/test JSON lines and stats.json from raw Amazon review files.
+"""Prepare train/dev/test JSON lines, label.txt and stats.json from raw labelled text files.
+
+Any single-label text classification data: JSON lines, CSV or TSV (gzip or plain) with a text field
+and a label field (label names or integers), optionally a title prepended to the text. Star ratings
+(McAuley ``overall``, MARC ``stars``, a ``rating`` column) are a preset: labels "1 star" .. "5 stars".
 
 Examples:
     # The paper's setting: 50k reviews sampled from the McAuley Electronics file.
@@ -10,8 +14,19 @@ Examples:
     python tools/prepare_data.py --keep-splits --input train.jsonl.gz dev.jsonl.gz test.jsonl.gz \\
         --output-dir data/marc_en --splits 40000,0,0
 
+    # MARC-en product categories (31 classes) instead of the stars.
+    python tools/prepare_data.py --keep-splits --input train.jsonl.gz dev.jsonl.gz test.jsonl.gz \
+        --label-column product_category --output-dir data/marc_en_category --splits 40000,0,0
+
+    # An AG News CSV without a header row: class index, title, description; names from a label.txt.
+    python tools/prepare_data.py --input train.csv --columns label,title,text --with-title \
+        --label-file label.txt --output-dir data/ag_news --splits 0.9,0.05,0.05
+
     # No real data at hand: synthetic reviews, read back like a McAuley file.
     python tools/prepare_data.py --synthetic 2000 --output-dir data/synthetic --splits 0.8,0.1,0.1
+
+    # Or made-up news stories as an AG News-style CSV (4 topics), title prepended.
+    python tools/prepare_data.py --synthetic-news 2000 --with-title --output-dir data/news --splits 0.8,0.1,0.1
 
 Bad input exits with code 2 and a one-line message on stderr.
 """
@@ -25,13 +40,19 @@ import program
 
 from paddlenlp_fastformer.app.data.prepare import format_summary, prepare_dataset
 from paddlenlp_fastformer.app.data.readers import (
+    LABEL_COLUMN_CANDIDATES,
     RATING_COLUMN_CANDIDATES,
     TEXT_COLUMN_CANDIDATES,
     TITLE_COLUMN_CANDIDATES,
+    FieldChoice,
 )
-from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
+from paddlenlp_fastformer.app.data.synthetic import write_synthetic_news, write_synthetic_reviews
 
-SYNTHETIC_FILE_NAME = "synthetic_reviews.json"
+# What each --synthetic option generates: file name, writer, and what the rows are.
+SYNTHETIC = {
+    "synthetic": ("synthetic_reviews.json", write_synthetic_reviews, "synthetic reviews"),
+    "synthetic_news": ("synthetic_news.csv", write_synthetic_news, "synthetic news stories (4 topics)"),
+}
 
 
 MAX_ROWS = 10**9  # more than any review corpus; larger counts overflow numpy's sampling
@@ -80,7 +101,13 @@ def build_parser():
         "--synthetic",
         type=positive_int,
         metavar="N",
-        help=f"generate N synthetic reviews into OUTPUT_DIR/{SYNTHETIC_FILE_NAME} and use them as the input",
+        help=f"generate N synthetic reviews into OUTPUT_DIR/{SYNTHETIC['synthetic'][0]} and use them as the input",
+    )
+    source.add_argument(
+        "--synthetic-news",
+        type=positive_int,
+        metavar="N",
+        help=f"generate N AG News-style stories into OUTPUT_DIR/{SYNTHETIC['synthetic_news'][0]} and use them as the input",
     )
     parser.add_argument("--output-dir", required=True, help="where train/dev/test.jsonl and stats.json are written")
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already in --output-dir")
@@ -103,25 +130,47 @@ def build_parser():
         action="store_true",
         help="the three inputs are the official train, dev, test splits; a split size of 0 keeps a split whole",
     )
-    for role, candidates in (
-        ("text", TEXT_COLUMN_CANDIDATES),
-        ("rating", RATING_COLUMN_CANDIDATES),
-        ("title", TITLE_COLUMN_CANDIDATES),
-    ):
-        default = ", ".join(candidates)
-        parser.add_argument(f"--{role}-column", help=f"CSV/TSV {role} column (default: first of {default})")
+    fields = parser.add_argument_group(
+        "fields", "names of the text, label and title fields (JSON keys or CSV/TSV columns) where the defaults miss them"
+    )
+    fields.add_argument("--text-column", help=f"text field (default: first of {', '.join(TEXT_COLUMN_CANDIDATES)})")
+    label = fields.add_mutually_exclusive_group()
+    label.add_argument(
+        "--label-column",
+        help=f"label field holding names or integers (default: a rating field, else {', '.join(LABEL_COLUMN_CANDIDATES)})",
+    )
+    label.add_argument(
+        "--rating-column", help=f"label field holding 1..5 stars (default: first of {', '.join(RATING_COLUMN_CANDIDATES)})"
+    )
+    fields.add_argument("--title-column", help=f"title field, with --with-title (default: first of {', '.join(TITLE_COLUMN_CANDIDATES)})")
+    fields.add_argument(
+        "--columns", type=column_names, help="the column names of CSV/TSV files without a header row, e.g. label,title,text"
+    )
+    parser.add_argument(
+        "--label-file",
+        help="a label.txt (one name per line) that fixes the label names and their ids; default: the labels found",
+    )
     return parser
+
+
+def column_names(text):
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated column names, got {text!r}")
+    return names
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     with program.user_errors_exit(), tempfile.TemporaryDirectory(prefix="fastformer-prepare-") as scratch:
         inputs, extra_files = args.input, {}
-        if args.synthetic is not None:
-            inputs = [write_synthetic_reviews(Path(scratch, SYNTHETIC_FILE_NAME), args.synthetic, args.seed)]
-            extra_files = {SYNTHETIC_FILE_NAME: inputs[0]}  # kept with the dataset, which names it as its input
-            print(f"No real data given: generated {args.synthetic} synthetic reviews "
-                  f"({Path(args.output_dir, SYNTHETIC_FILE_NAME)})")
+        for option, (file_name, write, what) in SYNTHETIC.items():
+            count = getattr(args, option)
+            if count is None:
+                continue
+            inputs = [write(Path(scratch, file_name), count, args.seed)]
+            extra_files = {file_name: inputs[0]}  # kept with the dataset, which names it as its input
+            print(f"No real data given: generated {count} {what} ({Path(args.output_dir, file_name)})")
         stats = prepare_dataset(
             inputs,
             args.output_dir,
@@ -130,9 +179,8 @@ def main(argv=None):
             seed=args.seed,
             with_title=args.with_title,
             keep_splits=args.keep_splits,
-            text_column=args.text_column,
-            rating_column=args.rating_column,
-            title_column=args.title_column,
+            fields=FieldChoice(args.text_column, args.label_column, args.rating_column, args.title_column, args.columns),
+            label_file=args.label_file,
             overwrite=args.overwrite,
             extra_files=extra_files,
         )

@@ -6,7 +6,8 @@
         --set-name data/electronics_sample_eval/test.jsonl="Electronics sample"
 
 Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py). With --readme, the text
-between the README's "<!-- results:begin -->" and "<!-- results:end -->" lines is replaced.
+between the README's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
+default "results"; the category results use --block results-category).
 """
 import argparse
 import sys
@@ -18,12 +19,9 @@ from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, plo
 from paddlenlp_fastformer.app.errors import UserError
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
-README_BLOCK = ("<!-- results:begin -->", "<!-- results:end -->")
-
-
-def replace_readme_block(readme_path: str, text: str) -> None:
-    """Put ``text`` between the README's results markers, leaving the rest of the file as it is."""
-    begin, end = README_BLOCK
+def replace_readme_block(readme_path: str, text: str, block: str = "results") -> None:
+    """Put ``text`` between the README's ``block`` markers, leaving the rest of the file as it is."""
+    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
     content = Path(readme_path).read_text(encoding="utf-8")
     if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
         raise UserError(f"expected one '{begin}' line followed by one '{end}' line", readme_path)
@@ -43,6 +41,7 @@ def main(argv=None):
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--results-dir", required=True)
     parser.add_argument("--readme", help="replace the results block of this Markdown file")
+    parser.add_argument("--block", default="results", help="the name in the README's block markers (default: results)")
     parser.add_argument("--figure", help="write the best run's confusion matrices to this PNG")
     parser.add_argument("--set-name", type=parse_set_name, action="append", default=[], metavar="FILE=NAME",
                         help="display name of an evaluation file; may repeat")
@@ -55,7 +54,7 @@ def main(argv=None):
         if args.figure:
             plot_confusion_matrices(best_run(runs), args.figure, names)
         if args.readme:
-            replace_readme_block(args.readme, table)
+            replace_readme_block(args.readme, table, args.block)
             print(f"updated {args.readme}", file=sys.stderr)
 
 

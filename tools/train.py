@@ -1,4 +1,4 @@
-"""Train a Fastformer review-rating classifier from a YAML config.
+"""Train a Fastformer text classifier (any label set of a prepared dataset) from a YAML config.
 
     python tools/train.py -c configs/amazon.yaml [-o Global.epochs=1 Data.batch_size=32 ...]
     python -m paddle.distributed.launch --nproc_per_node 2 tools/train.py -c configs/amazon.yaml

@@ -81,6 +81,9 @@ class GlobalConfig:
     resume: bool = _field(True, "Resume from output_dir/last when it exists.")
     save_steps: int = _field(0, "Also save output_dir/last every this many steps; 0 saves at epoch ends only.", rule=NON_NEGATIVE)
     predictions_file: Optional[str] = _field(None, "tools/eval.py writes per-example predictions here (JSON lines).")
+    use_visualdl: bool = _field(
+        False, "Also write VisualDL scalars (loss, learning rate, tokens/s, dev accuracy and macro-F1) to output_dir/vdl."
+    )
 
 
 @dataclass
@@ -103,6 +106,18 @@ class DataConfig:
     max_vocab_size: Optional[int] = _field(None, "Keep only the most frequent tokens; null keeps all.", rule=POSITIVE)
     min_freq: int = _field(1, "Drop tokens seen fewer times than this in training.", rule=POSITIVE)
     num_workers: int = _field(0, "DataLoader worker processes; 0 loads in the main process.", rule=NON_NEGATIVE)
+    class_weights: str = _field(
+        "none",
+        "Loss weight per class: none (plain cross-entropy, as the paper), or balanced (n / (classes x count), "
+        "scikit-learn's rule, from the training split) for skewed labels.",
+        choices=("none", "balanced"),
+    )
+    sampler: str = _field(
+        "shuffle",
+        "Which training examples an epoch visits: shuffle (each once), or class_balanced (drawn with replacement, "
+        "every class equally often). Batches are length-bucketed either way.",
+        choices=("shuffle", "class_balanced"),
+    )
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Training batches: examples tokenized once, length-bucketed batches (optionally split across
 data-parallel ranks), and dynamic padding with PaddleNLP's collator."""
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -78,6 +78,7 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
         rank: int = 0,
         drop_last: bool = False,
         pool_factor: int = 100,
+        weights: Optional[Sequence[float]] = None,
     ):
         super().__init__(
             lengths, batch_size, num_replicas=num_replicas, rank=rank, shuffle=shuffle, drop_last=drop_last
@@ -87,6 +88,7 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
         if pool_factor < 1:
             raise ValueError(f"pool_factor must be at least 1, got {pool_factor}")
         self.lengths = np.asarray(lengths)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
         self.seed = seed
         self.global_batch_size = batch_size * self.nranks
         self.pool_size = pool_factor * self.global_batch_size
@@ -112,7 +114,9 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
         if not self.shuffle:
             return self._cut(self._fit_to_replicas(self._by_length(np.arange(len(self.lengths)))))
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = self._fit_to_replicas(rng.permutation(len(self.lengths)))
+        count = len(self.lengths)
+        drawn = rng.permutation(count) if self.weights is None else rng.choice(count, size=count, p=self.weights)
+        order = self._fit_to_replicas(drawn)
         pools = (order[start : start + self.pool_size] for start in range(0, len(order), self.pool_size))
         batches = [batch for pool in pools for batch in self._cut(self._by_length(pool))]
         return [batches[i] for i in rng.permutation(len(batches))]
@@ -148,12 +152,19 @@ def make_dataloader(
     rank: int = 0,
     num_workers: int = 0,
     drop_last: bool = False,
+    class_balanced: bool = False,
 ) -> paddle.io.DataLoader:
     """A DataLoader over ``dataset`` with length-bucketed batches and dynamic padding.
 
     ``shuffle=True`` for training (call ``loader.batch_sampler.set_epoch(epoch)``
     each epoch), ``False`` for evaluation; see :class:`LengthBucketBatchSampler`.
+    ``class_balanced`` (training only) draws each epoch's examples with replacement, each with
+    probability 1 / (classes x its class's count), so every class is visited equally often.
     """
+    weights = None
+    if class_balanced:
+        counts = np.bincount(dataset.labels)
+        weights = 1.0 / counts[dataset.labels]
     sampler = LengthBucketBatchSampler(
         dataset.lengths,
         batch_size,
@@ -162,6 +173,7 @@ def make_dataloader(
         num_replicas=num_replicas,
         rank=rank,
         drop_last=drop_last,
+        weights=weights,
     )
     return paddle.io.DataLoader(
         dataset,

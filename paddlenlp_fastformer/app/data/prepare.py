@@ -1,4 +1,4 @@
-"""Sampling fixed train/dev/test JSON-lines splits (and ``stats.json``) from raw review files, reproducibly.
+"""Sampling fixed train/dev/test JSON-lines splits, ``label.txt`` and ``stats.json`` from raw files, reproducibly.
 
 No paddle here: numpy's generator draws the sample.
 """
@@ -14,11 +14,10 @@ import numpy as np
 
 from ...file_utils import write_directory_atomically, write_text_atomically
 from ..errors import UserError
-from .readers import LABEL_NAMES, NUM_CLASSES, SPLIT_NAMES, Example, PathLike, ReadReport, iter_reviews
+from .labels import LABEL_FILE, STAR_LABELS, STATS_FILE, label_file_text, natural_order, read_label_file
+from .readers import SPLIT_NAMES, Example, FieldChoice, PathLike, ReadReport, iter_reviews
 
 __all__ = ["prepare_dataset", "format_summary", "jsonl", "STATS_FILE"]
-
-STATS_FILE = "stats.json"  # what marks a folder as a dataset this module wrote
 
 
 def _are_counts(splits: Sequence) -> bool:
@@ -94,8 +93,6 @@ def _pooled_splits(paths, reports, num_samples, splits, rng, options) -> List[Li
 
 def _kept_splits(paths, reports, num_samples, splits, rng, options) -> List[List[Example]]:
     """Use the three inputs as train, dev and test, each sampled down to its size in ``splits``."""
-    if len(paths) != len(SPLIT_NAMES):
-        raise UserError(f"got {len(paths)} inputs; keep_splits expects exactly three: train, dev, test")
     counts = [report.kept for report in reports]
     sizes = _kept_split_sizes(splits, num_samples, counts)
     return [
@@ -117,11 +114,11 @@ def _word_length_stats(examples: Sequence[Example]) -> Optional[Dict[str, float]
     }
 
 
-def _split_stats(examples: Sequence[Example]) -> dict:
-    class_counts = np.bincount([example["label"] for example in examples], minlength=NUM_CLASSES)
+def _split_stats(examples: Sequence[Example], label_names: Sequence[str]) -> dict:
+    class_counts = np.bincount([example["label"] for example in examples], minlength=len(label_names))
     return {
         "count": len(examples),
-        "class_counts": dict(zip(LABEL_NAMES, class_counts.tolist())),
+        "class_counts": dict(zip(label_names, class_counts.tolist())),
         "words": _word_length_stats(examples),
     }
 
@@ -143,13 +140,12 @@ def prepare_dataset(
     seed: int = 42,
     with_title: bool = False,
     keep_splits: bool = False,
-    text_column: Optional[str] = None,
-    rating_column: Optional[str] = None,
-    title_column: Optional[str] = None,
+    fields: FieldChoice = FieldChoice(),
+    label_file: Optional[PathLike] = None,
     overwrite: bool = False,
     extra_files: Optional[Mapping[str, PathLike]] = None,
 ) -> dict:
-    """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` and ``stats.json`` to ``output_dir``.
+    """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl``, ``label.txt`` and ``stats.json`` to ``output_dir``.
 
     Default (pooled) mode: the valid rows of all inputs are pooled and a
     sample is drawn without replacement with ``numpy.random.default_rng(seed)``,
@@ -163,7 +159,13 @@ def prepare_dataset(
     train, dev and test splits (e.g. MARC); each stays its split, sampled down
     to its count in ``splits`` (0, or more than the file holds, keeps all of it).
 
-    Each line of a split is ``{"label": int, "text": str}`` (sorted keys, UTF-8).
+    The label set (``label.txt``, line ``i`` naming class id ``i``) is ``label_file``'s, which fixes
+    names and order; else the five star names for star ratings; else the labels found, in natural
+    order: in all inputs (pooled mode) or in the training input (``keep_splits``). A label outside
+    the set is an error naming its file and line. ``fields`` names the inputs' text, label (or
+    rating) and title fields where the defaults do not find them (see :func:`.readers.iter_reviews`).
+
+    Each line of a split is ``{"label": class id, "text": str}`` (sorted keys, UTF-8).
     The folder is written as one unit (``file_utils.write_directory_atomically``):
     a crash leaves the previous dataset or the new one, never a mix, and an
     existing dataset is replaced only with ``overwrite``. ``extra_files``
@@ -177,42 +179,76 @@ def prepare_dataset(
 
     Raises:
         UserError: unreadable input, an existing dataset without ``overwrite``,
-            no usable row at all, or splits that the inputs cannot fill.
+            no usable row at all, a label outside the label set, fewer than two
+            labels, or splits that the inputs cannot fill.
     """
     _check_output_dir(Path(output_dir), overwrite, inputs)
     paths = [str(path) for path in inputs]
-    options = dict(
-        with_title=with_title, text_column=text_column, rating_column=rating_column, title_column=title_column
-    )
-    # First pass: count the valid rows of each input (see _gather for why there are two).
-    reports = [ReadReport(path) for path in paths]
-    for path, report in zip(paths, reports):
-        for _ in iter_reviews(path, report=report, **options):
-            pass
-    if not any(report.kept for report in reports):
-        raise UserError("no usable review in the input(s): " + "; ".join(report.summary() for report in reports))
+    options = dict(with_title=with_title, fields=fields)
+    if keep_splits and len(paths) != len(SPLIT_NAMES):
+        raise UserError(f"got {len(paths)} inputs; keep_splits expects exactly three: train, dev, test")
+    reports, label_names = _count_rows(paths, keep_splits, label_file, options)
     make_splits = _kept_splits if keep_splits else _pooled_splits
-    split_examples = make_splits(paths, reports, num_samples, splits, np.random.default_rng(seed), options)
+    drawn = make_splits(paths, reports, num_samples, splits, np.random.default_rng(seed), options)
+    class_ids = {name: index for index, name in enumerate(label_names)}
+    split_examples = [[{"label": class_ids[e["label"]], "text": e["text"]} for e in split] for split in drawn]
 
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
-    placed = {str(path): str(Path(output_dir) / name) for name, path in extra_files.items()}
-    for report in reports:
-        report.path = placed.get(report.path, report.path)
-    stats = {
-        "arguments": {
-            "inputs": [placed.get(path, path) for path in paths],
-            "num_samples": num_samples,
-            "splits": [_plain_number(size) for size in splits],
-            "seed": seed,
-            "keep_splits": keep_splits,
-            **options,
-        },
-        "inputs": [asdict(report) for report in reports],
-        "label_names": list(LABEL_NAMES),
-        "splits": {name: _split_stats(examples) for name, examples in zip(SPLIT_NAMES, split_examples)},
-    }
+    arguments = dict(num_samples=num_samples, splits=[_plain_number(size) for size in splits], seed=seed,
+                     keep_splits=keep_splits, with_title=with_title, label_file=None if label_file is None else str(label_file),
+                     fields={key: value for key, value in asdict(fields).items() if value is not None})  # fmt: skip
+    stats = _stats(paths, reports, label_names, split_examples, arguments, _placed(extra_files, output_dir))
     _write_dataset(Path(output_dir), split_examples, stats, extra_files, overwrite)
     return stats
+
+
+def _placed(extra_files: Mapping[str, Path], output_dir: PathLike) -> Dict[str, str]:
+    """Where each extra file lands in the dataset folder, keyed by its path now."""
+    return {str(path): str(Path(output_dir) / name) for name, path in extra_files.items()}
+
+
+def _stats(paths, reports, label_names, split_examples, arguments: dict, placed: Mapping[str, str]) -> dict:
+    """The content of stats.json; an input copied into the dataset is named by its place there."""
+    for report in reports:
+        report.path = placed.get(report.path, report.path)
+    return {
+        "arguments": {"inputs": [placed.get(path, path) for path in paths], **arguments},
+        "inputs": [asdict(report) for report in reports],
+        "label_names": label_names,
+        "splits": {name: _split_stats(examples, label_names) for name, examples in zip(SPLIT_NAMES, split_examples)},
+    }
+
+
+def _count_rows(paths: List[str], keep_splits: bool, label_file, options: dict):
+    """First pass over the inputs (see _gather for why there are two): each one's report, and the label set.
+
+    The label set is fixed before the inputs it governs are read, so that a label outside it is
+    reported with its file and line: ``label_file`` before all, the training input before dev and test.
+    """
+    reports = [ReadReport(path) for path in paths]
+    names = read_label_file(label_file) if label_file is not None else None
+    source = f"the label file {label_file}"
+    for position, (path, report) in enumerate(zip(paths, reports)):
+        if names is None and keep_splits and position == 1:
+            names, source = _labels_found(reports[:1]), f"the labels of the training input {paths[0]}"
+        for _ in iter_reviews(path, report=report, labels=names, labels_from=source, **options):
+            pass
+    if not any(report.kept for report in reports):
+        raise UserError("no usable row in the input(s): " + "; ".join(report.summary() for report in reports))
+    names = names if names is not None else _labels_found(reports)
+    if len(names) < 2:
+        raise UserError(f"the inputs hold a single label, {names[0]!r}; a classifier needs at least two classes")
+    return reports, names
+
+
+def _labels_found(reports: Sequence[ReadReport]) -> List[str]:
+    """The five star names for star ratings, else the labels the inputs hold, in natural order."""
+    kinds = {report.star_ratings for report in reports if report.kept}
+    if kinds == {True, False}:
+        raise UserError("the inputs mix star ratings and other labels; expected one kind of label field in all of them")
+    if kinds == {True}:
+        return list(STAR_LABELS)
+    return natural_order(label for report in reports for label in report.label_counts)
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool, inputs: Sequence[PathLike]) -> None:
@@ -237,6 +273,7 @@ def _write_dataset(
     def write(staging: str) -> None:
         for name, examples in zip(SPLIT_NAMES, split_examples):
             write_text_atomically(Path(staging, f"{name}.jsonl"), jsonl(examples))
+        write_text_atomically(Path(staging, LABEL_FILE), label_file_text(stats["label_names"]))
         write_text_atomically(Path(staging, STATS_FILE), json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
         for name, path in extra_files.items():
             shutil.copyfile(path, Path(staging, name))

@@ -1,4 +1,7 @@
-"""Made-up English electronics reviews, for machines without the real data (say so wherever they are used)."""
+"""Made-up English electronics reviews and news headlines, for machines without real data (say so wherever
+they are used)."""
+import csv
+import io
 from pathlib import Path
 from typing import List
 
@@ -6,9 +9,10 @@ import numpy as np
 
 from ...file_utils import write_text_atomically
 from .prepare import jsonl
-from .readers import NUM_CLASSES, PathLike
+from .labels import STAR_LABELS
+from .readers import PathLike
 
-__all__ = ["generate_synthetic_reviews", "write_synthetic_reviews"]
+__all__ = ["generate_synthetic_reviews", "write_synthetic_reviews", "NEWS_TOPICS", "write_synthetic_news"]
 
 # Class counts of the real Electronics sample: a natural, positive-skewed distribution.
 _SYNTHETIC_STAR_WEIGHTS = np.array([147, 85, 180, 655, 1983]) / 3050
@@ -57,7 +61,7 @@ _NEIGHBOUR_PHRASE_RATE = 0.25
 
 def _sentiment_sentence(stars: int, rng: np.random.Generator) -> str:
     if rng.random() < _NEIGHBOUR_PHRASE_RATE:
-        stars = int(np.clip(stars + rng.choice((-1, 1)), 1, NUM_CLASSES))
+        stars = int(np.clip(stars + rng.choice((-1, 1)), 1, len(STAR_LABELS)))
     phrase = str(rng.choice(_PHRASES[stars]))
     return phrase[0].upper() + phrase[1:] + "."
 
@@ -78,7 +82,7 @@ def generate_synthetic_reviews(num_samples: int, seed: int = 0) -> List[dict]:
     Meant for machines without the real data; say so wherever they are used.
     """
     rng = np.random.default_rng(seed)
-    stars = rng.choice(np.arange(1, NUM_CLASSES + 1), size=num_samples, p=_SYNTHETIC_STAR_WEIGHTS)
+    stars = rng.choice(np.arange(1, len(STAR_LABELS) + 1), size=num_samples, p=_SYNTHETIC_STAR_WEIGHTS)
     return [_synthetic_review(int(rating), rng) for rating in stars]
 
 
@@ -87,4 +91,41 @@ def write_synthetic_reviews(path: PathLike, num_samples: int, seed: int = 0) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, jsonl(generate_synthetic_reviews(num_samples, seed)))
+    return path
+
+
+# AG News's four topics and its CSV layout (label, title, description), with made-up stories.
+NEWS_TOPICS = ("World", "Sports", "Business", "Sci/Tech")
+_NEWS_WORDS = {
+    "World": ("minister", "election", "border", "embassy", "talks", "parliament", "ceasefire", "refugees"),
+    "Sports": ("coach", "season", "goal", "championship", "striker", "tournament", "injury", "playoff"),
+    "Business": ("shares", "profit", "merger", "quarter", "investors", "earnings", "market", "bank"),
+    "Sci/Tech": ("software", "chip", "researchers", "satellite", "browser", "startup", "genome", "network"),
+}
+_NEWS_FILLER = ("on monday", "officials said", "according to a report", "this week", "in a statement", "late on friday")
+
+
+def _news_story(topic: str, rng: np.random.Generator) -> dict:
+    words = _NEWS_WORDS[topic]
+    title = " ".join(str(word) for word in rng.choice(words, size=3, replace=False)).capitalize()
+    sentences = []
+    for _ in range(int(rng.integers(1, 4))):
+        # A word of another topic now and then, so that the task is not perfectly separable.
+        pool = words if rng.random() > 0.2 else _NEWS_WORDS[str(rng.choice(NEWS_TOPICS))]
+        chosen = " ".join(str(word) for word in rng.choice(pool, size=3, replace=False))
+        sentences.append(f"The {chosen} {rng.choice(_NEWS_FILLER)}.")
+    return {"label": topic, "title": title, "description": " ".join(sentences)}
+
+
+def write_synthetic_news(path: PathLike, num_samples: int, seed: int = 0) -> Path:
+    """Made-up news stories as an AG News-style CSV (``label,title,description``; the four topics of
+    :data:`NEWS_TOPICS`, equally likely), for tests and demos of a non-rating task without real data."""
+    rng = np.random.default_rng(seed)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=("label", "title", "description"), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_news_story(str(rng.choice(NEWS_TOPICS)), rng) for _ in range(num_samples))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, buffer.getvalue())
     return path

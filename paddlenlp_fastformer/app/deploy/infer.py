@@ -43,9 +43,6 @@ def run_inference(
             raise UserError(f"--{flag} True is not supported on this CPU build; use --{flag} False")
     if settings.save_log_path and os.path.isdir(settings.save_log_path):
         raise UserError(f"--save_log_path {settings.save_log_path} is a directory; expected a file path")
-    labels = None
-    if texts is None:
-        texts, labels = read_labelled_texts(data_path)
     predictor = Predictor(
         settings.model_dir,
         backend=settings.backend,
@@ -55,10 +52,13 @@ def run_inference(
         batch_size=settings.batch_size,
         record_timings=settings.benchmark,
     )
+    labels = None
+    if texts is None:
+        texts, labels = read_labelled_texts(data_path, predictor.label_names)
     results = predictor.predict(texts)
     for text, result in zip(texts, results):
-        probabilities = [round(p, 6) for p in result["probabilities"]]
-        emit(json.dumps({"text": text, **result, "probabilities": probabilities}, ensure_ascii=False))
+        rounded = {"score": round(result["score"], 6), "probabilities": {k: round(p, 6) for k, p in result["probabilities"].items()}}
+        emit(json.dumps({"text": text, **result, **rounded}, ensure_ascii=False))
     if labels is not None:
         names = predictor.label_names
         predictions = [names.index(result["label"]) for result in results]

@@ -1,4 +1,4 @@
-"""Predict review ratings with an exported model (``tools/export_model.py``) on Paddle Inference or onnxruntime.
+"""Classify texts with an exported model (``tools/export_model.py``) on Paddle Inference or onnxruntime.
 
 :class:`Predictor` loads an export directory once and classifies lists of texts: texts are sorted by
 length and batched so that little padding is computed, and the results come back in the input order.
@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..data.readers import iter_reviews, read_prepared
+from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
 from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, TOKENIZER_FILES
 
@@ -218,18 +218,18 @@ class Predictor:
         self.timings: Optional[list[BatchTiming]] = [] if record_timings else None
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
-        """Label name, rating (class id + 1, i.e. 1..5 stars) and class probabilities of each text.
+        """The predicted label of each text, its probability, and the probability of every label.
 
         Returns:
-            One ``{"label": str, "rating": int, "probabilities": list[float]}`` per text, in the order
-            of ``texts``; probabilities are in class-id order (``self.label_names``).
+            One ``{"label": str, "score": float, "probabilities": {label name: float}}`` per text, in
+            the order of ``texts``; the probabilities are listed in class-id order (``self.label_names``).
 
         Raises:
             UserError: a text is not a string or is empty (whitespace only).
         """
         for number, text in enumerate(texts, start=1):
             if not isinstance(text, str) or not text.strip():
-                raise UserError(f"text {number} is empty; expected a review text")
+                raise UserError(f"text {number} is empty; expected a text")
         if not texts:
             return []
         started = time.perf_counter()
@@ -271,7 +271,11 @@ class Predictor:
                 f"names {len(self.label_names)}"
             )
         results = [
-            {"label": self.label_names[class_id], "rating": class_id + 1, "probabilities": row.tolist()}
+            {
+                "label": self.label_names[class_id],
+                "score": float(row[class_id]),
+                "probabilities": dict(zip(self.label_names, row.tolist())),
+            }
             for class_id, row in zip(probabilities.argmax(axis=-1).tolist(), probabilities)
         ]
         if self.timings is not None:
@@ -305,25 +309,28 @@ def summarize_timings(timings: Sequence[BatchTiming]) -> dict:
 # ----------------------------------------------------------------------------------------------
 # input files
 # ----------------------------------------------------------------------------------------------
-def read_labelled_texts(path: str) -> tuple[list[str], list[int]]:
-    """Texts and class ids of a data file in any format training reads.
+def read_labelled_texts(path: str, label_names: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Texts and class ids (in the order of ``label_names``, the model's) of a data file training reads.
 
-    A prepared split (``{"text", "label"}`` JSON lines from tools/prepare_data.py) or a raw review file
-    (McAuley/MARC JSON lines, CSV, TSV; gzip or plain; unusable rows skipped as in training). A
-    directory stands for its prepared ``test.jsonl``.
+    A prepared split (``{"text", "label"}`` JSON lines from tools/prepare_data.py, its ids translated
+    by the names of its folder's label.txt) or a raw file (JSON lines, CSV, TSV with the default
+    fields; gzip or plain; unusable rows skipped as in training; a label the model does not know is
+    an error naming its line). A directory stands for its prepared ``test.jsonl``.
     """
     if Path(path).is_dir():
         path = str(Path(path) / DEFAULT_SPLIT_FILE)
     if not Path(path).is_file():
-        raise UserError("file not found; expected a prepared split or a raw review file", path)
+        raise UserError("file not found; expected a prepared split or a raw labelled text file", path)
     try:
-        examples = read_prepared(path)
+        examples = read_split(path, label_names, "data file")
     except UserError as error:
-        # A file that fails on its first line is not a prepared split: read it as raw reviews. A later
+        # A file that fails on its first line is not a prepared split: read it as raw data. A later
         # failure is a damaged prepared split, and its own error is the useful one.
         if error.line != 1:
             raise
-        examples = list(iter_reviews(path))
+        class_ids = {name: index for index, name in enumerate(label_names)}
+        raw = iter_reviews(path, labels=label_names, labels_from=f"the model's labels ({INFERENCE_CONFIG_FILE})")
+        examples = [{"text": example["text"], "label": class_ids[example["label"]]} for example in raw]
     if not examples:
         raise UserError("holds no texts to predict", path)
     return [example["text"] for example in examples], [example["label"] for example in examples]

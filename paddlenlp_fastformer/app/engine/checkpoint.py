@@ -112,9 +112,14 @@ def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint"):
     return model, tokenizer
 
 
+def label_names(config) -> list:
+    """The class names of a model configuration, in class-id order (None for a class without a name)."""
+    return [config.id2label.get(index, config.id2label.get(str(index))) for index in range(config.num_labels)]
+
+
 def _check_labels(path: Path, config) -> None:
     """One distinct name per class: predictions are reported, and scored, by name."""
-    names = [config.id2label.get(index, config.id2label.get(str(index))) for index in range(config.num_labels)]
+    names = label_names(config)
     if None in names or len(set(names)) != len(names):
         raise UserError(f"{path}: 'id2label' must name each of the {config.num_labels} classes once; got {names}")
 
@@ -217,8 +222,11 @@ def _check_state_layout(state) -> None:
         raise ValueError(f"expected an object with {', '.join(f'{k} ({t.__name__})' for k, t in expected.items())}")
     progress = state["progress"]
     counters = ("epoch", "batches_done_in_epoch", "global_step")
-    if set(progress) != {*counters, "best_macro_f1", "history"}:
+    # loss_log (the curve's points) is absent from states saved before it existed.
+    if set(progress) - {"loss_log"} != {*counters, "best_macro_f1", "history"}:
         raise ValueError(f"progress has the fields {sorted(progress)}")
+    if not isinstance(progress.get("loss_log", []), list):
+        raise ValueError("progress.loss_log must be a list")
     if any(type(progress[key]) is not int or progress[key] < 0 for key in counters):
         raise ValueError("progress counters must be integers >= 0")
     best = progress["best_macro_f1"]

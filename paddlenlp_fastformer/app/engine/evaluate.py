@@ -10,10 +10,10 @@ from tqdm import tqdm
 
 from ...file_utils import write_text_atomically
 from ..data.loader import ReviewDataset, make_dataloader
-from ..data.readers import LABEL_NAMES, read_split
+from ..data.readers import read_split
 from ..errors import UserError
 from ..settings import Config
-from .checkpoint import load_checkpoint, truncation_length
+from .checkpoint import label_names, load_checkpoint, truncation_length
 from .metrics import classification_metrics
 from .runtime import is_main_process, set_cpu_threads
 
@@ -42,7 +42,8 @@ def evaluate(model: paddle.nn.Layer, loader, desc: str = "eval") -> dict:
     if bad:  # finite weights can still overflow to inf logits: such a model is never scored or served
         raise UserError(f"the model returned NaN or inf probabilities for {bad} of {len(labels)} texts; its weights are degenerate")
     predictions = probabilities.argmax(axis=-1)
-    metrics = classification_metrics(labels, predictions, len(LABEL_NAMES), list(LABEL_NAMES))
+    names = label_names(model.config)
+    metrics = classification_metrics(labels, predictions, len(names), names)
     return {"metrics": metrics, "predictions": predictions, "probabilities": probabilities, "labels": labels}
 
 
@@ -53,18 +54,14 @@ def evaluate_checkpoint(config: Config) -> dict:
     """
     _check_writable(config.global_.predictions_file, "Global.predictions_file")
     model, tokenizer = load_checkpoint(config.global_.checkpoint, "Global.checkpoint")
-    if model.config.num_labels != len(LABEL_NAMES):
-        raise UserError(
-            f"Global.checkpoint={config.global_.checkpoint!r} predicts {model.config.num_labels} classes; the data has "
-            f"{len(LABEL_NAMES)} ({', '.join(LABEL_NAMES)})"
-        )
     set_cpu_threads(config.global_.num_threads)
     eval_path = config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
-    examples = read_split(eval_path, "evaluation file")
+    # Class ids as the model numbers them: a split whose label.txt orders the names otherwise is translated.
+    examples = read_split(eval_path, label_names(model.config), "evaluation file")
     dataset = ReviewDataset(examples, tokenizer, truncation_length(model, tokenizer))
     result = evaluate(model, eval_loader(dataset, config), desc=Path(eval_path).name)
     if config.global_.predictions_file:
-        _write_predictions(config.global_.predictions_file, examples, result)
+        _write_predictions(config.global_.predictions_file, examples, result, label_names(model.config))
     return {"file": eval_path, **result["metrics"]}
 
 
@@ -78,13 +75,14 @@ def _check_writable(path, key: str) -> None:
         raise UserError(f"{key}={path!r}: {Path(path).parent} is not a directory")
 
 
-def _write_predictions(path: str, examples: list, result: dict) -> None:
+def _write_predictions(path: str, examples: list, result: dict, names: list) -> None:
+    """One JSON line per example: its text, true and predicted label names, probabilities by name."""
     rows = (
         {
             "text": example["text"],
-            "label": int(label),
-            "prediction": int(prediction),
-            "probabilities": [round(float(p), 6) for p in probabilities],
+            "label": names[label],
+            "prediction": names[prediction],
+            "probabilities": {name: round(float(p), 6) for name, p in zip(names, probabilities)},
         }
         for example, label, prediction, probabilities in zip(
             examples, result["labels"], result["predictions"], result["probabilities"]

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from ...file_utils import write_bytes_atomically, write_directory_atomically, write_text_atomically
-from ..data.readers import LABEL_NAMES, read_split
+from ..data.labels import dataset_labels
+from ..data.readers import read_split
 from ..errors import UserError
 from ..settings import Config, load_config, save_config
 from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
@@ -64,8 +65,9 @@ def run_seeds(
     """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
     from .trainer import train  # imports paddle: only when runs are made
 
-    for path in eval_files:  # before hours of training: each must be a prepared split
-        read_split(path, "evaluation file")
+    labels = dataset_labels(load_config(config_path, overrides).data.data_dir)
+    for path in eval_files:  # before hours of training: each must be a prepared split the model can score
+        read_split(path, labels or dataset_labels(Path(path).parent) or [], "evaluation file")
     if Path(results_dir).exists() and not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: exists and is not a directory; expected the folder of kept runs")
     kept_dirs = []
@@ -204,15 +206,14 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
             row += [_mean_std([m["accuracy"] for m in scored], 100), _mean_std([m["macro_f1"] for m in scored], 100)]
         row.append(_mean_std([run["train_seconds"] for run in model_runs], digits=0))
         lines.append("| " + " | ".join(row) + " |")
-    for model in models:
+    # The paper's own test set is a natural-skew Electronics sample: its figures go in that column pair.
+    electronics = next((i for i, name in enumerate(files) if "electronics" in name.lower()), None)
+    for model in models if electronics is not None else ():
         paper = PAPER_TABLE4_AMAZON[MODEL_NAMES[model]]
         row = [f"{MODEL_NAMES[model]}, paper Table 4 (Amazon Electronics 50k)", "5 runs"]
         row += ["—"] * (2 * len(files))
-        # The paper's own test set is a natural-skew Electronics sample: put its figures in that column pair.
-        electronics = next((i for i, name in enumerate(files) if "electronics" in name.lower()), None)
-        if electronics is not None:
-            row[2 + 2 * electronics] = "{:.2f} ± {:.2f}".format(*paper["accuracy"])
-            row[3 + 2 * electronics] = "{:.2f} ± {:.2f}".format(*paper["macro_f1"])
+        row[2 + 2 * electronics] = "{:.2f} ± {:.2f}".format(*paper["accuracy"])
+        row[3 + 2 * electronics] = "{:.2f} ± {:.2f}".format(*paper["macro_f1"])
         row.append("—")
         lines.append("| " + " | ".join(row) + " |")
 
@@ -228,18 +229,23 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
         lines.append("| " + " | ".join(row) + " |")
 
     best = best_run(runs)
-    lines += ["", f"Per-class F1 of the best run by dev macro-F1, `{best['run']}`:", ""]
-    lines += ["| Evaluation set | " + " | ".join(LABEL_NAMES) + " |", "|---|" + "---|" * len(LABEL_NAMES)]
-    for name in files:
-        m = best["evaluations"][name]
-        support = m["per_class_support"]
-        cells = [f"{100 * m['per_class_f1'][c]:.1f} (n={support[c]})" for c in LABEL_NAMES]
-        lines.append(f"| {set_names.get(name, name)} | " + " | ".join(cells) + " |")
+    lines += ["", f"Per-class F1 (%) of the best run by dev macro-F1, `{best['run']}`, with each class's test count:", ""]
+    lines += ["| Class | " + " | ".join(set_names.get(n, n) for n in files) + " |", "|---|" + "---|" * len(files)]
+    for label in best["evaluations"][files[0]]["per_class_f1"]:
+        cells = []
+        for name in files:
+            m = best["evaluations"][name]
+            cells.append(f"{100 * m['per_class_f1'][label]:.1f} (n={m['per_class_support'][label]})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+# Above this many classes the cells are too small for their counts: the colours alone tell the story.
+MAX_ANNOTATED_CLASSES = 10
+
+
 def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dict[str, str]] = None) -> None:
-    """One row-normalised confusion matrix per evaluation set of ``run``, counts in the cells, as a PNG."""
+    """One row-normalised confusion matrix per evaluation set of ``run`` (counts in the cells of small ones), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,19 +254,21 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
 
     set_names = set_names or {}
     files = _evaluation_sets([run])
-    figure, axes = plt.subplots(1, len(files), figsize=(5.2 * len(files), 4.6), squeeze=False)
+    labels = list(run["evaluations"][files[0]]["per_class_f1"])
+    annotated = len(labels) <= MAX_ANNOTATED_CLASSES
+    side = 4.6 if annotated else 2.0 + 0.24 * len(labels)
+    figure, axes = plt.subplots(1, len(files), figsize=((side + 0.6) * len(files), side), squeeze=False)
     for axis, name in zip(axes[0], files):
         counts = np.asarray(run["evaluations"][name]["confusion_matrix"])
-        # Row-normalised: on skewed data raw counts would show only the 5-star row.
+        # Row-normalised: on skewed data raw counts would show only the largest class's row.
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        for i in range(counts.shape[0]):
-            for j in range(counts.shape[1]):
-                axis.text(j, i, f"{counts[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                          color="white" if shares[i, j] > 0.5 else "black")
-        ticks = range(len(LABEL_NAMES))
-        axis.set_xticks(ticks, [n.split()[0] + "★" for n in LABEL_NAMES])
-        axis.set_yticks(ticks, [n.split()[0] + "★" for n in LABEL_NAMES])
+        for i, j in np.ndindex(*counts.shape) if annotated else ():
+            axis.text(j, i, f"{counts[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                      color="white" if shares[i, j] > 0.5 else "black")
+        ticks = range(len(labels))
+        axis.set_xticks(ticks, labels, rotation=0 if annotated else 90, fontsize=8)
+        axis.set_yticks(ticks, labels, fontsize=8)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
         metrics = run["evaluations"][name]
@@ -268,7 +276,7 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
             f"{set_names.get(name, name)}\nacc {100 * metrics['accuracy']:.1f}, macro-F1 {100 * metrics['macro_f1']:.1f}",
             fontsize=10,
         )
-    figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true ratings", fontsize=11)
+    figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true labels", fontsize=11)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)

@@ -29,12 +29,14 @@ from ...configuration import FastformerConfig
 from ...file_utils import write_text_atomically
 from ...modeling import FastformerForSequenceClassification
 from ...tokenizer import FastformerTokenizer
+from ..data.labels import LABEL_FILE, dataset_labels
 from ..data.loader import ReviewDataset, make_dataloader
-from ..data.readers import LABEL_NAMES, read_split
+from ..data.readers import read_split
 from ..errors import UserError, one_line
 from ..settings import Config
 from . import checkpoint
 from .evaluate import eval_loader, evaluate
+from .monitor import TrainingMonitor
 from .runtime import is_main_process, log_to_file, seed_everything, set_cpu_threads
 
 __all__ = ["train", "build_model"]
@@ -51,6 +53,7 @@ class Progress:
     global_step: int = 0
     best_macro_f1: float = -1.0
     history: List[dict] = field(default_factory=list)
+    loss_log: List[list] = field(default_factory=list)  # [step, loss] at each log interval, for the curve
 
 
 @dataclass
@@ -69,20 +72,22 @@ class _Run:
     progress: Progress
     output_dir: Path
     data_fingerprints: dict  # of the data files as this run read them, saved with last/
+    class_weights: Optional[paddle.Tensor]  # of the loss, or None for plain cross-entropy
+    monitor: TrainingMonitor
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.loader.batch_sampler)
 
 
-def build_model(config: Config, tokenizer: FastformerTokenizer) -> FastformerForSequenceClassification:
-    """The classifier described by the ``Model`` section, sized to the tokenizer's vocabulary."""
+def build_model(config: Config, tokenizer: FastformerTokenizer, label_names: List[str]) -> FastformerForSequenceClassification:
+    """The classifier described by the ``Model`` section, sized to the tokenizer's vocabulary and the label set."""
     model_config = FastformerConfig(
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
-        num_labels=len(LABEL_NAMES),
-        id2label=dict(enumerate(LABEL_NAMES)),
-        label2id={name: index for index, name in enumerate(LABEL_NAMES)},
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: index for index, name in enumerate(label_names)},
         **config.model,
     )
     return FastformerForSequenceClassification(model_config)
@@ -122,8 +127,11 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
             for action in checkpoint.recover_run_directory(output_dir):
                 logger.info("%s", action)
         run = _start_run(config)
-        while run.progress.epoch < config.global_.epochs and run.progress.global_step < run.total_steps:
-            _train_epoch(run, on_step_end)
+        try:
+            while run.progress.epoch < config.global_.epochs and run.progress.global_step < run.total_steps:
+                _train_epoch(run, on_step_end)
+        finally:
+            run.monitor.close()
         return run.progress.__dict__
 
 
@@ -133,7 +141,7 @@ def _data_path(config: Config, name: str) -> Path:
 
 def _data_fingerprints(config: Config) -> dict:
     """SHA-256 of the data files the run learns from or selects its best model on, keyed by path."""
-    names = [config.data.train_file] + ([config.data.dev_file] if config.global_.eval_every_epoch else [])
+    names = [LABEL_FILE, config.data.train_file] + ([config.data.dev_file] if config.global_.eval_every_epoch else [])
     paths = [_data_path(config, name) for name in names]
     # A missing file gets no fingerprint here: reading it, next, says what is wrong.
     return {str(path): checkpoint.file_fingerprint(path) for path in paths if path.is_file()}
@@ -153,10 +161,11 @@ def _start_run(config: Config) -> _Run:
         if os.path.lexists(output_dir / name) and not (output_dir / name).is_dir():
             raise UserError(f"{output_dir / name}: exists and is not a directory; expected a checkpoint of the run")
     data_fingerprints = _data_fingerprints(config)  # before reading: what is saved must be what was read
-    train_examples = read_split(_data_path(config, config.data.train_file), "training split")
+    labels = _label_set(config)
+    train_examples = read_split(_data_path(config, config.data.train_file), labels, "training split")
     dev_examples = None
     if config.global_.eval_every_epoch:
-        dev_examples = read_split(_data_path(config, config.data.dev_file), "dev split")
+        dev_examples = read_split(_data_path(config, config.data.dev_file), labels, "dev split")
     last_dir = output_dir / checkpoint.LAST
     saved = _resumable_state(config, last_dir, data_fingerprints)
     tokenizer = FastformerTokenizer.from_pretrained(str(last_dir)) if saved else _build_tokenizer(config, train_examples)
@@ -168,11 +177,12 @@ def _start_run(config: Config) -> _Run:
         num_replicas=world_size,
         rank=dist.get_rank(),
         num_workers=config.data.num_workers,
+        class_balanced=config.data.sampler == "class_balanced",
     )
     total_steps = len(loader.batch_sampler) * config.global_.epochs
     if config.global_.max_steps > 0:
         total_steps = min(total_steps, config.global_.max_steps)
-    model = checkpoint.load_checkpoint(str(last_dir), "last/")[0] if saved else build_model(config, tokenizer)
+    model = checkpoint.load_checkpoint(str(last_dir), "last/")[0] if saved else build_model(config, tokenizer, labels)
     optimizer, schedule = _build_optimizer(config, model, total_steps)
     progress = _restore_state(last_dir, saved, optimizer, schedule, model) if saved else Progress()
     dev_loader = None
@@ -181,14 +191,40 @@ def _start_run(config: Config) -> _Run:
     trained_model = paddle.DataParallel(model) if world_size > 1 else model
     run = _Run(
         config, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress, output_dir,
-        data_fingerprints,
+        data_fingerprints, _class_weights(config, loader.dataset.labels, len(labels)),
+        TrainingMonitor(output_dir, config.global_.use_visualdl and is_main_process()),
     )  # fmt: skip
     logger.info(
-        "training on %d examples (%s), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
-        len(loader.dataset), config.data.data_dir, run.steps_per_epoch, config.global_.epochs,
+        "training on %d examples (%s, %d classes), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
+        len(loader.dataset), config.data.data_dir, len(labels), run.steps_per_epoch, config.global_.epochs,
         config.data.batch_size, world_size, threads,
     )  # fmt: skip
     return run
+
+
+def _label_set(config: Config) -> List[str]:
+    """The dataset's label names in class-id order (its ``label.txt``)."""
+    labels = dataset_labels(config.data.data_dir)
+    if labels is None:
+        raise UserError(f"{_data_path(config, LABEL_FILE)}: missing; expected the label set of a folder written by tools/prepare_data.py")
+    if len(labels) < 2:
+        raise UserError(f"{_data_path(config, LABEL_FILE)}: names a single label; a classifier needs at least two classes")
+    return labels
+
+
+def _class_weights(config: Config, labels: List[int], num_labels: int) -> Optional[paddle.Tensor]:
+    """``balanced`` loss weights, or None: n / (classes x count), scikit-learn's ``class_weight="balanced"``.
+
+    ``classes`` counts those the training split holds; a class it lacks gets weight 0 (nothing to weigh).
+    """
+    if config.data.class_weights == "none":
+        return None
+    counts = [0] * num_labels
+    for label in labels:
+        counts[label] += 1
+    present = sum(1 for count in counts if count)
+    weights = [len(labels) / (present * count) if count else 0.0 for count in counts]
+    return paddle.to_tensor(weights, dtype="float32")
 
 
 def _build_tokenizer(config: Config, train_examples) -> FastformerTokenizer:
@@ -313,17 +349,19 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
     if run.dev_loader is not None and is_main_process() and (epoch_done or progress.global_step >= run.total_steps):
         _evaluate_and_keep_best(run)
     _save_last(run)
+    if is_main_process():
+        run.monitor.draw(progress.loss_log, progress.history, title=f"{run.output_dir.name}: {config.data.data_dir}")
     if dist.get_world_size() > 1:
         dist.barrier()
 
 
 def _train_step(run: _Run, batch: dict) -> float:
     """One optimizer step; returns the loss, refusing a non-finite one."""
-    loss = run.trained_model(
-        paddle.to_tensor(batch["input_ids"]),
-        attention_mask=paddle.to_tensor(batch["attention_mask"]),
-        labels=paddle.to_tensor(batch["labels"]),
-    )[0]
+    logits = run.trained_model(
+        paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"])
+    )
+    # paddle's cross-entropy, which the model's own loss also is; here with the optional class weights.
+    loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(batch["labels"]), weight=run.class_weights)
     loss_value = float(loss)
     progress = run.progress
     if not math.isfinite(loss_value):
@@ -355,6 +393,8 @@ class _Throughput:
 
 def _log_step(run: _Run, bar, loss_value: float, tokens_per_second: float) -> None:
     learning_rate = run.optimizer.get_lr()
+    run.progress.loss_log.append([run.progress.global_step, round(loss_value, 5)])
+    run.monitor.log_step(run.progress.global_step, loss_value, learning_rate, tokens_per_second)
     bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}", tok_s=f"{tokens_per_second:.0f}")
     logger.info(
         "epoch %d step %d/%d loss %.4f lr %.3e %.0f tokens/s",
@@ -368,6 +408,7 @@ def _evaluate_and_keep_best(run: _Run) -> None:
     record = {"epoch": progress.epoch, "step": progress.global_step, **{k: metrics[k] for k in ("accuracy", "macro_f1")}}
     progress.history.append(record)
     logger.info("dev after step %d: accuracy %.4f macro-F1 %.4f", progress.global_step, metrics["accuracy"], metrics["macro_f1"])
+    run.monitor.log_dev(progress.global_step, metrics["accuracy"], metrics["macro_f1"])
     if metrics["macro_f1"] > progress.best_macro_f1:
         progress.best_macro_f1 = metrics["macro_f1"]
         best_dir = run.output_dir / checkpoint.BEST
