@@ -23,7 +23,10 @@ from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
 from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, TOKENIZER_FILES
 
-__all__ = ["BACKENDS", "TIMED_STAGES", "BatchTiming", "Predictor", "create_runner", "read_labelled_texts", "summarize_timings"]
+__all__ = [
+    "BACKENDS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner", "read_labelled_texts",
+    "summarize_timings",
+]  # fmt: skip
 
 BACKENDS = ("paddle", "onnxruntime")
 MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
@@ -127,6 +130,12 @@ def _read_inference_config(path: Path) -> tuple:
     return labels, length, vocab_size
 
 
+def check_export(model_dir: str, backend: str) -> None:
+    """What :class:`Predictor` checks before loading anything: the export's files and its inference_config.json."""
+    _check_model_dir(model_dir, backend)
+    _read_inference_config(Path(model_dir, INFERENCE_CONFIG_FILE))
+
+
 def _required_files(backend: str) -> tuple:
     model_files = MODEL_FILES if backend == "paddle" else (ONNX_FILE,)
     return model_files + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
@@ -217,12 +226,16 @@ class Predictor:
         self.batch_size = batch_size
         self.timings: Optional[list[BatchTiming]] = [] if record_timings else None
 
-    def predict(self, texts: Sequence[str]) -> list[dict]:
+    def predict(self, texts: Sequence[str], max_lengths: Optional[Sequence[int]] = None) -> list[dict]:
         """The predicted label of each text, its probability, and the probability of every label.
 
+        Texts are truncated at ``max_seq_len`` tokens, where training truncated, or earlier at the
+        text's own ``max_lengths`` entry.
+
         Returns:
-            One ``{"label": str, "score": float, "probabilities": {label name: float}}`` per text, in
-            the order of ``texts``; the probabilities are listed in class-id order (``self.label_names``).
+            One ``{"label": str, "score": float, "probabilities": {label name: float}, "truncated": bool}``
+            per text, in the order of ``texts``; the probabilities are listed in class-id order
+            (``self.label_names``); ``truncated`` says whether the text's end was cut off.
 
         Raises:
             UserError: a text is not a string or is empty (whitespace only).
@@ -233,14 +246,18 @@ class Predictor:
         if not texts:
             return []
         started = time.perf_counter()
+        # One token more than kept tells whether a text was cut (the tokenizer adds no special tokens).
         token_ids = self.tokenizer(
             list(texts),
-            max_length=self.max_seq_len,
+            max_length=self.max_seq_len + 1,
             truncation=True,
             padding=False,
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
+        limits = [min(limit, self.max_seq_len) for limit in max_lengths] if max_lengths else [self.max_seq_len] * len(texts)
+        truncated = [len(ids) > limit for ids, limit in zip(token_ids, limits)]
+        token_ids = [ids[:limit] for ids, limit in zip(token_ids, limits)]
         # Tokenizing is one call for all texts; each batch is charged its share of that time.
         seconds_per_text = (time.perf_counter() - started) / len(texts)
         # Batches of neighbours in length order carry little padding (on real reviews, 2-7% extra
@@ -251,7 +268,7 @@ class Predictor:
             indices = order[start : start + self.batch_size]
             batch = self._predict_batch([token_ids[index] for index in indices], seconds_per_text * len(indices))
             for index, result in zip(indices, batch):
-                results[index] = result
+                results[index] = {**result, "truncated": truncated[index]}
         return results
 
     def _predict_batch(self, token_ids: list[list[int]], tokenize_seconds: float) -> list[dict]:

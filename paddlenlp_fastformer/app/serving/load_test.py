@@ -1,0 +1,195 @@
+"""Load-testing the prediction service: latency and throughput at several concurrencies, memory under a soak.
+
+Each request carries one text to ``POST /predict``. The client speaks HTTP/1.1 over asyncio streams
+with keep-alive, written here rather than taken from httpx or requests because a load generator on
+the machine it measures must cost little CPU (the service has 2 cores to share with it).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+
+__all__ = ["LevelResult", "run_level", "soak", "get_json", "read_texts", "BAD_BODIES"]
+
+# Bad requests mixed into the soak: each must get a 4xx and leave the service as it was.
+BAD_BODIES = (
+    b"{not json",
+    b'{"texts": []}',
+    b'{"texts": ["   "]}',
+    b'{"texts": [42]}',
+    b'{"texts": "\xff\xfe"}',
+    b'{"wrong": ["x"]}',
+)
+
+
+@dataclass
+class LevelResult:
+    """One concurrency level: how many requests, how many failed, texts/s and latency quantiles (ms)."""
+
+    concurrency: int
+    requests: int
+    failed: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def texts_per_second(self) -> float:
+        return (self.requests - self.failed) / self.seconds
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        payload = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _address(url: str) -> tuple[str, int]:
+    """Host and port of ``url``, which must be on this machine: a load test is never aimed at someone else's host."""
+    from ..errors import UserError
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
+        raise UserError(f"--url {url!r}: expected http:// on a loopback address ({', '.join(LOOPBACK)})")
+    return parts.hostname, parts.port or 80
+
+
+async def _worker(connection: _Connection, bodies: list, latencies: list, failures: list) -> None:
+    while bodies:
+        body = bodies.pop()
+        started = time.perf_counter()
+        try:
+            status, _ = await connection.request("POST", "/predict", body)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status = 0
+            await connection.close()
+        latencies.append(time.perf_counter() - started)
+        if status != 200:
+            failures.append(status)
+
+
+async def _run(url: str, texts: Sequence[str], concurrency: int) -> LevelResult:
+    host, port = _address(url)
+    bodies = [json.dumps({"texts": [text]}).encode() for text in reversed(texts)]
+    connections = [_Connection(host, port) for _ in range(concurrency)]
+    latencies, failures = [], []
+    started = time.perf_counter()
+    await asyncio.gather(*(_worker(connection, bodies, latencies, failures) for connection in connections))
+    seconds = time.perf_counter() - started
+    for connection in connections:
+        await connection.close()
+    quantiles = np.quantile(np.array(latencies) * 1000, (0.5, 0.95, 0.99))
+    return LevelResult(concurrency, len(texts), len(failures), seconds, *map(float, quantiles))
+
+
+def run_level(url: str, texts: Sequence[str], concurrency: int) -> LevelResult:
+    """Send every text of ``texts`` as its own request, ``concurrency`` at a time."""
+    return asyncio.run(_run(url, texts, concurrency))
+
+
+async def _get(url: str, path: str) -> dict:
+    connection = _Connection(*_address(url))
+    try:
+        status, payload = await connection.request("GET", path)
+    finally:
+        await connection.close()
+    return json.loads(payload)
+
+
+def get_json(url: str, path: str) -> dict:
+    return asyncio.run(_get(url, path))
+
+
+async def _soak(url: str, texts: Sequence[str], requests: int, bad_fraction: float, concurrency: int, seed: int):
+    rng = random.Random(seed)
+    host, port = _address(url)
+    bodies, expected_bad = [], 0
+    for index in range(requests):
+        if rng.random() < bad_fraction:
+            bodies.append((rng.choice(BAD_BODIES), True))
+            expected_bad += 1
+        else:
+            bodies.append((json.dumps({"texts": [texts[index % len(texts)]]}).encode(), False))
+    outcomes = {"valid_ok": 0, "valid_failed": 0, "bad_refused_4xx": 0, "bad_other": 0}
+
+    async def work():
+        connection = _Connection(host, port)
+        while bodies:
+            body, bad = bodies.pop()
+            try:
+                status, _ = await connection.request("POST", "/predict", body)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status = 0
+                await connection.close()
+            if bad:
+                outcomes["bad_refused_4xx" if 400 <= status < 500 else "bad_other"] += 1
+            else:
+                outcomes["valid_ok" if status == 200 else "valid_failed"] += 1
+        await connection.close()
+
+    await asyncio.gather(*(work() for _ in range(concurrency)))
+    return outcomes
+
+
+def soak(url: str, texts: Sequence[str], requests: int, bad_fraction: float = 0.1, concurrency: int = 8, seed: int = 0) -> dict:
+    """``requests`` requests, a ``bad_fraction`` of them bad, and the service's memory before and after."""
+    before = get_json(url, "/metrics")["resident_memory_mb"]
+    outcomes = asyncio.run(_soak(url, texts, requests, bad_fraction, concurrency, seed))
+    after = get_json(url, "/metrics")["resident_memory_mb"]
+    return {"requests": requests, **outcomes, "memory_before_mb": before, "memory_after_mb": after}
+
+
+def read_texts(path: str) -> list:
+    """The texts of a prepared split or raw labelled file, else of a plain file (one text per non-blank line)."""
+    from ..data.readers import iter_reviews
+    from ..errors import UserError
+
+    try:
+        texts = [example["text"] for example in iter_reviews(path)]
+    except UserError as error:
+        if error.line not in (None, 1):  # a labelled file damaged further down: say so
+            raise
+        with open(path, encoding="utf-8") as handle:
+            texts = [line.strip() for line in handle if line.strip()]
+    if not texts:
+        raise UserError("holds no texts to send", path)
+    return texts

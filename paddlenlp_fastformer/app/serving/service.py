@@ -1,0 +1,276 @@
+"""The HTTP prediction service: FastAPI routes over an exported model, micro-batched.
+
+Routes: ``POST /models/fastformer`` (PaddleNLP SimpleServing's wire format), ``POST /predict``,
+``GET /health``, ``GET /metadata``, ``GET /metrics``, the demo page at ``GET /`` and FastAPI's own
+OpenAPI docs at ``/docs``. The model loads in the background after start-up: ``/health`` answers 503
+until it is ready. A bad request gets a 4xx JSON error ``{"error": {"field": ..., "message": ...}}``
+naming the field and what was expected; the service keeps serving.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from ..errors import UserError, one_line
+from .batcher import MicroBatcher, QueueFull
+from .metrics import ServiceMetrics
+from .page import DEMO_PAGE
+
+__all__ = ["ServiceSettings", "create_app"]
+
+SIMPLE_SERVING_PATH = "/models/fastformer"
+
+
+@dataclass
+class ServiceSettings:
+    """What ``tools/serve.py`` passes: the export, the backend and the limits of the service."""
+
+    model_dir: str
+    backend: str = "paddle"
+    cpu_threads: int = 2
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256  # requests waiting for the inference thread; one more is answered 503
+    max_texts_per_request: int = 256
+    max_body_bytes: int = 1 << 20
+
+
+class BadRequest(Exception):
+    """A request the service refuses: status code, the field at fault and what was expected."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field, self.message = status, field, message
+
+
+def _error(status: int, field: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"field": field, "message": message}}, status_code=status)
+
+
+async def _json_body(request: Request, limit: int) -> object:
+    """The request body as JSON, refusing one over ``limit`` bytes, not UTF-8 or not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, "body", f"the body has {declared} bytes; expected at most {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadRequest(413, "body", f"the body exceeds {limit} bytes")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequest(400, "body", f"not valid UTF-8 (byte {error.start}); expected a UTF-8 JSON body") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise BadRequest(400, "body", f"not valid JSON ({one_line(error)[:200]}); expected a JSON object") from None
+
+
+def _texts(value: object, field: str, limit: int) -> list:
+    """A non-empty list of non-blank strings (a single string counts as a list of one), at most ``limit``."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise BadRequest(422, field, f"got {type(value).__name__}; expected a list of strings")
+    if not value:
+        raise BadRequest(422, field, "got an empty list; expected at least one text")
+    if len(value) > limit:
+        raise BadRequest(413, field, f"got {len(value)} texts; expected at most {limit} per request")
+    for index, text in enumerate(value):
+        if not isinstance(text, str):
+            raise BadRequest(422, f"{field}[{index}]", f"got {type(text).__name__}; expected a string")
+        if not text.strip():
+            raise BadRequest(422, f"{field}[{index}]", "is empty or whitespace; expected some text")
+    return value
+
+
+def _object(value: object, field: str, allowed: tuple) -> dict:
+    if not isinstance(value, dict):
+        raise BadRequest(422, field, f"got {type(value).__name__}; expected a JSON object")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise BadRequest(422, f"{field}.{unknown[0]}" if field else unknown[0], f"is not a known field; expected {', '.join(allowed)}")
+    return value
+
+
+def _positive_int(value: object, field: str) -> Optional[int]:
+    if value is None:
+        return None
+    if type(value) is not int or value < 1:
+        raise BadRequest(422, field, f"got {value!r}; expected a positive integer")
+    return value
+
+
+class _Service:
+    """The state behind the routes: the model (once loaded), the batcher and the metrics."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.predictor = None
+        self.batcher: Optional[MicroBatcher] = None
+        self.load_error: Optional[str] = None
+        self.ready = threading.Event()
+
+    def load(self) -> None:
+        from ..deploy.predictor import Predictor
+
+        try:
+            settings = self.settings
+            self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
+                                       batch_size=settings.max_batch_size)  # fmt: skip
+            self.batcher = MicroBatcher(self._predict, settings.max_batch_size, settings.max_wait_ms, settings.max_queue,
+                                        on_batch=self.metrics.record_batch)  # fmt: skip
+            self.ready.set()
+        except UserError as error:
+            self.load_error = one_line(error)
+
+    def _predict(self, items: list) -> list:
+        texts = [text for text, _ in items]
+        return self.predictor.predict(texts, max_lengths=[limit for _, limit in items])
+
+    async def classify(self, texts: list, max_seq_len: Optional[int]) -> list:
+        if not self.ready.is_set():
+            raise BadRequest(503, "model", self.load_error or "the model is still loading; retry shortly")
+        limit = min(max_seq_len or self.predictor.max_seq_len, self.predictor.max_seq_len)
+        try:
+            future = self.batcher.submit([(text, limit) for text in texts])
+        except QueueFull:
+            raise BadRequest(503, "queue", f"{self.settings.max_queue} requests are waiting; retry shortly") from None
+        return await future
+
+    def metadata(self) -> dict:
+        settings = self.settings
+        return {
+            "model_dir": settings.model_dir,
+            "backend": settings.backend,
+            "cpu_threads": settings.cpu_threads,
+            "ready": self.ready.is_set(),
+            "labels": self.predictor.label_names if self.predictor else None,
+            "max_seq_len": self.predictor.max_seq_len if self.predictor else None,
+            "limits": {k: v for k, v in asdict(settings).items() if k.startswith("max_")},
+        }
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The FastAPI application; the model starts loading when the application starts."""
+    service = _Service(settings)
+
+    async def lifespan(app: FastAPI):
+        loop = asyncio.get_running_loop()
+        # Paddle installs C handlers for SIGTERM/SIGINT when it sets up, which would end the process at once;
+        # once the model is loaded, the main thread puts back uvicorn's, which shut down gracefully.
+        handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+
+        def load_then_restore_signals():
+            service.load()
+            for number, handler in handlers.items():
+                if callable(handler):
+                    loop.call_soon_threadsafe(signal.signal, number, handler)
+
+        threading.Thread(target=load_then_restore_signals, name="model-loader", daemon=True).start()
+        yield
+        if service.batcher is not None:  # after uvicorn let in-flight requests finish
+            await asyncio.get_running_loop().run_in_executor(None, service.batcher.stop)
+
+    app = FastAPI(title="Fastformer text classification", lifespan=lifespan, version="1")
+    app.state.service = service
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        started = time.perf_counter()
+        service.metrics.request_started()
+        response = await call_next(request)
+        service.metrics.record_request(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(BadRequest)
+    async def refuse(request: Request, error: BadRequest):
+        return _error(error.status, error.field, error.message)
+
+    @app.post("/predict", summary="Classify texts: label, score and probabilities by label name")
+    async def predict(request: Request):
+        body = _object(await _json_body(request, settings.max_body_bytes), "", ("texts", "max_seq_len"))
+        if "texts" not in body:
+            raise BadRequest(422, "texts", "is missing; expected {\"texts\": [\"...\", ...]}")
+        texts = _texts(body["texts"], "texts", settings.max_texts_per_request)
+        results = await service.classify(texts, _positive_int(body.get("max_seq_len"), "max_seq_len"))
+        return {"results": results}
+
+    @app.post(SIMPLE_SERVING_PATH, summary="PaddleNLP SimpleServing format: {data: {text: [...]}, parameters: {...}}")
+    async def simple_serving(request: Request):
+        body = _object(await _json_body(request, settings.max_body_bytes), "", ("data", "parameters"))
+        data = _object(body.get("data"), "data", ("text",))
+        if "text" not in data:
+            raise BadRequest(422, "data.text", "is missing; expected {\"data\": {\"text\": [\"...\", ...]}}")
+        texts = _texts(data["text"], "data.text", settings.max_texts_per_request)
+        parameters = _object(body.get("parameters") or {}, "parameters", ("max_seq_len", "batch_size"))
+        _positive_int(parameters.get("batch_size"), "parameters.batch_size")  # accepted; the service batches itself
+        results = await service.classify(texts, _positive_int(parameters.get("max_seq_len"), "parameters.max_seq_len"))
+        names = service.predictor.label_names
+        return {
+            "result": {
+                "label": [names.index(result["label"]) for result in results],
+                "confidence": [result["score"] for result in results],
+                "label_name": [result["label"] for result in results],
+                "probabilities": [result["probabilities"] for result in results],
+                "truncated": [result["truncated"] for result in results],
+            }
+        }
+
+    @app.get("/health", summary="200 once the model is loaded and serving, 503 before")
+    async def health():
+        if service.ready.is_set():
+            return {"status": "ready"}
+        status = "failed" if service.load_error else "loading"
+        return JSONResponse({"status": status, "error": service.load_error}, status_code=503)
+
+    @app.get("/metadata", summary="Labels, maximum length, backend and model directory")
+    async def metadata():
+        return service.metadata()
+
+    @app.get("/metrics", summary="Requests, errors, batch sizes and latency quantiles")
+    async def metrics():
+        return service.metrics.snapshot(queued=service.batcher.queued if service.batcher else 0)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return DEMO_PAGE
+
+    return app
+
+
+def serve(settings: ServiceSettings, host: str, port: int) -> None:
+    """Check the export, bind ``host:port`` (one-line errors for both), then serve until SIGTERM or Ctrl-C."""
+    import logging
+    import socket
+
+    import uvicorn
+
+    from ..deploy.predictor import check_export
+
+    check_export(settings.model_dir, settings.backend)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except (OSError, OverflowError) as error:
+        listener.close()
+        raise UserError(f"cannot listen on {host}:{port} ({getattr(error, 'strerror', None) or error}); choose another --port or --host") from None
+    logging.getLogger("paddlenlp_fastformer").info(
+        "serving %s on http://%s:%d (demo page /, API docs /docs); the model loads now, /health says when it is ready",
+        settings.model_dir, host, port,
+    )  # fmt: skip
+    # Requests in flight get this long to finish after SIGTERM; uvicorn refuses new connections at once.
+    config = uvicorn.Config(create_app(settings), log_level="warning", timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run(sockets=[listener])

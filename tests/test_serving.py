@@ -1,0 +1,306 @@
+"""The prediction service, started for real (tools/serve.py on a free loopback port) on a tiny trained export.
+
+Covers both request formats, micro-batching (read from /metrics), every kind of bad request, queue
+overflow, graceful shutdown on SIGTERM and the demo page in headless Chromium.
+"""
+import concurrent.futures
+import csv
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from conftest import PROJECT_ROOT, run_main
+
+sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+import export_model  # noqa: E402
+import load_test  # noqa: E402
+import serve  # noqa: E402
+
+TEXTS = ["great sound and a solid build", "it broke after two days", "works fine", "awful battery, do not buy"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(port, path, body=None, raw=None, timeout=30):
+    """(status, decoded JSON) of a GET (no body) or POST to the service."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class Server:
+    """tools/serve.py in a subprocess, ready once /health says so."""
+
+    def __init__(self, model_dir, *options):
+        self.port = free_port()
+        command = [sys.executable, "tools/serve.py", "--model_dir", str(model_dir), "--port", str(self.port), "--cpu_threads", "1", *map(str, options)]
+        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service ended: {self.process.stderr.read()[-2000:]}")
+            try:
+                if call(self.port, "/health", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("the service did not become ready in 120 s")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+
+@pytest.fixture(scope="module")
+def export_dir(trained, tmp_path_factory):
+    config, run = trained
+    target = tmp_path_factory.mktemp("serving") / "export"
+    export_model.main(["-c", str(config), "-o", f"Global.pretrained_model={run / 'best'}", f"Global.save_inference_dir={target}"])
+    return target
+
+
+@pytest.fixture(scope="module")
+def server(export_dir):
+    running = Server(export_dir, "--max_batch_size", 8, "--max_wait_ms", 20, "--max_texts_per_request", 16, "--max_body_bytes", 20000)
+    yield running
+    running.stop()
+
+
+def test_both_formats_agree_with_the_offline_predictor(server, export_dir):
+    from paddlenlp_fastformer.app.deploy.predictor import Predictor
+
+    offline = Predictor(str(export_dir), cpu_threads=1).predict(TEXTS)
+    status, body = call(server.port, "/predict", {"texts": TEXTS})
+    assert status == 200
+    for served, expected in zip(body["results"], offline):
+        assert served["label"] == expected["label"] and served["truncated"] is False
+        np.testing.assert_allclose(list(served["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
+    status, simple = call(server.port, "/models/fastformer", {"data": {"text": TEXTS}, "parameters": {"max_seq_len": 64, "batch_size": 2}})
+    assert status == 200
+    names = call(server.port, "/metadata")[1]["labels"]
+    assert [names[index] for index in simple["result"]["label"]] == [r["label"] for r in offline]
+    np.testing.assert_allclose(simple["result"]["confidence"], [r["score"] for r in offline], atol=1e-5)
+
+
+def test_health_metadata_metrics_and_docs(server, export_dir):
+    assert call(server.port, "/health") == (200, {"status": "ready"})
+    status, metadata = call(server.port, "/metadata")
+    assert metadata["labels"] == ["1 star", "2 stars", "3 stars", "4 stars", "5 stars"] and metadata["model_dir"] == str(export_dir)
+    assert metadata["max_seq_len"] == 64 and metadata["backend"] == "paddle"
+    status, metrics = call(server.port, "/metrics")
+    assert status == 200 and {"routes", "batch_sizes", "forward_passes", "resident_memory_mb"} <= set(metrics)
+    status, schema = call(server.port, "/openapi.json")
+    assert {"/predict", "/models/fastformer", "/health", "/metadata", "/metrics"} <= set(schema["paths"])
+
+
+def test_concurrent_requests_are_micro_batched(server):
+    before = call(server.port, "/metrics")[1]
+    texts = [f"{TEXTS[index % 4]} number {index}" for index in range(32)]
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda text: call(server.port, "/predict", {"texts": [text]}), texts))
+    alone = call(server.port, "/predict", {"texts": texts[:8]})[1]["results"]
+    assert all(status == 200 for status, _ in answers)
+    for (_, body), expected in zip(answers[:8], alone):  # batched with others, each gets its own answer
+        np.testing.assert_allclose(list(body["results"][0]["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
+    after = call(server.port, "/metrics")[1]
+    passes = after["forward_passes"] - before["forward_passes"] - 1  # the request of 8 took one pass
+    assert after["texts"] - before["texts"] == 32 + 8
+    assert passes < 32, f"32 concurrent requests took {passes} forward passes"
+
+
+@pytest.mark.parametrize(
+    "raw, status, field",
+    [
+        (b"{not json", 400, "body"),
+        (b'{"texts": "\xff\xfe"}', 400, "body"),
+        (b"[1, 2]", 422, ""),
+        (b'{"texts": 5}', 422, "texts"),
+        (b'{"texts": []}', 422, "texts"),
+        (b'{"texts": ["fine", "   "]}', 422, "texts[1]"),
+        (b'{"texts": ["fine", 7]}', 422, "texts[1]"),
+        (b'{"text": ["fine"]}', 422, "text"),
+        (b'{"texts": ["fine"], "max_seq_len": -3}', 422, "max_seq_len"),
+        (json.dumps({"texts": ["x"] * 17}).encode(), 413, "texts"),
+        (json.dumps({"texts": ["x" * 30000]}).encode(), 413, "body"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_field_and_the_service_goes_on(server, raw, status, field):
+    answer = call(server.port, "/predict", raw=raw)
+    assert answer[0] == status and answer[1]["error"]["field"] == field and answer[1]["error"]["message"], answer
+    assert call(server.port, "/predict", {"texts": ["still serving"]})[0] == 200
+
+
+def test_simple_serving_bad_requests(server):
+    for body, field in (({"data": "x"}, "data"), ({"data": {}}, "data.text"), ({"data": {"text": ["a"]}, "parameters": {"batch_size": 0}}, "parameters.batch_size")):
+        status, answer = call(server.port, "/models/fastformer", body)
+        assert status == 422 and answer["error"]["field"] == field, answer
+
+
+def test_a_text_longer_than_the_model_reads_is_truncated_and_says_so(server):
+    status, body = call(server.port, "/predict", {"texts": [" ".join(["great"] * 200), "short"]})
+    assert status == 200 and [result["truncated"] for result in body["results"]] == [True, False]
+    status, body = call(server.port, "/predict", {"texts": ["great sound and a solid build"], "max_seq_len": 2})
+    assert body["results"][0]["truncated"] is True
+
+
+def test_a_full_queue_answers_503_at_once(export_dir):
+    running = Server(export_dir, "--max_queue", 1, "--max_batch_size", 64, "--max_wait_ms", 0)
+    try:
+        burst = [[f"{TEXTS[i % 4]} {j}" for j in range(64)] for i in range(48)]
+        with concurrent.futures.ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(lambda texts: call(running.port, "/predict", {"texts": texts}), burst))
+        statuses = [status for status, _ in answers]
+        assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses, statuses
+        assert all(body["error"]["field"] == "queue" for status, body in answers if status == 503)
+    finally:
+        running.stop()
+
+
+def test_sigterm_finishes_requests_in_flight_then_refuses_new_ones(export_dir):
+    running = Server(export_dir, "--max_batch_size", 64, "--max_wait_ms", 3000)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        in_flight = [pool.submit(call, running.port, "/predict", {"texts": [f"{text} {i}" for text in TEXTS]}) for i in range(8)]
+        # all 8 received and waiting for their batch to fill (the metrics request itself is the 9th)
+        while call(running.port, "/metrics")[1]["in_flight_requests"] < 9:
+            time.sleep(0.02)
+        running.process.send_signal(signal.SIGTERM)
+        answers = [future.result() for future in in_flight]
+    assert [status for status, _ in answers] == [200] * 8
+    # uvicorn re-raises the SIGTERM it handled once it is done, so the exit status says "terminated"
+    assert running.process.wait(60) in (0, -signal.SIGTERM)
+    assert "Termination signal" not in running.process.stderr.read()  # not paddle's abort
+    with pytest.raises(OSError):
+        call(running.port, "/health", timeout=2)
+
+
+def test_bad_start_up_options_are_one_line(export_dir, tmp_path, capsys):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_main(serve.main, ["--model_dir", str(tmp_path / "missing")], capsys), "missing")
+    assert_one_line_error(run_main(serve.main, ["--model_dir", str(export_dir), "--max_batch_size", "0"], capsys), "--max_batch_size")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_one_line_error(run_main(serve.main, ["--model_dir", str(export_dir), "--port", str(port)], capsys), str(port))
+
+
+def test_load_test_tool_measures_levels_and_a_soak(server, export_dir, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    table = tmp_path / "load.csv"
+    load_test.main(["--url", f"http://127.0.0.1:{server.port}", "--texts", str(texts), "--requests", "40",
+                    "--concurrency", "1", "4", "--model_dir", str(export_dir), "--soak", "60", "--csv", str(table)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "offline predictor:" in out and "| 4 | 40 | 0 |" in out
+    soak_line = next(line for line in out.splitlines() if line.startswith("soak: "))
+    fields = dict(part.rsplit(" ", 1) for part in soak_line[len("soak: "):].split(", "))
+    assert int(fields["valid_failed"]) == 0 and int(fields["bad_other"]) == 0
+    assert int(fields["valid_ok"]) + int(fields["bad_refused_4xx"]) == 60
+    rows = list(csv.DictReader(table.open()))
+    assert [row["concurrency"] for row in rows] == ["1", "4"] and all(float(row["texts_per_s"]) > 0 for row in rows)
+
+
+def test_load_test_refuses_other_hosts(tmp_path, capsys):
+    from conftest import assert_one_line_error
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one\n", encoding="utf-8")
+    result = run_main(load_test.main, ["--url", "http://example.com:80", "--texts", str(texts)], capsys)
+    assert_one_line_error(result, "loopback")
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C WebDriver key of an element reference
+
+
+class WebDriver:
+    """Chromium driven through chromedriver's W3C WebDriver protocol, spoken with urllib (no client library)."""
+
+    def __init__(self, profile):
+        port = free_port()
+        self.process = subprocess.Popen([CHROMEDRIVER, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{port}"
+        self.wait(lambda: self._call("GET", "/status")["ready"], what="chromedriver to start")
+        # The flags keep Chromium from reaching for the network, which this machine refuses.
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}"]  # fmt: skip
+        options = {"binary": CHROMIUM, "args": flags}
+        capabilities = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
+        self.path = f"/session/{self._call('POST', '/session', capabilities)['sessionId']}"
+
+    def _call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())["value"]
+        except urllib.error.URLError:
+            return {"ready": False}
+
+    def command(self, method, path, body=None):
+        return self._call(method, self.path + path, body)
+
+    def find_all(self, css):
+        return [found[ELEMENT] for found in self.command("POST", "/elements", {"using": "css selector", "value": css})]
+
+    def element(self, css, within=None):
+        path = f"/element/{within}/element" if within else "/element"
+        return self.command("POST", path, {"using": "css selector", "value": css})[ELEMENT]
+
+    def wait(self, condition, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"waited {timeout} s for {what}")
+
+    def quit(self):
+        self.command("DELETE", "")
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no Chromium and ChromeDriver here (Debian: apt-get install chromium chromium-driver; .ci/run installs them)")
+def test_demo_page_in_a_real_browser(server, tmp_path):
+    text = "The sound is great and the battery lasts all week."
+    browser = WebDriver(tmp_path / "profile")
+    try:
+        browser.command("POST", "/url", {"url": f"http://127.0.0.1:{server.port}/"})
+        model = browser.element("#model")
+        browser.wait(lambda: "labels" in browser.command("GET", f"/element/{model}/text"), what="the model description")
+        browser.command("POST", f"/element/{browser.element('#text')}/value", {"text": text})  # typed key by key
+        browser.command("POST", f"/element/{browser.element('#submit')}/click", {})
+        browser.wait(lambda: len(browser.find_all("#result .row")) == 5, what="one bar per class")
+        rows = browser.find_all("#result .row")
+        names = [browser.command("GET", f"/element/{row}/attribute/data-label") for row in rows]
+        shown = [float(browser.command("GET", f"/element/{browser.element('.value', row)}/text").rstrip("%")) for row in rows]
+        widths = [float(browser.command("GET", f"/element/{browser.element('.bar', row)}/css/width").rstrip("px")) for row in rows]
+        label = browser.command("GET", f"/element/{browser.element('#label')}/text")
+    finally:
+        browser.quit()
+    expected = call(server.port, "/predict", {"texts": [text]})[1]["results"][0]
+    assert names == list(expected["probabilities"])
+    np.testing.assert_allclose(shown, [100 * p for p in expected["probabilities"].values()], atol=0.06)
+    assert max(widths) > 0 and int(np.argmax(widths)) == names.index(expected["label"])  # the longest bar is the label's
+    assert label.startswith(expected["label"])

@@ -1,0 +1,96 @@
+"""Load-test a running service (tools/serve.py) on this machine: throughput and latency per concurrency.
+
+    python tools/load_test.py --url http://127.0.0.1:8189 --texts data/marc_en/test.jsonl --concurrency 1 8 32 \\
+        --requests 2000 [--model_dir output/marc_en/inference] [--soak 10000 --bad_fraction 0.1] [--csv load_test.csv]
+
+Each request carries one text (cycled from --texts: a prepared split, a raw labelled file, or one text
+per line). Per concurrency level: texts/s, p50/p95/p99 latency, failed requests, and the service's
+memory before and after. With --model_dir (the export the service runs) the offline predictor's texts/s
+on the same texts, measured in this process before the load, is the reference. --soak then sends that
+many requests with --bad_fraction of them malformed, and reports the service's memory before and after.
+Only loopback URLs are accepted. Prints a Markdown table and writes the rows as CSV.
+"""
+import csv
+import io
+import time
+
+import program
+
+from paddlenlp_fastformer.app.serving.load_test import get_json, read_texts, run_level, soak
+from paddlenlp_fastformer.file_utils import write_text_atomically
+
+
+def build_parser():
+    parser = program.ArgumentParser(__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8189")
+    parser.add_argument("--texts", required=True, help="texts to send, one per request")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default: 2000)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--model_dir", help="the export the service runs: measure the offline predictor on the same texts")
+    parser.add_argument("--soak", type=int, default=0, help="then send this many requests, bad ones mixed in")
+    parser.add_argument("--bad_fraction", type=float, default=0.1)
+    parser.add_argument("--csv", default="load_test.csv", help="where the rows go as CSV (default: load_test.csv)")
+    return parser
+
+
+def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threads: int) -> float:
+    """The predictor alone, in this process, on the same texts in batches as large as the service's."""
+    from paddlenlp_fastformer.app.deploy.predictor import Predictor
+
+    predictor = Predictor(model_dir, cpu_threads=threads, batch_size=batch_size)
+    predictor.predict(texts[:batch_size])  # warm-up
+    started = time.perf_counter()
+    predictor.predict(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def measure(args, texts: list) -> list:
+    metadata = get_json(args.url, "/metadata")
+    offline = None
+    if args.model_dir:
+        offline = offline_texts_per_second(args.model_dir, texts, metadata["limits"]["max_batch_size"], metadata["cpu_threads"])
+        print(f"offline predictor: {offline:,.1f} texts/s on the same {len(texts)} texts, batch {metadata['limits']['max_batch_size']}")
+    run_level(args.url, texts[:64], max(args.concurrency))  # warm-up of the service
+    rows = []
+    for concurrency in args.concurrency:
+        before = get_json(args.url, "/metrics")["resident_memory_mb"]
+        level = run_level(args.url, texts, concurrency)
+        after = get_json(args.url, "/metrics")
+        rows.append({
+            "concurrency": concurrency, "requests": level.requests, "failed": level.failed,
+            "texts_per_s": round(level.texts_per_second, 1),
+            "vs_offline": round(level.texts_per_second / offline, 3) if offline else None,
+            "p50_ms": round(level.p50_ms, 1), "p95_ms": round(level.p95_ms, 1), "p99_ms": round(level.p99_ms, 1),
+            "memory_before_mb": before, "memory_after_mb": after["resident_memory_mb"],
+            "mean_batch_size": after["mean_batch_size"],
+        })  # fmt: skip
+    return rows
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.requests < 1 or min(args.concurrency) < 1 or not 0 <= args.bad_fraction <= 1:
+        parser.error("--requests and --concurrency must be positive, --bad_fraction between 0 and 1")
+    with program.user_errors_exit():
+        available = read_texts(args.texts)
+        texts = [available[index % len(available)] for index in range(args.requests)]
+        rows = measure(args, texts)
+        print("| concurrency | requests | failed | texts/s | vs offline | p50 ms | p95 ms | p99 ms | memory MB before -> after |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for row in rows:
+            ratio = f"{row['vs_offline']:.2f}x" if row["vs_offline"] else "—"
+            print(f"| {row['concurrency']} | {row['requests']} | {row['failed']} | {row['texts_per_s']:,.1f} | {ratio} | "
+                  f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['memory_before_mb']} -> {row['memory_after_mb']} |")  # fmt: skip
+        if args.soak:
+            result = soak(args.url, available, args.soak, args.bad_fraction)
+            print("soak: " + ", ".join(f"{key} {value}" for key, value in result.items()))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomically(args.csv, buffer.getvalue())
+
+
+if __name__ == "__main__":
+    main()

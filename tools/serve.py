@@ -1,0 +1,49 @@
+"""Serve an exported model over HTTP: PaddleNLP SimpleServing's format, /predict, a demo page, micro-batching.
+
+    python tools/serve.py --model_dir output/marc_en/inference [--host 127.0.0.1 --port 8189
+        --backend paddle|onnxruntime --cpu_threads N --max_batch_size 32 --max_wait_ms 5]
+
+    curl -s localhost:8189/predict -H 'Content-Type: application/json' -d '{"texts": ["Great sound."]}'
+
+The demo page is at http://HOST:PORT/, the OpenAPI docs at /docs. SIGTERM (or Ctrl-C) stops it
+gracefully: requests in flight finish, new connections are refused.
+"""
+import os
+
+import program
+
+from paddlenlp_fastformer.app.deploy.predictor import BACKENDS
+
+
+def build_parser():
+    parser = program.ArgumentParser(__doc__)
+    parser.add_argument("--model_dir", required=True, help="a directory written by tools/export_model.py")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8189)
+    parser.add_argument("--backend", choices=BACKENDS, default="paddle")
+    parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine")
+    parser.add_argument("--max_batch_size", type=int, default=32, help="texts per forward pass at most")
+    parser.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a request waits for others to join its batch")
+    parser.add_argument("--max_queue", type=int, default=256, help="requests that may wait; one more is answered 503")
+    parser.add_argument("--max_texts_per_request", type=int, default=256)
+    parser.add_argument("--max_body_bytes", type=int, default=1 << 20)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("port", "cpu_threads", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
+        if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
+            parser.error(f"--{name} must be a positive integer{' up to 65535' if name == 'port' else ''}, got {getattr(args, name)}")
+    if not 0 <= args.max_wait_ms <= 10_000:
+        parser.error(f"--max_wait_ms must be between 0 and 10000, got {args.max_wait_ms}")
+    with program.user_errors_exit():
+        from paddlenlp_fastformer.app.serving.service import ServiceSettings, serve
+
+        settings = ServiceSettings(**{key: value for key, value in vars(args).items() if key not in ("host", "port")})
+        serve(settings, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
