@@ -395,3 +395,13 @@ def test_resume_in_the_same_process(tmp_path, tiny_config_path):
     run(tiny_config_path, ["Global.max_steps=2"], fresh_names=False)
     _, losses = run(tiny_config_path, ["Global.max_steps=4"], fresh_names=False)
     assert list(losses) == [3, 4]
+
+
+def test_runs_made_one_after_another_log_to_their_own_files(tmp_path, tiny_data_dir, caplog):
+    caplog.set_level("INFO", logger="paddlenlp_fastformer")  # as the tools set it
+    for name in ("first", "second"):
+        config = write_tiny_config(tmp_path / f"{name}.yaml", tiny_data_dir, tmp_path / name, Global={"max_steps": 2})
+        train(load_config(str(config)))
+    first, second = ((tmp_path / name / "train.log").read_text() for name in ("first", "second"))
+    assert "training on" in first and "training on" in second
+    assert str(tmp_path / "second") not in first  # the second run wrote nothing into the first one's log

@@ -33,6 +33,7 @@ from ..data.readers import read_split
 from ..errors import UserError
 from ..settings import Config, load_config, save_config
 from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
+from .runtime import logging_to
 
 __all__ = ["run_seeds", "load_runs", "best_run", "results_markdown", "plot_confusion_matrices", "PAPER_TABLE4_AMAZON"]
 
@@ -63,8 +64,6 @@ def run_seeds(
     output_root: str = "output/experiments",
 ) -> list[Path]:
     """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
-    from .trainer import train  # imports paddle: only when runs are made
-
     labels = dataset_labels(load_config(config_path, overrides).data.data_dir)
     for path in eval_files:  # before hours of training: each must be a prepared split the model can score
         read_split(path, labels or dataset_labels(Path(path).parent) or [], "evaluation file")
@@ -79,28 +78,37 @@ def run_seeds(
         if (kept / METRICS_FILE).is_file():
             logger.info("%s already holds a finished run: skipped", kept)
             continue
-        resumed = (run_dir / LAST).is_dir() and config.global_.resume
-        started = time.perf_counter()
-        progress = train(config)
-        train_seconds = time.perf_counter() - started
-        record = {
-            "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-            "config_file": config_path,
-            "model": "transformer" if config.is_transformer_baseline else "fastformer",
-            "seed": seed,
-            "cpu_threads": config.global_.num_threads or os.cpu_count(),
-            "machine": platform.processor() or platform.machine(),
-            "train_seconds": round(train_seconds, 1),
-            # A resumed run's seconds cover only the part after the restart.
-            "resumed": resumed,
-            "dev_history": progress["history"],
-            "best_dev_macro_f1": progress["best_macro_f1"],
-            "test_file": str(Path(config.data.data_dir) / config.data.test_file),
-            "evaluations": _evaluate_run(config_path, seed, overrides, output_root, eval_files),
-        }
+        # The run's log holds its training and, after it, its evaluations.
+        with logging_to(run_dir / TRAIN_LOG):
+            record = _train_and_evaluate(config, config_path, seed, overrides, output_root, eval_files)
         _keep_run(kept, run_dir, config, record)
-        logger.info("kept %s (trained in %.0f s)", kept, train_seconds)
+        logger.info("kept %s (trained in %.0f s)", kept, record["train_seconds"])
     return kept_dirs
+
+
+def _train_and_evaluate(config: Config, config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:
+    """Train one seed's run (resuming it if it was interrupted), evaluate it, and return its record."""
+    from .trainer import train  # imports paddle: only when runs are made
+
+    resumed = (Path(config.global_.output_dir) / LAST).is_dir() and config.global_.resume
+    started = time.perf_counter()
+    progress = train(config)
+    train_seconds = time.perf_counter() - started
+    return {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "config_file": config_path,
+        "model": "transformer" if config.is_transformer_baseline else "fastformer",
+        "seed": seed,
+        "cpu_threads": config.global_.num_threads or os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "train_seconds": round(train_seconds, 1),
+        # A resumed run's seconds cover only the part after the restart.
+        "resumed": resumed,
+        "dev_history": progress["history"],
+        "best_dev_macro_f1": progress["best_macro_f1"],
+        "test_file": str(Path(config.data.data_dir) / config.data.test_file),
+        "evaluations": _evaluate_run(config_path, seed, overrides, output_root, eval_files),
+    }
 
 
 def _evaluate_run(config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:

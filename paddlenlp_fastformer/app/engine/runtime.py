@@ -1,16 +1,18 @@
 """Process set-up a run needs: CPU threads, seeds, which data-parallel rank writes, the log file."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
 
-__all__ = ["set_cpu_threads", "seed_everything", "is_main_process", "log_to_file"]
+__all__ = ["set_cpu_threads", "seed_everything", "is_main_process", "logging_to"]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -34,9 +36,22 @@ def is_main_process() -> bool:
     return dist.get_rank() == 0
 
 
-def log_to_file(path: Path) -> None:
-    """Also write the package's log records to ``path`` (once per path)."""
-    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in logger.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
+@contextlib.contextmanager
+def logging_to(path: Path) -> Iterator[None]:
+    """Also write the package's log records to ``path`` while the block runs.
+
+    Nested blocks for one path share one handler, which the outermost removes: runs made one after
+    another in a process (tools/run_experiment.py) each log to their own file only.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in logger.handlers):
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

@@ -37,7 +37,7 @@ from ..settings import Config
 from . import checkpoint
 from .evaluate import eval_loader, evaluate
 from .monitor import TrainingMonitor
-from .runtime import is_main_process, log_to_file, seed_everything, set_cpu_threads
+from .runtime import is_main_process, logging_to, seed_everything, set_cpu_threads
 
 __all__ = ["train", "build_model"]
 
@@ -119,11 +119,13 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
     """
     output_dir = Path(config.global_.output_dir)
     # Rank 0 writes and holds the run directory; other data-parallel ranks of the same run read only.
-    lock = checkpoint.run_directory_lock(output_dir) if is_main_process() else contextlib.nullcontext()
+    main = is_main_process()
+    lock = checkpoint.run_directory_lock(output_dir) if main else contextlib.nullcontext()
+    log = logging_to(output_dir / checkpoint.TRAIN_LOG) if main else contextlib.nullcontext()
     # Optimizer state is keyed by parameter and accumulator names, which paddle numbers per process:
     # a fresh name scope gives a resumed run the names of the run that saved it, even in one process.
-    with lock, paddle.utils.unique_name.guard():
-        if is_main_process():
+    with lock, log, paddle.utils.unique_name.guard():
+        if main:
             for action in checkpoint.recover_run_directory(output_dir):
                 logger.info("%s", action)
         run = _start_run(config)
@@ -155,8 +157,6 @@ def _start_run(config: Config) -> _Run:
     threads = set_cpu_threads(config.global_.num_threads)
     seed_everything(config.global_.seed)
     output_dir = Path(config.global_.output_dir)
-    if is_main_process():
-        log_to_file(output_dir / checkpoint.TRAIN_LOG)
     for name in (checkpoint.LAST, checkpoint.BEST):  # found now, not after an epoch of training
         if os.path.lexists(output_dir / name) and not (output_dir / name).is_dir():
             raise UserError(f"{output_dir / name}: exists and is not a directory; expected a checkpoint of the run")
