@@ -256,3 +256,17 @@ def test_visualdl_scalars_and_training_curve(tmp_path, tiny_data_dir):
     tags = set(reader.get_tags()["scalar"])
     assert {"train/loss", "train/learning_rate", "train/tokens_per_s", "dev/accuracy", "dev/macro_f1"} <= tags
     assert [record.id for record in reader.get_data("scalar", "train/loss")] == [1, 2, 3, 4, 5]
+
+
+def test_options_that_do_not_apply_are_refused(tmp_path, capsys):
+    raw = write_jsonl(tmp_path / "s.jsonl", labelled_rows(SENTIMENTS, 30, seed=13))
+    base = ["--input", str(raw), "--output-dir", str(tmp_path / "data"), "--splits", "20,5,5"]
+    assert_one_line_error(run_main(prepare_data.main, [*base, "--columns", "text,label"], capsys), "--columns", "JSON lines")
+    assert_one_line_error(run_main(prepare_data.main, [*base, "--title-column", "subject"], capsys), "--with-title")
+
+
+def test_a_named_text_field_does_not_decide_the_label_field(tmp_path, capsys):
+    rows = [{"reviewText": row["text"], "label": row["label"]} for row in labelled_rows(SENTIMENTS, 30, seed=14)]
+    raw = write_jsonl(tmp_path / "s.jsonl", rows)
+    prepare(capsys, "--input", raw, "--text-column", "reviewText", "--output-dir", tmp_path / "data", "--splits", "20,5,5")
+    assert (tmp_path / "data" / "label.txt").read_text().splitlines() == SENTIMENTS

@@ -122,6 +122,7 @@ def test_concurrent_requests_are_micro_batched(server):
     for (_, body), expected in zip(answers[:8], alone):  # batched with others, each gets its own answer
         np.testing.assert_allclose(list(body["results"][0]["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
     after = call(server.port, "/metrics")[1]
+    assert after["routes"]["/predict"]["requests"] - before["routes"]["/predict"]["requests"] == 33
     passes = after["forward_passes"] - before["forward_passes"] - 1  # the request of 8 took one pass
     assert after["texts"] - before["texts"] == 32 + 8
     assert passes < 32, f"32 concurrent requests took {passes} forward passes"
@@ -149,10 +150,23 @@ def test_bad_requests_get_a_4xx_naming_the_field_and_the_service_goes_on(server,
     assert call(server.port, "/predict", {"texts": ["still serving"]})[0] == 200
 
 
-def test_simple_serving_bad_requests(server):
-    for body, field in (({"data": "x"}, "data"), ({"data": {}}, "data.text"), ({"data": {"text": ["a"]}, "parameters": {"batch_size": 0}}, "parameters.batch_size")):
+def test_simple_serving_takes_paddlenlp_client_bodies_and_refuses_bad_ones(server):
+    # what PaddleNLP's text classification client sends
+    client_body = {"data": {"text": TEXTS[:2], "text_pair": None}, "parameters": {"max_seq_len": 128, "batch_size": 2, "prob_limit": 0.5}}
+    status, answer = call(server.port, "/models/fastformer", client_body)
+    assert status == 200 and len(answer["result"]["label"]) == 2
+    for body, field in (({"data": "x"}, "data"), ({"data": {}}, "data.text"), ({"data": {"text": ["a"]}, "parameters": {"batch_size": 0}}, "parameters.batch_size"),
+                        ({"data": {"text": ["a"], "text_pair": ["b"]}}, "data.text_pair"), ({"data": {"text": ["a"]}, "parameters": [1]}, "parameters")):
         status, answer = call(server.port, "/models/fastformer", body)
         assert status == 422 and answer["error"]["field"] == field, answer
+
+
+def test_metrics_do_not_grow_with_made_up_paths(server):
+    for index in range(20):
+        assert call(server.port, f"/no/such/path/{index}")[0] == 404
+    routes = call(server.port, "/metrics")[1]["routes"]
+    assert "other" in routes and routes["other"]["by_status"]["404"] >= 20
+    assert not any(path.startswith("/no/") for path in routes)
 
 
 def test_a_text_longer_than_the_model_reads_is_truncated_and_says_so(server):
@@ -220,13 +234,15 @@ def test_load_test_tool_measures_levels_and_a_soak(server, export_dir, tmp_path,
     assert [row["concurrency"] for row in rows] == ["1", "4"] and all(float(row["texts_per_s"]) > 0 for row in rows)
 
 
-def test_load_test_refuses_other_hosts(tmp_path, capsys):
+def test_load_test_refuses_other_hosts_and_absent_services(tmp_path, capsys):
     from conftest import assert_one_line_error
 
     texts = tmp_path / "texts.txt"
     texts.write_text("one\n", encoding="utf-8")
     result = run_main(load_test.main, ["--url", "http://example.com:80", "--texts", str(texts)], capsys)
     assert_one_line_error(result, "loopback")
+    result = run_main(load_test.main, ["--url", f"http://127.0.0.1:{free_port()}", "--texts", str(texts)], capsys)
+    assert_one_line_error(result, "no answer from a prediction service")
 
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -168,6 +168,25 @@ def test_resume_ignores_free_settings(tmp_path, tiny_config_path):
     assert list(losses) == [3, 4]
 
 
+def test_a_run_saved_before_newer_keys_and_fingerprints_resumes(tmp_path, tiny_config_path):
+    """A last/ written before Data.class_weights, Data.sampler and label.txt's fingerprint existed."""
+    import yaml
+
+    run(tiny_config_path, ["Global.max_steps=2"])
+    last = tmp_path / "out" / "last"
+    saved = yaml.safe_load((last / "train_config.yaml").read_text())
+    for key in ("class_weights", "sampler"):
+        del saved["Data"][key]
+    (last / "train_config.yaml").write_text(yaml.safe_dump(saved))
+    state = json.loads((last / "trainer_state.json").read_text())
+    state["fingerprints"] = {name: digest for name, digest in state["fingerprints"].items() if not name.endswith("label.txt")}
+    (last / "trainer_state.json").write_text(json.dumps(state))
+    _, losses = run(tiny_config_path, ["Global.max_steps=4"])
+    assert list(losses) == [3, 4]
+    with pytest.raises(UserError, match=r"Data\.sampler"):  # a key it lacks still counts as its default
+        run(tiny_config_path, ["Global.max_steps=6", "Data.sampler=class_balanced"])
+
+
 def test_resume_false_starts_over(tmp_path, tiny_config_path):
     _, first = run(tiny_config_path, ["Global.max_steps=4"])
     # resume=True continues: nothing is left to do at the same max_steps, more steps continue from 4.

@@ -34,7 +34,8 @@ def main(argv=None):
         for explanation in explanations:
             print(json.dumps(explanation.as_record(args.top_k), ensure_ascii=False))
         if args.figure:
-            plot_explanations(explanations, args.figure, args.top_k)
+            longest = max(len(explanation.tokens) for explanation in explanations)
+            plot_explanations(explanations, args.figure, min(args.top_k, longest))
 
 
 if __name__ == "__main__":

@@ -2,24 +2,29 @@
 and the label names, so that the output directory alone is enough to predict.
 
     python tools/export_model.py -c configs/amazon.yaml -o Global.pretrained_model=output/amazon/best \
-        Global.save_inference_dir=output/amazon/inference [--onnx]
+        Global.save_inference_dir=output/amazon/inference [--onnx] [--quantize int8]
 """
 import logging
 
 import program
 
-from paddlenlp_fastformer.app.deploy.export import export_from_config
-from paddlenlp_fastformer.app.deploy.export_format import ONNX_FILE
+from paddlenlp_fastformer.app.deploy.export import QUANTIZATIONS, export_from_config
+from paddlenlp_fastformer.app.deploy.export_format import ONNX_FILE, ONNX_INT8_FILE
 
 
 def export(config, args):
-    files = export_from_config(config, onnx=args.onnx)
+    files = export_from_config(config, onnx=args.onnx, quantize=args.quantize)
     logging.getLogger("paddlenlp_fastformer").info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))
 
 
 def main(argv=None):
     parser = program.config_parser(__doc__)
     parser.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} with paddle2onnx")
+    parser.add_argument(
+        "--quantize", choices=QUANTIZATIONS,
+        help=f"also write {ONNX_INT8_FILE}, int8 weight matmuls for onnxruntime (implies --onnx); "
+        "predict with --backend onnxruntime --precision int8",
+    )  # fmt: skip
     program.run_config_tool(__doc__, export, parser, argv)
 
 

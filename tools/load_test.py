@@ -3,8 +3,8 @@
     python tools/load_test.py --url http://127.0.0.1:8189 --texts data/marc_en/test.jsonl --concurrency 1 8 32 \\
         --requests 2000 [--model_dir output/marc_en/inference] [--soak 10000 --bad_fraction 0.1] [--csv load_test.csv]
 
-Each request carries one text (cycled from --texts: a prepared split, a raw labelled file, or one text
-per line). Per concurrency level: texts/s, p50/p95/p99 latency, failed requests, and the service's
+Each request carries one text (cycled from --texts: a prepared split, a raw labelled file, or a .txt file with
+one text per line). Per concurrency level: texts/s, p50/p95/p99 latency, failed requests, and the service's
 memory before and after. With --model_dir (the export the service runs) the offline predictor's texts/s
 on the same texts, measured in this process before the load, is the reference. --soak then sends that
 many requests with --bad_fraction of them malformed, and reports the service's memory before and after.

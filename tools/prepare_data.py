@@ -15,12 +15,12 @@ Examples:
         --output-dir data/marc_en --splits 40000,0,0
 
     # MARC-en product categories (31 classes) instead of the stars.
-    python tools/prepare_data.py --keep-splits --input train.jsonl.gz dev.jsonl.gz test.jsonl.gz \
+    python tools/prepare_data.py --keep-splits --input train.jsonl.gz dev.jsonl.gz test.jsonl.gz \\
         --label-column product_category --output-dir data/marc_en_category --splits 40000,0,0
 
-    # An AG News CSV without a header row: class index, title, description; names from a label.txt.
-    python tools/prepare_data.py --input train.csv --columns label,title,text --with-title \
-        --label-file label.txt --output-dir data/ag_news --splits 0.9,0.05,0.05
+    # An AG News CSV without a header row: class index (1..4), title, description.
+    python tools/prepare_data.py --input train.csv --columns label,title,text --with-title \\
+        --output-dir data/ag_news --splits 0.9,0.05,0.05
 
     # No real data at hand: synthetic reviews, read back like a McAuley file.
     python tools/prepare_data.py --synthetic 2000 --output-dir data/synthetic --splits 0.8,0.1,0.1
@@ -161,7 +161,10 @@ def column_names(text):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.title_column and not args.with_title:
+        parser.error("--title-column is used only with --with-title")
     with program.user_errors_exit(), tempfile.TemporaryDirectory(prefix="fastformer-prepare-") as scratch:
         inputs, extra_files = args.input, {}
         for option, (file_name, write, what) in SYNTHETIC.items():

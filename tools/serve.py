@@ -12,7 +12,7 @@ import os
 
 import program
 
-from paddlenlp_fastformer.app.deploy.predictor import BACKENDS
+from paddlenlp_fastformer.app.deploy.predictor import BACKENDS, MAX_THREADS
 
 
 def build_parser():
@@ -36,6 +36,8 @@ def main(argv=None):
     for name in ("port", "cpu_threads", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
         if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
             parser.error(f"--{name} must be a positive integer{' up to 65535' if name == 'port' else ''}, got {getattr(args, name)}")
+    if args.cpu_threads > MAX_THREADS:
+        parser.error(f"--cpu_threads must be at most {MAX_THREADS}, got {args.cpu_threads}")
     if not 0 <= args.max_wait_ms <= 10_000:
         parser.error(f"--max_wait_ms must be between 0 and 10000, got {args.max_wait_ms}")
     with program.user_errors_exit():

@@ -34,6 +34,7 @@ __all__ = [
     "MODEL_KEYS",
     "load_config",
     "config_to_dict",
+    "declared_default",
     "save_config",
 ]
 
@@ -383,6 +384,15 @@ def _check_consistency(config: Config) -> None:
             f"'Data.max_seq_len' ({config.data.max_seq_len}) exceeds 'Model.max_position_embeddings' "
             f"({config.model['max_position_embeddings']}); the model has no positions for the extra tokens"
         )
+
+
+def declared_default(section: str, key: str) -> Any:
+    """The default a key of ``section`` has (a Model key: FastformerConfig's), or None for a required or unknown one."""
+    if section == "Model":
+        return MODEL_KEYS.get(key)
+    fields = {field.name: field for field in dataclasses.fields(_DECLARED[section])}
+    default = fields[key].default if key in fields else None
+    return None if default is dataclasses.MISSING else default
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:

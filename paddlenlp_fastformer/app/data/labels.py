@@ -25,7 +25,9 @@ def natural_order(names: Iterable[str]) -> List[str]:
     """``names`` sorted so that "2" < "10" and "class 2" < "class 10", otherwise alphabetically."""
 
     def key(name: str):
-        return [(0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in re.split(r"(\d+)", name)]
+        # re.split with a group puts the digit runs at the odd places
+        parts = re.split(r"(\d+)", name)
+        return [(0, int(part), "") if place % 2 else (1, 0, part.casefold()) for place, part in enumerate(parts)]
 
     return sorted(set(names), key=lambda name: (key(name), name))
 

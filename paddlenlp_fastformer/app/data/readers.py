@@ -200,9 +200,14 @@ def _json_objects(path: PathLike) -> Iterator[Tuple[int, dict]]:
         yield number, obj
 
 
-def _detect_json_schema(obj: dict, path: PathLike, line: int) -> _Fields:
-    """The schema sharing the most field names with ``obj`` (the file's first row)."""
-    names = {schema: (fields.text, fields.label, fields.title) for schema, fields in _JSON_SCHEMAS.items()}
+def _detect_json_schema(obj: dict, path: PathLike, line: int, choice: FieldChoice) -> _Fields:
+    """The schema sharing the most field names with ``obj`` (the file's first row), counting only the
+    roles the user did not name (a named text field says nothing about which label field the file has)."""
+    named = {"text"} if choice.text else set()
+    names = {
+        schema: tuple(name for role, name in (("text", f.text), ("label", f.label), ("title", f.title)) if role not in named)
+        for schema, f in _JSON_SCHEMAS.items()
+    }  # fmt: skip
     overlap = {schema: len(set(fields) & obj.keys()) for schema, fields in names.items()}
     best = max(overlap, key=overlap.get)
     if overlap[best] == 0:
@@ -221,7 +226,7 @@ def _json_fields(obj: dict, path: PathLike, line: int, choice: FieldChoice) -> _
             raise UserError(f"the first row has no {role} field {name!r}; its fields are {sorted(obj)}", path, line)
     detected = None
     if choice.text is None or (choice.label is None and choice.rating is None):
-        detected = _detect_json_schema(obj, path, line)
+        detected = _detect_json_schema(obj, path, line, choice)
     label, stars = choice.label_field(detected)
     title = choice.title or (detected.title if detected else None)
     return _Fields(text=choice.text or detected.text, label=label, title=title, stars=stars)
@@ -229,6 +234,9 @@ def _json_fields(obj: dict, path: PathLike, line: int, choice: FieldChoice) -> _
 
 def _json_reviews(path: PathLike, choice: FieldChoice, report: ReadReport) -> Iterator[Tuple[int, _RawReview]]:
     """Raw rows of a JSON-lines file; fields not named by the user are detected on the first row."""
+    if choice.columns:
+        raise UserError("--columns names the columns of a CSV/TSV file without a header; this is JSON lines, "
+                        "whose fields are named (use --text-column/--label-column)", path)  # fmt: skip
     fields = None
     for number, obj in _json_objects(path):
         if fields is None:

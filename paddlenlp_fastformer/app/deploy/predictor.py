@@ -19,9 +19,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..data.labels import dataset_labels
 from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
-from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, TOKENIZER_FILES
+from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, TOKENIZER_FILES
 
 __all__ = [
     "BACKENDS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner", "read_labelled_texts",
@@ -30,7 +31,7 @@ __all__ = [
 
 BACKENDS = ("paddle", "onnxruntime")
 MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "int8")  # int8: the dynamically quantized ONNX graph, on onnxruntime
 # oneDNN keeps compiled kernels per input shape; batches of varying length would grow that cache
 # without bound, so keep the most recent shapes only (Paddle's advice for variable-shape inputs).
 ONEDNN_CACHE_CAPACITY = 32
@@ -88,9 +89,9 @@ class _PaddleInferenceRunner:
 
 
 class _OnnxRuntimeRunner:
-    """``inference.onnx`` on onnxruntime's CPU execution provider."""
+    """``inference.onnx`` (or its int8 twin) on onnxruntime's CPU execution provider."""
 
-    def __init__(self, model_dir: str, cpu_threads: int):
+    def __init__(self, model_dir: str, cpu_threads: int, model_file: str = ONNX_FILE):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -101,7 +102,7 @@ class _OnnxRuntimeRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: not a warning per unused constant paddle2onnx leaves
         self.session = onnxruntime.InferenceSession(
-            os.path.join(model_dir, ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            os.path.join(model_dir, model_file), options, providers=["CPUExecutionProvider"]
         )
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -130,41 +131,47 @@ def _read_inference_config(path: Path) -> tuple:
     return labels, length, vocab_size
 
 
-def check_export(model_dir: str, backend: str) -> None:
+def check_export(model_dir: str, backend: str, precision: str = "fp32") -> None:
     """What :class:`Predictor` checks before loading anything: the export's files and its inference_config.json."""
-    _check_model_dir(model_dir, backend)
+    _check_model_dir(model_dir, backend, precision)
     _read_inference_config(Path(model_dir, INFERENCE_CONFIG_FILE))
 
 
-def _required_files(backend: str) -> tuple:
-    model_files = MODEL_FILES if backend == "paddle" else (ONNX_FILE,)
-    return model_files + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
+def _model_files(backend: str, precision: str) -> tuple:
+    if backend == "paddle":
+        return MODEL_FILES
+    return (ONNX_INT8_FILE,) if precision == "int8" else (ONNX_FILE,)
 
 
-def _check_model_dir(model_dir: str, backend: str) -> None:
+def _check_model_dir(model_dir: str, backend: str, precision: str = "fp32") -> None:
     if backend not in BACKENDS:
         raise UserError(f"backend {backend!r} is not supported; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r} is not supported on this CPU build; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and backend != "onnxruntime":
+        raise UserError("precision 'int8' runs on onnxruntime; use --backend onnxruntime (export with --quantize int8)")
     path = Path(model_dir)
     if not path.is_dir():
         raise UserError(f"model directory {model_dir!r} not found; expected the output of tools/export_model.py")
-    missing = [name for name in _required_files(backend) if not (path / name).is_file()]
+    required = _model_files(backend, precision) + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
+    missing = [name for name in required if not (path / name).is_file()]
     if missing:
-        hint = " (export with --onnx)" if ONNX_FILE in missing else ""
+        hint = " (export with --onnx)" if ONNX_FILE in missing else " (export with --quantize int8)" if ONNX_INT8_FILE in missing else ""
         raise UserError(
             f"model directory {model_dir!r} is incomplete: missing {', '.join(missing)}{hint}; "
             "expected the output of tools/export_model.py"
         )
 
 
-def create_runner(model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False):
+def create_runner(model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False, precision: str = "fp32"):
     """A callable ``(input_ids, attention_mask) -> probabilities`` on ``backend`` (numpy in and out).
 
     ``enable_mkldnn`` applies to the paddle backend; onnxruntime's pip build has no oneDNN provider.
     """
-    _check_model_dir(model_dir, backend)
+    _check_model_dir(model_dir, backend, precision)
     if backend == "paddle":
         return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn)
-    return _OnnxRuntimeRunner(model_dir, cpu_threads)
+    return _OnnxRuntimeRunner(model_dir, cpu_threads, _model_files(backend, precision)[0])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,7 +185,7 @@ class Predictor:
         backend: "paddle" (Paddle Inference) or "onnxruntime" (needs an export made with ``--onnx``).
         cpu_threads: threads for the math library; None uses every core.
         enable_mkldnn: run Paddle Inference with oneDNN kernels (paddle backend only).
-        precision: "fp32", the only precision of this CPU deployment.
+        precision: "fp32", or "int8" for the quantized graph of ``--quantize int8`` (onnxruntime backend).
         batch_size: texts per forward pass.
         record_timings: append a :class:`BatchTiming` per batch to ``self.timings``.
 
@@ -200,19 +207,18 @@ class Predictor:
     ):
         from ...tokenizer import FastformerTokenizer
 
-        if precision not in PRECISIONS:
-            raise UserError(f"precision {precision!r} is not supported on this CPU build; use fp32")
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         if cpu_threads is not None and not 1 <= cpu_threads <= MAX_THREADS:
             raise UserError(f"cpu_threads must be between 1 and {MAX_THREADS}, got {cpu_threads}")
         self.model_dir = model_dir
-        _check_model_dir(model_dir, backend)
+        self.precision = precision
+        _check_model_dir(model_dir, backend, precision)
         config_path = Path(model_dir, INFERENCE_CONFIG_FILE)
         self.label_names, self.max_seq_len, vocab_size = _read_inference_config(config_path)
         try:
             self.tokenizer = FastformerTokenizer.from_pretrained(model_dir)
-            self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn)
+            self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn, precision)
         except UserError:
             raise
         # A damaged graph, weights, ONNX or tokenizer file: each library raises its own types for those.
@@ -255,6 +261,8 @@ class Predictor:
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
+        if max_lengths is not None and (len(max_lengths) != len(texts) or any(type(n) is not int or n < 1 for n in max_lengths)):
+            raise UserError(f"max_lengths must hold one positive integer per text ({len(texts)}), got {max_lengths!r}"[:300])
         limits = [min(limit, self.max_seq_len) for limit in max_lengths] if max_lengths else [self.max_seq_len] * len(texts)
         truncated = [len(ids) > limit for ids, limit in zip(token_ids, limits)]
         token_ids = [ids[:limit] for ids, limit in zip(token_ids, limits)]
@@ -329,22 +337,20 @@ def summarize_timings(timings: Sequence[BatchTiming]) -> dict:
 def read_labelled_texts(path: str, label_names: Sequence[str]) -> tuple[list[str], list[int]]:
     """Texts and class ids (in the order of ``label_names``, the model's) of a data file training reads.
 
-    A prepared split (``{"text", "label"}`` JSON lines from tools/prepare_data.py, its ids translated
-    by the names of its folder's label.txt) or a raw file (JSON lines, CSV, TSV with the default
-    fields; gzip or plain; unusable rows skipped as in training; a label the model does not know is
-    an error naming its line). A directory stands for its prepared ``test.jsonl``.
+    A prepared split (``{"text", "label": class id}`` JSON lines in a folder tools/prepare_data.py wrote,
+    its ids translated by the names of the folder's label.txt) or a raw file (JSON lines, CSV, TSV with
+    the default fields; gzip or plain; unusable rows skipped as in training; a label the model does not
+    know is an error naming its line). Only the folder tells the two apart: ``{"text", "label": 3}``
+    outside a dataset folder is raw data whose label is named "3". A directory stands for its
+    prepared ``test.jsonl``.
     """
     if Path(path).is_dir():
         path = str(Path(path) / DEFAULT_SPLIT_FILE)
     if not Path(path).is_file():
         raise UserError("file not found; expected a prepared split or a raw labelled text file", path)
-    try:
+    if dataset_labels(Path(path).parent) is not None:
         examples = read_split(path, label_names, "data file")
-    except UserError as error:
-        # A file that fails on its first line is not a prepared split: read it as raw data. A later
-        # failure is a damaged prepared split, and its own error is the useful one.
-        if error.line != 1:
-            raise
+    else:
         class_ids = {name: index for index, name in enumerate(label_names)}
         raw = iter_reviews(path, labels=label_names, labels_from=f"the model's labels ({INFERENCE_CONFIG_FILE})")
         examples = [{"text": example["text"], "label": class_ids[example["label"]]} for example in raw]

@@ -31,7 +31,7 @@ from ...modeling import FastformerForSequenceClassification
 from ...serialization import CheckpointError, WEIGHT_FILES, load_arrays, save_arrays
 from ...tokenizer import FastformerTokenizer
 from ..errors import UserError, one_line
-from ..settings import Config, config_to_dict, save_config
+from ..settings import Config, config_to_dict, declared_default, save_config
 
 __all__ = [
     "LAST",
@@ -278,14 +278,16 @@ def check_resumable(last_dir: Path, config: Config, saved_fingerprints: dict, fi
     invariant += [("Global", key) for key in RESUME_INVARIANT_GLOBAL_KEYS]
     for section, key in invariant:
         value = current[section][key]
-        before = (saved.get(section) or {}).get(key)
+        # A key the saved config lacks came after that run was made, which ran as its default does.
+        before = (saved.get(section) or {}).get(key, declared_default(section, key))
         if (section, key) not in RESUME_FREE_KEYS and before != value:
             raise UserError(
                 f"{last_dir} was trained with {section}.{key}={before!r}, now {value!r}: "
                 "use another Global.output_dir, or -o Global.resume=False to start over there"
             )
     for name, digest in fingerprints.items():
-        if saved_fingerprints.get(name) != digest:
+        # A file the saved run did not fingerprint (one that version did not track) is not compared.
+        if name in saved_fingerprints and saved_fingerprints[name] != digest:
             path = last_dir / name if name == VOCABULARY else name
             raise UserError(
                 f"{path} is not the file {last_dir} was trained on (its content changed, e.g. re-prepared): "

@@ -13,7 +13,6 @@ per-class F1 of the best run and its confusion-matrix picture.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import logging
@@ -27,12 +26,13 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from ...file_utils import write_bytes_atomically, write_directory_atomically, write_text_atomically
+from ...file_utils import write_directory_atomically, write_text_atomically
 from ..data.labels import dataset_labels
 from ..data.readers import read_split
 from ..errors import UserError
 from ..settings import Config, load_config, save_config
 from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
+from .plots import pyplot, save_png
 from .runtime import logging_to
 
 __all__ = ["run_seeds", "load_runs", "best_run", "results_markdown", "plot_confusion_matrices", "PAPER_TABLE4_AMAZON"]
@@ -66,7 +66,10 @@ def run_seeds(
     """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
     labels = dataset_labels(load_config(config_path, overrides).data.data_dir)
     for path in eval_files:  # before hours of training: each must be a prepared split the model can score
-        read_split(path, labels or dataset_labels(Path(path).parent) or [], "evaluation file")
+        own = dataset_labels(Path(path).parent)
+        if labels is None and own is None:
+            raise UserError(f"{path}: no label.txt beside it or beside the training data; expected prepared datasets")
+        read_split(path, labels or own, "evaluation file")
     if Path(results_dir).exists() and not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: exists and is not a directory; expected the folder of kept runs")
     kept_dirs = []
@@ -254,10 +257,6 @@ MAX_ANNOTATED_CLASSES = 10
 
 def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dict[str, str]] = None) -> None:
     """One row-normalised confusion matrix per evaluation set of ``run`` (counts in the cells of small ones), as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     set_names = set_names or {}
@@ -265,7 +264,7 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
     labels = list(run["evaluations"][files[0]]["per_class_f1"])
     annotated = len(labels) <= MAX_ANNOTATED_CLASSES
     side = 4.6 if annotated else 2.0 + 0.24 * len(labels)
-    figure, axes = plt.subplots(1, len(files), figsize=((side + 0.6) * len(files), side), squeeze=False)
+    figure, axes = pyplot().subplots(1, len(files), figsize=((side + 0.6) * len(files), side), squeeze=False)
     for axis, name in zip(axes[0], files):
         counts = np.asarray(run["evaluations"][name]["confusion_matrix"])
         # Row-normalised: on skewed data raw counts would show only the largest class's row.
@@ -286,7 +285,4 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
         )
     figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true labels", fontsize=11)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    write_bytes_atomically(output_path, buffer.getvalue())
+    save_png(figure, output_path)

@@ -8,15 +8,14 @@ the pooler looks, not why the layers below made those states.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Sequence
 
 import paddle
 
-from ...file_utils import write_bytes_atomically
 from ..errors import UserError
 from .checkpoint import truncation_length
+from .plots import pyplot, save_png
 
 __all__ = ["Explanation", "explain", "plot_explanations"]
 
@@ -77,12 +76,7 @@ def explain(model, tokenizer, texts: Sequence[str]) -> list[Explanation]:
 
 def plot_explanations(explanations: Sequence[Explanation], output_path: str, top_k: int = 8) -> None:
     """One horizontal bar chart per text: its ``top_k`` heaviest tokens and their weights, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(len(explanations), 1, figsize=(7.5, 1.2 + 0.32 * top_k * len(explanations)), squeeze=False)
+    figure, axes = pyplot().subplots(len(explanations), 1, figsize=(7.5, 1.2 + 0.32 * top_k * len(explanations)), squeeze=False)
     for axis, explanation in zip(axes[:, 0], explanations):
         tokens, weights = zip(*explanation.top(top_k))
         positions = range(len(tokens))
@@ -95,7 +89,4 @@ def plot_explanations(explanations: Sequence[Explanation], output_path: str, top
         axis.set_title(f"\u201c{shown}\u201d\npredicted {explanation.label} ({explanation.score:.0%})", fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("pooler weight (sums to 1 over the text's tokens)", fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    write_bytes_atomically(output_path, buffer.getvalue())
+    save_png(figure, output_path)

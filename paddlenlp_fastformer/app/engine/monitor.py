@@ -5,11 +5,10 @@ with ``last/``), so a resumed run draws the whole curve, not just the part after
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Optional
 
-from ...file_utils import write_bytes_atomically
+from .plots import pyplot, save_png
 
 __all__ = ["TrainingMonitor", "CURVE_FILE", "VISUALDL_DIR"]
 
@@ -45,12 +44,7 @@ class TrainingMonitor:
         """Write ``training_curve.png``: logged training loss by step, and dev accuracy and macro-F1 by step."""
         if not loss_log:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, loss_axis = plt.subplots(figsize=(7, 3.6))
+        figure, loss_axis = pyplot().subplots(figsize=(7, 3.6))
         steps, losses = zip(*loss_log)
         loss_axis.plot(steps, losses, color="#3b75af", linewidth=1.2, label="training loss")
         loss_axis.set_xlabel("optimizer step")
@@ -65,10 +59,7 @@ class TrainingMonitor:
             loss_axis.legend(handles=handles, loc="center right", fontsize=8)
         loss_axis.set_title(title or self.output_dir.name, fontsize=10)
         figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100)
-        plt.close(figure)
-        write_bytes_atomically(self.output_dir / CURVE_FILE, buffer.getvalue())
+        save_png(figure, self.output_dir / CURVE_FILE, dpi=100)
 
     def close(self) -> None:
         if self.writer is not None:

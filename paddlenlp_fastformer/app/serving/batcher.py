@@ -61,12 +61,14 @@ class MicroBatcher:
 
     def submit(self, texts: Sequence[str]) -> asyncio.Future:
         """Queue ``texts``; the returned future (of the running loop) gets their results, or the error."""
+        if self._stopping.is_set():
+            raise QueueFull("the service is shutting down")
         loop = asyncio.get_running_loop()
         request = _Request(list(texts), loop.create_future(), loop)
         try:
             self._queue.put_nowait(request)
         except queue.Full:
-            raise QueueFull from None
+            raise QueueFull(f"{self._queue.maxsize} requests are waiting; retry shortly") from None
         return request.future
 
     @property
@@ -110,21 +112,25 @@ class MicroBatcher:
                 if self._stopping.is_set():
                     return
                 continue
-            batch = self._collect(first)
-            texts = [text for request in batch for text in request.texts]
-            try:
-                results = self._predict(texts)
-            except Exception as error:  # noqa: BLE001  every waiting request gets the error, the worker goes on
-                for request in batch:
-                    request.loop.call_soon_threadsafe(_settle, request.future, None, error)
-                continue
+            self._run(self._collect(first))
+
+    def _run(self, batch: list) -> None:
+        """Predict one batch and hand each request its share, or the error; never lets an exception end the worker."""
+        texts = [text for request in batch for text in request.texts]
+        try:
+            results, error = self._predict(texts), None
             if self._on_batch is not None:
                 self._on_batch(len(texts), math.ceil(len(texts) / self.max_batch_size))
-            start = 0
-            for request in batch:
-                share = results[start : start + len(request.texts)]
-                start += len(request.texts)
-                request.loop.call_soon_threadsafe(_settle, request.future, share, None)
+        except Exception as failure:  # noqa: BLE001  every waiting request gets the error, the worker goes on
+            results, error = None, failure
+        start = 0
+        for request in batch:
+            share = None if error else results[start : start + len(request.texts)]
+            start += len(request.texts)
+            try:
+                request.loop.call_soon_threadsafe(_settle, request.future, share, error)
+            except RuntimeError:  # the loop is closed: nobody waits for this answer any more
+                pass
 
 
 def _settle(future: asyncio.Future, result, error) -> None:

@@ -11,6 +11,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlsplit
 
@@ -61,6 +62,8 @@ class _Connection:
         self.writer.write(head + body)
         await self.writer.drain()
         status_line = await self.reader.readline()
+        if not status_line:  # the service closed the connection (a keep-alive timeout, or it stopped)
+            raise ConnectionError("the service closed the connection")
         status = int(status_line.split()[1])
         length, close = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
@@ -93,15 +96,19 @@ def _address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 80
 
 
+async def _send(connection: _Connection, body: bytes) -> int:
+    """The status of one ``POST /predict``; 0 when the connection failed (it is reopened for the next)."""
+    try:
+        return (await connection.request("POST", "/predict", body))[0]
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        await connection.close()
+        return 0
+
+
 async def _worker(connection: _Connection, bodies: list, latencies: list, failures: list) -> None:
     while bodies:
-        body = bodies.pop()
         started = time.perf_counter()
-        try:
-            status, _ = await connection.request("POST", "/predict", body)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            status = 0
-            await connection.close()
+        status = await _send(connection, bodies.pop())
         latencies.append(time.perf_counter() - started)
         if status != 200:
             failures.append(status)
@@ -127,15 +134,23 @@ def run_level(url: str, texts: Sequence[str], concurrency: int) -> LevelResult:
 
 
 async def _get(url: str, path: str) -> dict:
+    from ..errors import UserError
+
     connection = _Connection(*_address(url))
     try:
         status, payload = await connection.request("GET", path)
+        answer = json.loads(payload)
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
+        raise UserError(f"{url}{path}: no answer from a prediction service ({type(error).__name__}: {error}); is tools/serve.py running there?") from None
     finally:
         await connection.close()
-    return json.loads(payload)
+    if status != 200 or not isinstance(answer, dict):
+        raise UserError(f"{url}{path}: answered {status} {str(answer)[:200]}; expected tools/serve.py, ready")
+    return answer
 
 
 def get_json(url: str, path: str) -> dict:
+    """``GET path`` of the service at ``url``, decoded; a one-line error when no ready service answers."""
     return asyncio.run(_get(url, path))
 
 
@@ -155,11 +170,7 @@ async def _soak(url: str, texts: Sequence[str], requests: int, bad_fraction: flo
         connection = _Connection(host, port)
         while bodies:
             body, bad = bodies.pop()
-            try:
-                status, _ = await connection.request("POST", "/predict", body)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status = 0
-                await connection.close()
+            status = await _send(connection, body)
             if bad:
                 outcomes["bad_refused_4xx" if 400 <= status < 500 else "bad_other"] += 1
             else:
@@ -179,17 +190,17 @@ def soak(url: str, texts: Sequence[str], requests: int, bad_fraction: float = 0.
 
 
 def read_texts(path: str) -> list:
-    """The texts of a prepared split or raw labelled file, else of a plain file (one text per non-blank line)."""
+    """The texts of a ``.txt`` file (one per non-blank line), or of a prepared split or raw labelled file."""
     from ..data.readers import iter_reviews
     from ..errors import UserError
 
-    try:
+    if Path(path).suffix == ".txt":
+        try:
+            texts = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot be read as UTF-8 text ({error}); expected one text per line", path) from None
+    else:
         texts = [example["text"] for example in iter_reviews(path)]
-    except UserError as error:
-        if error.line not in (None, 1):  # a labelled file damaged further down: say so
-            raise
-        with open(path, encoding="utf-8") as handle:
-            texts = [line.strip() for line in handle if line.strip()]
     if not texts:
         raise UserError("holds no texts to send", path)
     return texts

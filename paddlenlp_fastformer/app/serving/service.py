@@ -9,6 +9,7 @@ naming the field and what was expected; the service keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import threading
@@ -122,10 +123,11 @@ class _Service:
         self.ready = threading.Event()
 
     def load(self) -> None:
+        """Load the model and start the inference thread; a failure is kept for /health to report."""
         from ..deploy.predictor import Predictor
 
+        settings = self.settings
         try:
-            settings = self.settings
             self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
                                        batch_size=settings.max_batch_size)  # fmt: skip
             self.batcher = MicroBatcher(self._predict, settings.max_batch_size, settings.max_wait_ms, settings.max_queue,
@@ -133,6 +135,8 @@ class _Service:
             self.ready.set()
         except UserError as error:
             self.load_error = one_line(error)
+        except Exception as error:  # noqa: BLE001  any library's failure: the service says so instead of loading forever
+            self.load_error = f"{type(error).__name__}: {one_line(error)[:300]}"
 
     def _predict(self, items: list) -> list:
         texts = [text for text, _ in items]
@@ -144,8 +148,8 @@ class _Service:
         limit = min(max_seq_len or self.predictor.max_seq_len, self.predictor.max_seq_len)
         try:
             future = self.batcher.submit([(text, limit) for text in texts])
-        except QueueFull:
-            raise BadRequest(503, "queue", f"{self.settings.max_queue} requests are waiting; retry shortly") from None
+        except QueueFull as full:
+            raise BadRequest(503, "queue", str(full)) from None
         return await future
 
     def metadata(self) -> dict:
@@ -161,90 +165,137 @@ class _Service:
         }
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
-    """The FastAPI application; the model starts loading when the application starts."""
-    service = _Service(settings)
+# ----------------------------------------------------------------------------------------------
+# routes (the service is request.app.state.service)
+# ----------------------------------------------------------------------------------------------
+async def predict(request: Request):
+    """Classify texts: label, score, probabilities by label name, and whether each text was cut."""
+    service = request.app.state.service
+    limits = service.settings
+    body = _object(await _json_body(request, limits.max_body_bytes), "", ("texts", "max_seq_len"))
+    if "texts" not in body:
+        raise BadRequest(422, "texts", 'is missing; expected {"texts": ["...", ...]}')
+    texts = _texts(body["texts"], "texts", limits.max_texts_per_request)
+    return {"results": await service.classify(texts, _positive_int(body.get("max_seq_len"), "max_seq_len"))}
 
-    async def lifespan(app: FastAPI):
-        loop = asyncio.get_running_loop()
-        # Paddle installs C handlers for SIGTERM/SIGINT when it sets up, which would end the process at once;
-        # once the model is loaded, the main thread puts back uvicorn's, which shut down gracefully.
-        handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
 
-        def load_then_restore_signals():
+async def simple_serving(request: Request):
+    """PaddleNLP SimpleServing's format: ``{"data": {"text": [...]}, "parameters": {...}}`` -> ``{"result": {...}}``."""
+    service = request.app.state.service
+    limits = service.settings
+    body = _object(await _json_body(request, limits.max_body_bytes), "", ("data", "parameters"))
+    data = _object(body.get("data"), "data", ("text", "text_pair"))
+    if "text" not in data:
+        raise BadRequest(422, "data.text", 'is missing; expected {"data": {"text": ["...", ...]}}')
+    if data.get("text_pair") is not None:  # PaddleNLP's clients send it as null for single texts
+        raise BadRequest(422, "data.text_pair", "text pairs are not offered; expected null or no text_pair")
+    texts = _texts(data["text"], "data.text", limits.max_texts_per_request)
+    given = body.get("parameters")
+    parameters = _object({} if given is None else given, "parameters", ("max_seq_len", "batch_size", "prob_limit"))
+    _positive_int(parameters.get("batch_size"), "parameters.batch_size")  # accepted; the service batches itself
+    results = await service.classify(texts, _positive_int(parameters.get("max_seq_len"), "parameters.max_seq_len"))
+    names = service.predictor.label_names
+    return {
+        "result": {
+            "label": [names.index(result["label"]) for result in results],
+            "confidence": [result["score"] for result in results],
+            "label_name": [result["label"] for result in results],
+            "probabilities": [result["probabilities"] for result in results],
+            "truncated": [result["truncated"] for result in results],
+        }
+    }
+
+
+async def health(request: Request):
+    """200 once the model is loaded and serving, 503 before (or if loading failed, with the reason)."""
+    service = request.app.state.service
+    if service.ready.is_set():
+        return {"status": "ready"}
+    status = "failed" if service.load_error else "loading"
+    return JSONResponse({"status": status, "error": service.load_error}, status_code=503)
+
+
+async def metadata(request: Request):
+    """Labels, maximum length, backend, model directory and limits."""
+    return request.app.state.service.metadata()
+
+
+async def metrics(request: Request):
+    """Requests and errors per route, batch sizes, latency quantiles, queue, memory."""
+    service = request.app.state.service
+    return service.metrics.snapshot(queued=service.batcher.queued if service.batcher else 0)
+
+
+async def page(request: Request):
+    return HTMLResponse(DEMO_PAGE)
+
+
+ROUTES = (
+    ("/predict", predict, "POST"),
+    (SIMPLE_SERVING_PATH, simple_serving, "POST"),
+    ("/health", health, "GET"),
+    ("/metadata", metadata, "GET"),
+    ("/metrics", metrics, "GET"),
+)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Load the model in the background; at shutdown (after requests in flight), end the inference thread."""
+    service = app.state.service
+    loop = asyncio.get_running_loop()
+    # Paddle installs C handlers for SIGTERM/SIGINT when it sets up, which would end the process at once;
+    # once the model is loaded (or failed to), the main thread puts back uvicorn's, which shut down gracefully.
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+
+    def load_then_restore_signals():
+        try:
             service.load()
+        finally:
             for number, handler in handlers.items():
                 if callable(handler):
                     loop.call_soon_threadsafe(signal.signal, number, handler)
 
-        threading.Thread(target=load_then_restore_signals, name="model-loader", daemon=True).start()
-        yield
-        if service.batcher is not None:  # after uvicorn let in-flight requests finish
-            await asyncio.get_running_loop().run_in_executor(None, service.batcher.stop)
+    threading.Thread(target=load_then_restore_signals, name="model-loader", daemon=True).start()
+    yield
+    if service.batcher is not None:
+        await loop.run_in_executor(None, service.batcher.stop)
 
-    app = FastAPI(title="Fastformer text classification", lifespan=lifespan, version="1")
-    app.state.service = service
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        service.metrics.request_started()
+async def _count(request: Request, call_next):
+    """Count every request by route and status, time it, and answer an unexpected failure as JSON (500)."""
+    service = request.app.state.service
+    started = time.perf_counter()
+    service.metrics.request_started()
+    status = 500
+    try:
         response = await call_next(request)
-        service.metrics.record_request(request.url.path, response.status_code, time.perf_counter() - started)
-        return response
+        status = response.status_code
+    except Exception as error:  # noqa: BLE001  e.g. the engine failed on a batch: the client gets JSON, not a traceback
+        response = _error(500, "model", f"{type(error).__name__}: {one_line(error)[:300]}")
+    finally:
+        # Keyed by the matched route (set in the scope by the router); unknown paths share one key, so
+        # that a scanner's made-up paths cannot grow the metrics.
+        path = getattr(request.scope.get("route"), "path", "other")
+        service.metrics.record_request(path if path in KNOWN_PATHS else "other", status, time.perf_counter() - started)
+    return response
+
+
+KNOWN_PATHS = {path for path, _, _ in ROUTES} | {"/"}
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The FastAPI application; the model starts loading when the application starts."""
+    app = FastAPI(title="Fastformer text classification", lifespan=_lifespan, version="1")
+    app.state.service = _Service(settings)
+    for path, handler, method in ROUTES:
+        app.add_api_route(path, handler, methods=[method], summary=handler.__doc__.split("\n")[0])
+    app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
+    app.middleware("http")(_count)
 
     @app.exception_handler(BadRequest)
     async def refuse(request: Request, error: BadRequest):
         return _error(error.status, error.field, error.message)
-
-    @app.post("/predict", summary="Classify texts: label, score and probabilities by label name")
-    async def predict(request: Request):
-        body = _object(await _json_body(request, settings.max_body_bytes), "", ("texts", "max_seq_len"))
-        if "texts" not in body:
-            raise BadRequest(422, "texts", "is missing; expected {\"texts\": [\"...\", ...]}")
-        texts = _texts(body["texts"], "texts", settings.max_texts_per_request)
-        results = await service.classify(texts, _positive_int(body.get("max_seq_len"), "max_seq_len"))
-        return {"results": results}
-
-    @app.post(SIMPLE_SERVING_PATH, summary="PaddleNLP SimpleServing format: {data: {text: [...]}, parameters: {...}}")
-    async def simple_serving(request: Request):
-        body = _object(await _json_body(request, settings.max_body_bytes), "", ("data", "parameters"))
-        data = _object(body.get("data"), "data", ("text",))
-        if "text" not in data:
-            raise BadRequest(422, "data.text", "is missing; expected {\"data\": {\"text\": [\"...\", ...]}}")
-        texts = _texts(data["text"], "data.text", settings.max_texts_per_request)
-        parameters = _object(body.get("parameters") or {}, "parameters", ("max_seq_len", "batch_size"))
-        _positive_int(parameters.get("batch_size"), "parameters.batch_size")  # accepted; the service batches itself
-        results = await service.classify(texts, _positive_int(parameters.get("max_seq_len"), "parameters.max_seq_len"))
-        names = service.predictor.label_names
-        return {
-            "result": {
-                "label": [names.index(result["label"]) for result in results],
-                "confidence": [result["score"] for result in results],
-                "label_name": [result["label"] for result in results],
-                "probabilities": [result["probabilities"] for result in results],
-                "truncated": [result["truncated"] for result in results],
-            }
-        }
-
-    @app.get("/health", summary="200 once the model is loaded and serving, 503 before")
-    async def health():
-        if service.ready.is_set():
-            return {"status": "ready"}
-        status = "failed" if service.load_error else "loading"
-        return JSONResponse({"status": status, "error": service.load_error}, status_code=503)
-
-    @app.get("/metadata", summary="Labels, maximum length, backend and model directory")
-    async def metadata():
-        return service.metadata()
-
-    @app.get("/metrics", summary="Requests, errors, batch sizes and latency quantiles")
-    async def metrics():
-        return service.metrics.snapshot(queued=service.batcher.queued if service.batcher else 0)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page():
-        return DEMO_PAGE
 
     return app
 
