@@ -33,7 +33,7 @@ class ModelSpec:
     head: str  # "classifier" (pooler + Linear(D, C)) | "lm" (LayerNorm + Linear(D, V) per token)
     description: str
     # "eager" (dygraph / torch eager), or the engine that runs the exported official classifier (infer only):
-    # "inference" | "inference-onednn" (Paddle Inference, oneDNN off / on) | "onnxruntime"
+    # "inference" | "inference-onednn" (Paddle Inference, oneDNN off / on) | "onnxruntime" | "onnxruntime-int8"
     engine: str = "eager"
 
     @property
@@ -56,6 +56,10 @@ MODELS: Dict[str, ModelSpec] = {
     "paddle-onnxruntime": ModelSpec(
         "paddle", "official", "additive", "classifier", "the same, exported to ONNX, onnxruntime", "onnxruntime"
     ),
+    "paddle-onnxruntime-int8": ModelSpec(
+        "paddle", "official", "additive", "classifier", "the same ONNX graph with int8 weight matmuls, onnxruntime",
+        "onnxruntime-int8",
+    ),
     "torch-official": ModelSpec(
         "torch", "official", "additive", "classifier", "PyTorch model of the official equations"
     ),
@@ -70,6 +74,7 @@ TORCH_TWIN = {
     "paddle-inference": "torch-official",
     "paddle-inference-onednn": "torch-official",
     "paddle-onnxruntime": "torch-official",
+    "paddle-onnxruntime-int8": "torch-official",
 }
 
 

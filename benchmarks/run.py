@@ -117,7 +117,7 @@ def _export(settings: Settings, servers: Dict[str, ForkServer], work_dir: str, l
     if not engines or "infer" not in settings.modes:
         return {"ok": False, "error": "no engine"}
     log("exporting the official model for " + ", ".join(engines))
-    arguments = {"sizes": settings.sizes, "directory": work_dir, "onnx": "onnxruntime" in engines}
+    arguments = {"sizes": settings.sizes, "directory": work_dir, "onnx": any(e.startswith("onnxruntime") for e in engines)}
     export = servers["paddle"].run("export", arguments, timeout=max(600.0, settings.max_seconds_per_case))
     if not export["ok"]:
         log(f"  export failed: {export['error']}")
@@ -138,7 +138,7 @@ def _plan(settings: Settings, export: dict) -> Dict[tuple, Case]:
                 case = Case(model, mode, batch, length)
                 if spec.exported and not export["ok"]:
                     case.status = f"failed: export: {export['error']}"
-                elif spec.engine == "onnxruntime" and export["onnx_error"]:
+                elif spec.engine.startswith("onnxruntime") and export["onnx_error"]:
                     case.status = f"skipped: {export['onnx_error']}"
                 cases[case.key] = case
     return cases

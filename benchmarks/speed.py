@@ -9,9 +9,11 @@ batch grid, every batch size):
   (``FastformerForMaskedLM``, the same computation as that package's ``FastTransformer``);
 * ``paddle-softmax``: the softmax-attention Transformer of the same width, heads and depth
   (``attention_type="softmax"``: same embeddings, blocks, pooler and classifier);
-* ``paddle-inference``, ``paddle-inference-onednn`` and ``paddle-onnxruntime``: the engines, running
-  ``paddle-official`` (its very weights) exported as ``tools/export_model.py`` does: Paddle Inference
-  with oneDNN off and on, and onnxruntime on the ONNX conversion (inference only);
+* ``paddle-inference``, ``paddle-inference-onednn``, ``paddle-onnxruntime`` and ``paddle-onnxruntime-int8``:
+  the engines, running ``paddle-official`` (its very weights) exported as ``tools/export_model.py
+  --quantize int8`` does: Paddle Inference with oneDNN off and on, onnxruntime on the ONNX conversion,
+  and onnxruntime on its int8 twin (inference only; the int8 probabilities differ from dygraph's by
+  quantization error, not float noise);
 * ``torch-official``: the PyTorch model of the official equations (:mod:`benchmarks.torch_reference`);
 * ``torch-lucidrains``: fast-transformer-pytorch 0.0.4 ``FastTransformer`` (rotary, ``ff_mult = I / D``).
 
@@ -25,13 +27,14 @@ class probabilities and dygraph's on the same batch.
 
 Presets (:data:`PRESETS`; options given explicitly override them):
 
-* ``grid`` (default): lengths 128..8192 at 2,048 tokens per step, every model but onnxruntime;
+* ``grid`` (default): lengths 128..8192 at 2,048 tokens per step, every model but the onnxruntime ones;
 * ``quick``: a smoke test of the same models at a tiny size;
 * ``lucidrains-b16``: fast-transformer-pytorch's configuration, batch 16 x 512, against its twin;
 * ``paper-b64``: the paper's official model (``configs/amazon.yaml``), batch 64 x 256, dygraph and
   Paddle Inference against PyTorch eager;
 * ``deploy``: the paper-size classifier (50k vocabulary) on batch sizes 1, 16, 64 x lengths 32, 128,
-  512, inference only: dygraph, Paddle Inference (oneDNN off and on), onnxruntime and PyTorch eager.
+  512, inference only: dygraph, Paddle Inference (oneDNN off and on), onnxruntime fp32 and int8, and
+  PyTorch eager.
 
 Method
 ------
@@ -99,7 +102,7 @@ from .run import Settings, run_benchmark
 __all__ = ["DEFAULTS", "PRESETS", "GRID_MODELS", "settings_for", "default_output_dir", "main"]
 
 # Every model but the onnxruntime engine, which needs paddle2onnx and the ONNX export.
-GRID_MODELS = [name for name, spec in MODELS.items() if spec.engine != "onnxruntime"]
+GRID_MODELS = [name for name, spec in MODELS.items() if not spec.engine.startswith("onnxruntime")]
 
 # The grid preset; every other preset starts from it. Keys are tools/benchmark.py's option names.
 DEFAULTS = {
@@ -167,6 +170,7 @@ PRESETS = {
             "paddle-inference",
             "paddle-inference-onednn",
             "paddle-onnxruntime",
+            "paddle-onnxruntime-int8",
             "torch-official",
         ],
         "modes": ["infer"],

@@ -146,7 +146,7 @@ def export_official(sizes: Sizes, directory: str, onnx: bool) -> Tuple[str, Opti
     onnx_error = f"{' and '.join(missing)} not installed" if missing else None
     if onnx and not missing:
         try:
-            export_inference_model(pretrained, exported, onnx=True)
+            export_inference_model(pretrained, exported, quantize="int8")  # the float ONNX graph and its int8 twin
             return exported, None
         except Exception as error:  # the conversion failed: the other engines need only the static graph
             onnx_error = f"ONNX export failed: {error}"
@@ -263,8 +263,9 @@ def _engine_step(spec: ModelSpec, export_dir: str, threads: int, ids) -> Step:
 
     from paddlenlp_fastformer.app.deploy.predictor import create_runner
 
-    backend = "onnxruntime" if spec.engine == "onnxruntime" else "paddle"
-    runner = create_runner(export_dir, backend, threads, enable_mkldnn=spec.engine == "inference-onednn")
+    backend = "onnxruntime" if spec.engine.startswith("onnxruntime") else "paddle"
+    precision = "int8" if spec.engine == "onnxruntime-int8" else "fp32"
+    runner = create_runner(export_dir, backend, threads, enable_mkldnn=spec.engine == "inference-onednn", precision=precision)
     mask = np.ones_like(ids)
 
     def step():
