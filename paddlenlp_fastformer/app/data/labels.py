@@ -59,6 +59,7 @@ def read_label_file(path) -> List[str]:
 
 
 def label_file_text(names: Sequence[str]) -> str:
+    """The content of a ``label.txt`` naming ``names`` in class-id order."""
     return "".join(f"{name}\n" for name in names)
 
 

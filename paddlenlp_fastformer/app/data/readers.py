@@ -379,6 +379,7 @@ def _example(raw: _RawReview, with_title: bool, stars: bool) -> Example:
 
 
 def _shown(names: Sequence[str], limit: int = 8) -> str:
+    """Up to ``limit`` names, quoted, for a one-line message (and how many there are in all)."""
     listed = ", ".join(repr(name) for name in names[:limit])
     return listed + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
