@@ -129,7 +129,7 @@ def _probabilities(results) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 def test_export_directory_holds_everything_to_predict(exported):
     _, _, export_dir = exported
-    assert set(os.listdir(export_dir)) == EXPORTED_FILES
+    assert set(os.listdir(export_dir)) == EXPORTED_FILES | {"inference_int8.onnx"}  # exported with --quantize int8
     settings = json.loads((export_dir / "inference_config.json").read_text(encoding="utf-8"))
     assert settings["label_names"] == list(LABEL_NAMES)
     assert settings["max_seq_len"] == MAX_SEQ_LEN
@@ -283,7 +283,7 @@ def cli_runs(tmp_path_factory, corpus):
     export_inference_model(str(checkpoint), str(export_dir))
     data_file = root / "test.jsonl"
     data_file.write_text(
-        "".join(json.dumps({"text": text, "label": index % 5}) + "\n" for index, text in enumerate(corpus[1][:12])),
+        "".join(json.dumps({"text": text, "label": LABEL_NAMES[index % 5]}) + "\n" for index, text in enumerate(corpus[1][:12])),
         encoding="utf-8",
     )
     config = write_tiny_config(root / "tiny.yaml", root / "data", root / "out")

@@ -340,7 +340,7 @@ def read_labelled_texts(path: str, label_names: Sequence[str]) -> tuple[list[str
     A prepared split (``{"text", "label": class id}`` JSON lines in a folder tools/prepare_data.py wrote,
     its ids translated by the names of the folder's label.txt) or a raw file (JSON lines, CSV, TSV with
     the default fields; gzip or plain; unusable rows skipped as in training; a label the model does not
-    know is an error naming its line). Only the folder tells the two apart: ``{"text", "label": 3}``
+    know is an error naming its line). The folder tells the two apart: ``{"text", "label": 3}``
     outside a dataset folder is raw data whose label is named "3". A directory stands for its
     prepared ``test.jsonl``.
     """
@@ -348,9 +348,16 @@ def read_labelled_texts(path: str, label_names: Sequence[str]) -> tuple[list[str
         path = str(Path(path) / DEFAULT_SPLIT_FILE)
     if not Path(path).is_file():
         raise UserError("file not found; expected a prepared split or a raw labelled text file", path)
+    examples = None
     if dataset_labels(Path(path).parent) is not None:
-        examples = read_split(path, label_names, "data file")
-    else:
+        try:
+            examples = read_split(path, label_names, "data file")
+        except UserError as error:
+            # A file of a dataset folder that fails on its first line is raw data kept there (a CSV, an input
+            # file); a later failure is a damaged prepared split, and its own error is the useful one.
+            if error.line != 1:
+                raise
+    if examples is None:
         class_ids = {name: index for index, name in enumerate(label_names)}
         raw = iter_reviews(path, labels=label_names, labels_from=f"the model's labels ({INFERENCE_CONFIG_FILE})")
         examples = [{"text": example["text"], "label": class_ids[example["label"]]} for example in raw]
