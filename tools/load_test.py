@@ -33,11 +33,12 @@ def build_parser():
     return parser
 
 
-def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threads: int) -> float:
-    """The predictor alone, in this process, on the same texts in batches as large as the service's."""
+def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threads: int, backend: str) -> float:
+    """The predictor alone, in this process, on the same texts (sorted by length, as it does) in batches as
+    large as the service's micro-batches, on the service's backend and threads."""
     from paddlenlp_fastformer.app.deploy.predictor import Predictor
 
-    predictor = Predictor(model_dir, cpu_threads=threads, batch_size=batch_size)
+    predictor = Predictor(model_dir, backend=backend, cpu_threads=threads, batch_size=batch_size)
     predictor.predict(texts[:batch_size])  # warm-up
     started = time.perf_counter()
     predictor.predict(texts)
@@ -48,7 +49,8 @@ def measure(args, texts: list) -> list:
     metadata = get_json(args.url, "/metadata")
     offline = None
     if args.model_dir:
-        offline = offline_texts_per_second(args.model_dir, texts, metadata["limits"]["max_batch_size"], metadata["cpu_threads"])
+        limits = metadata["limits"]
+        offline = offline_texts_per_second(args.model_dir, texts, limits["max_batch_size"], metadata["cpu_threads"], metadata["backend"])
         print(f"offline predictor: {offline:,.1f} texts/s on the same {len(texts)} texts, batch {metadata['limits']['max_batch_size']}")
     run_level(args.url, texts[:64], max(args.concurrency))  # warm-up of the service
     rows = []

@@ -23,6 +23,8 @@ def build_parser():
     parser.add_argument("--backend", choices=BACKENDS, default="paddle")
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine")
     parser.add_argument("--max_batch_size", type=int, default=32, help="texts per forward pass at most")
+    parser.add_argument("--inference_batch_size", type=int, default=8,
+                        help="texts per forward pass inside a micro-batch, grouped by length (less padding)")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a request waits for others to join its batch")
     parser.add_argument("--max_queue", type=int, default=256, help="requests that may wait; one more is answered 503")
     parser.add_argument("--max_texts_per_request", type=int, default=256)
@@ -33,7 +35,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("port", "cpu_threads", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
+    for name in ("port", "cpu_threads", "max_batch_size", "inference_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
         if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
             parser.error(f"--{name} must be a positive integer{' up to 65535' if name == 'port' else ''}, got {getattr(args, name)}")
     if args.cpu_threads > MAX_THREADS:

@@ -13,7 +13,6 @@ load a Paddle 3 export.
 from __future__ import annotations
 
 import asyncio
-import math
 import queue
 import threading
 import time
@@ -36,10 +35,7 @@ class _Request:
 
 
 class MicroBatcher:
-    """Batches the texts of concurrent requests for ``predict(texts) -> results`` (one result per text).
-
-    ``on_batch(num_texts, forward_passes)`` is called after each batch, from the worker thread.
-    """
+    """Batches the texts of concurrent requests for ``predict(texts) -> results`` (one result per text)."""
 
     def __init__(
         self,
@@ -47,13 +43,11 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int,
-        on_batch: Optional[Callable[[int, int], None]] = None,
     ):
         self._predict = predict
         self.max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._on_batch = on_batch
         self._held: Optional[_Request] = None  # taken from the queue, but for the next batch
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
@@ -119,8 +113,6 @@ class MicroBatcher:
         texts = [text for request in batch for text in request.texts]
         try:
             results, error = self._predict(texts), None
-            if self._on_batch is not None:
-                self._on_batch(len(texts), math.ceil(len(texts) / self.max_batch_size))
         except Exception as failure:  # noqa: BLE001  every waiting request gets the error, the worker goes on
             results, error = None, failure
         start = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import threading
 import time
@@ -38,6 +39,9 @@ class ServiceSettings:
     backend: str = "paddle"
     cpu_threads: int = 2
     max_batch_size: int = 32
+    # Texts per forward pass inside a micro-batch, grouped by length: random neighbours padded together
+    # waste less in small groups (measured on MARC-en reviews: p99 at concurrency 32 halved from 8 on).
+    inference_batch_size: int = 8
     max_wait_ms: float = 5.0
     max_queue: int = 256  # requests waiting for the inference thread; one more is answered 503
     max_texts_per_request: int = 256
@@ -129,9 +133,8 @@ class _Service:
         settings = self.settings
         try:
             self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
-                                       batch_size=settings.max_batch_size)  # fmt: skip
-            self.batcher = MicroBatcher(self._predict, settings.max_batch_size, settings.max_wait_ms, settings.max_queue,
-                                        on_batch=self.metrics.record_batch)  # fmt: skip
+                                       batch_size=settings.inference_batch_size)  # fmt: skip
+            self.batcher = MicroBatcher(self._predict, settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
             self.ready.set()
         except UserError as error:
             self.load_error = one_line(error)
@@ -139,8 +142,11 @@ class _Service:
             self.load_error = f"{type(error).__name__}: {one_line(error)[:300]}"
 
     def _predict(self, items: list) -> list:
+        """One micro-batch, on the inference thread: the predictor groups it by length into forward passes."""
         texts = [text for text, _ in items]
-        return self.predictor.predict(texts, max_lengths=[limit for _, limit in items])
+        results = self.predictor.predict(texts, max_lengths=[limit for _, limit in items])
+        self.metrics.record_batch(len(texts), math.ceil(len(texts) / self.predictor.batch_size))
+        return results
 
     async def classify(self, texts: list, max_seq_len: Optional[int]) -> list:
         if not self.ready.is_set():
@@ -176,7 +182,9 @@ async def predict(request: Request):
     if "texts" not in body:
         raise BadRequest(422, "texts", 'is missing; expected {"texts": ["...", ...]}')
     texts = _texts(body["texts"], "texts", limits.max_texts_per_request)
-    return {"results": await service.classify(texts, _positive_int(body.get("max_seq_len"), "max_seq_len"))}
+    results = await service.classify(texts, _positive_int(body.get("max_seq_len"), "max_seq_len"))
+    # A JSONResponse as it is: FastAPI would otherwise walk every probability through jsonable_encoder.
+    return JSONResponse({"results": results})
 
 
 async def simple_serving(request: Request):
@@ -195,7 +203,7 @@ async def simple_serving(request: Request):
     _positive_int(parameters.get("batch_size"), "parameters.batch_size")  # accepted; the service batches itself
     results = await service.classify(texts, _positive_int(parameters.get("max_seq_len"), "parameters.max_seq_len"))
     names = service.predictor.label_names
-    return {
+    return JSONResponse({
         "result": {
             "label": [names.index(result["label"]) for result in results],
             "confidence": [result["score"] for result in results],
@@ -203,7 +211,7 @@ async def simple_serving(request: Request):
             "probabilities": [result["probabilities"] for result in results],
             "truncated": [result["truncated"] for result in results],
         }
-    }
+    })  # fmt: skip
 
 
 async def health(request: Request):
@@ -262,23 +270,39 @@ async def _lifespan(app: FastAPI):
         await loop.run_in_executor(None, service.batcher.stop)
 
 
-async def _count(request: Request, call_next):
-    """Count every request by route and status, time it, and answer an unexpected failure as JSON (500)."""
-    service = request.app.state.service
-    started = time.perf_counter()
-    service.metrics.request_started()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-    except Exception as error:  # noqa: BLE001  e.g. the engine failed on a batch: the client gets JSON, not a traceback
-        response = _error(500, "model", f"{type(error).__name__}: {one_line(error)[:300]}")
-    finally:
-        # Keyed by the matched route (set in the scope by the router); unknown paths share one key, so
-        # that a scanner's made-up paths cannot grow the metrics.
-        path = getattr(request.scope.get("route"), "path", "other")
-        service.metrics.record_request(path if path in KNOWN_PATHS else "other", status, time.perf_counter() - started)
-    return response
+class _CountRequests:
+    """ASGI middleware: count every request by route and status, time it, and answer an unexpected failure as
+    JSON (500). Plain ASGI rather than ``@app.middleware("http")``, whose per-request task and body
+    streaming cost more event-loop time than a small prediction request itself."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics = scope["app"].state.service.metrics
+        started, answer = time.perf_counter(), {"status": 500, "started": False}
+
+        async def send_noting_status(message):
+            if message["type"] == "http.response.start":
+                answer.update(status=message["status"], started=True)
+            await send(message)
+
+        metrics.request_started()
+        try:
+            await self.app(scope, receive, send_noting_status)
+        except Exception as error:  # noqa: BLE001  e.g. the engine failed on a batch: the client gets JSON
+            if answer["started"]:
+                raise
+            response = _error(500, "model", f"{type(error).__name__}: {one_line(error)[:300]}")
+            await response(scope, receive, send_noting_status)
+        finally:
+            # Keyed by the matched route (the router puts it in the scope); unknown paths share one key,
+            # so that a scanner's made-up paths cannot grow the metrics.
+            path = getattr(scope.get("route"), "path", "other")
+            metrics.record_request(path if path in KNOWN_PATHS else "other", answer["status"], time.perf_counter() - started)
 
 
 KNOWN_PATHS = {path for path, _, _ in ROUTES} | {"/"}
@@ -291,7 +315,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     for path, handler, method in ROUTES:
         app.add_api_route(path, handler, methods=[method], summary=handler.__doc__.split("\n")[0])
     app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
-    app.middleware("http")(_count)
+    app.add_middleware(_CountRequests)
 
     @app.exception_handler(BadRequest)
     async def refuse(request: Request, error: BadRequest):
@@ -311,7 +335,10 @@ def serve(settings: ServiceSettings, host: str, port: int) -> None:
 
     check_export(settings.model_dir, settings.backend)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+    # connections of a socket that says it is TCP; without it every keep-alive answer waited ~40 ms for
+    # the client's delayed ACK.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
