@@ -31,7 +31,7 @@ import paddle
 import paddle.nn.functional as F
 
 from ...file_utils import output_redirected_to, write_directory_atomically, write_text_atomically
-from ..engine.checkpoint import load_checkpoint, truncation_length
+from ..engine.checkpoint import label_names, load_checkpoint, truncation_length
 from ..errors import UserError
 from ..settings import Config
 from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE
@@ -123,7 +123,7 @@ def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
     """What a predictor needs besides the graph: label names and how far to truncate."""
     config = model.config
     return {
-        "label_names": [config.id2label[index] for index in range(config.num_labels)],
+        "label_names": label_names(config),
         "max_seq_len": truncation_length(model, tokenizer),
         "vocab_size": config.vocab_size,  # the graph's embedding rows: the tokenizer must not produce more ids
         "max_position_embeddings": config.max_position_embeddings,  # the longest input the graph takes

@@ -57,11 +57,12 @@ def evaluate_checkpoint(config: Config) -> dict:
     set_cpu_threads(config.global_.num_threads)
     eval_path = config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
     # Class ids as the model numbers them: a split whose label.txt orders the names otherwise is translated.
-    examples = read_split(eval_path, label_names(model.config), "evaluation file")
+    names = label_names(model.config)
+    examples = read_split(eval_path, names, "evaluation file")
     dataset = ReviewDataset(examples, tokenizer, truncation_length(model, tokenizer))
     result = evaluate(model, eval_loader(dataset, config), desc=Path(eval_path).name)
     if config.global_.predictions_file:
-        _write_predictions(config.global_.predictions_file, examples, result, label_names(model.config))
+        _write_predictions(config.global_.predictions_file, examples, result, names)
     return {"file": eval_path, **result["metrics"]}
 
 
