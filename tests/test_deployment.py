@@ -176,7 +176,8 @@ def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_
     reference = _dygraph_probabilities(checkpoint, parity_texts)
     # Not a trivial comparison: the random model must make confident, varied decisions.
     assert reference.max() - reference.min() > 0.3
-    predictor = Predictor(str(export_dir), backend=backend, cpu_threads=1, enable_mkldnn=enable_mkldnn)
+    # A pass costing more than any padding: passes are full, so that mixed lengths are padded together.
+    predictor = Predictor(str(export_dir), backend=backend, cpu_threads=1, enable_mkldnn=enable_mkldnn, pass_cost_tokens=1e9)
     for batch_size in (1, 4, 64):  # one text per pass; mixed lengths padded together; everything at once
         predictor.batch_size = batch_size
         results = predictor.predict(parity_texts)
@@ -186,6 +187,30 @@ def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_
         assert [result["label"] for result in results] == [LABEL_NAMES[i] for i in reference.argmax(-1)], where
         assert [result["score"] for result in results] == pytest.approx(reference.max(-1).tolist(), abs=1e-5), where
         assert all(list(result["probabilities"]) == list(LABEL_NAMES) for result in results), where
+
+
+def test_forward_passes_are_planned_by_padding_against_pass_cost():
+    plan = predictor_module.plan_forward_passes
+    lengths = [5, 3, 9, 9, 9, 100, 2]
+    # Each text in exactly one pass, passes in length order, none over max_rows.
+    for max_rows, cost in ((1, 0), (3, 0), (3, 1e9), (4, 10), (64, 20)):
+        passes = plan(lengths, max_rows, cost)
+        assert sorted(index for group in passes for index in group) == list(range(len(lengths)))
+        assert all(len(group) <= max_rows for group in passes)
+        flat = [lengths[index] for group in passes for index in group]
+        assert flat == sorted(lengths)
+    assert plan(lengths, 3, 1e9) == [[6, 1, 0], [2, 3, 4], [5]]  # costly passes: as few as max_rows allows
+    assert plan(lengths, 8, 0) == [[6], [1], [0], [2, 3, 4], [5]]  # free passes: no padding at all
+    passes = plan(lengths, 8, 10)  # the long review is not padded with the rest, the short ones share passes
+    assert passes[-1] == [5] and len(passes) == 3
+    assert plan([], 4, 10) == []
+
+
+def test_predictor_counts_its_forward_passes(exported, parity_texts):
+    _, _, export_dir = exported
+    predictor = Predictor(str(export_dir), backend="onnxruntime", cpu_threads=1, batch_size=4, pass_cost_tokens=1e9)
+    predictor.predict(parity_texts)
+    assert predictor.forward_passes == -(-len(parity_texts) // 4)
 
 
 def test_predictor_restores_input_order(exported, parity_texts):
@@ -224,8 +249,10 @@ def test_int8_export_stays_close_to_fp32(exported, parity_texts):
     import onnx
 
     formulation, _, export_dir = exported
-    fp32 = _probabilities(Predictor(str(export_dir), backend="onnxruntime", cpu_threads=1).predict(parity_texts))
-    int8 = _probabilities(Predictor(str(export_dir), backend="onnxruntime", precision="int8", cpu_threads=1).predict(parity_texts))
+    # Full passes of 16 for both: int8's activation scales are taken per pass, so only the precision may differ.
+    fixed = {"backend": "onnxruntime", "cpu_threads": 1, "pass_cost_tokens": 1e9}
+    fp32 = _probabilities(Predictor(str(export_dir), **fixed).predict(parity_texts))
+    int8 = _probabilities(Predictor(str(export_dir), precision="int8", **fixed).predict(parity_texts))
     # Random weights, scaled up for confident decisions, are harder on int8 than trained ones; the accuracy
     # check on real reviews with a trained model is in the README (tools/infer.py --precision int8).
     assert np.abs(int8 - fp32).max() < 0.15, formulation

@@ -1,6 +1,8 @@
 import json
 import os
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import paddle
 import pytest
@@ -79,6 +81,33 @@ def test_new_and_reloaded_tokenizers_split_special_token_strings_alike(tmp_path)
     text = "x [PAD] x"
     assert tokenizer.tokenize(text) == ["x", "[PAD]", "x"]
     assert reloaded.tokenize(text) == tokenizer.tokenize(text)
+
+
+def _full_route_ids(tokenizer, texts, max_length):
+    return tokenizer(texts, max_length=max_length, truncation=max_length is not None, padding=False,
+                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # fmt: skip
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False])
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(texts=st.lists(st.text(alphabet=st.sampled_from(list("aBc É.!'-_σΣ [MASK]\t\n5")) | st.characters(), max_size=40), min_size=1, max_size=5),
+                  max_length=st.none() | st.integers(1, 12))  # fmt: skip
+def test_texts_to_ids_equals_the_full_route(do_lower_case, texts, max_length):
+    tokenizer = FastformerTokenizer.build_from_corpus(["The movie was good . it's BAD ! σ Σ É é"], do_lower_case=do_lower_case)
+    assert tokenizer.texts_to_ids(texts, max_length) == _full_route_ids(tokenizer, texts, max_length)
+
+
+def test_texts_to_ids_equals_the_full_route_on_real_reviews():
+    from conftest import default_data_source
+    from paddlenlp_fastformer.app.data.readers import iter_reviews
+
+    source = default_data_source()
+    if source is None:
+        pytest.skip("the real review sample (../shared/data) is absent")
+    texts = [example["text"] for example in iter_reviews(str(source))][:2000]
+    tokenizer = FastformerTokenizer.build_from_corpus(texts[::2], max_vocab_size=5000)
+    for max_length in (None, 64):
+        assert tokenizer.texts_to_ids(texts, max_length) == _full_route_ids(tokenizer, texts, max_length)
 
 
 def test_unknown_words_map_to_unk_id(tokenizer):

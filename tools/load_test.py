@@ -6,7 +6,8 @@
 Each request carries one text (cycled from --texts: a prepared split, a raw labelled file, or a .txt file with
 one text per line). Per concurrency level: texts/s, p50/p95/p99 latency, failed requests, and the service's
 memory before and after. With --model_dir (the export the service runs) the offline predictor's texts/s
-on the same texts, measured in this process before the load, is the reference. --soak then sends that
+on the same texts, measured in this process before the load, is the reference (and, for comparison, the
+predictor given them a micro-batch at a time in arrival order). --soak then sends that
 many requests with --bad_fraction of them malformed, and reports the service's memory before and after.
 Only loopback URLs are accepted. Prints a Markdown table and writes the rows as CSV.
 """
@@ -33,16 +34,31 @@ def build_parser():
     return parser
 
 
-def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threads: int, backend: str) -> float:
-    """The predictor alone, in this process, on the same texts (sorted by length, as it does) in batches as
-    large as the service's micro-batches, on the service's backend and threads."""
+def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threads: int, backend: str) -> tuple:
+    """The predictor alone, in this process, on the same texts, on the service's backend and threads; the
+    median of three runs of each way of batching:
+
+    - as ``tools/infer.py`` does (the reference): all texts sorted by length, in batches as large as
+      the service's micro-batches;
+    - in arrival order, ``batch_size`` texts at a time: the best a micro-batch of that many requests
+      can do, which shows how much of the service's gap is batching and how much is HTTP.
+    """
+    import statistics
+
     from paddlenlp_fastformer.app.deploy.predictor import Predictor
 
     predictor = Predictor(model_dir, backend=backend, cpu_threads=threads, batch_size=batch_size)
     predictor.predict(texts[:batch_size])  # warm-up
-    started = time.perf_counter()
-    predictor.predict(texts)
-    return len(texts) / (time.perf_counter() - started)
+    sorted_runs, arrival_runs = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        predictor.predict(texts)
+        sorted_runs.append(len(texts) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for start in range(0, len(texts), batch_size):
+            predictor.predict(texts[start : start + batch_size])
+        arrival_runs.append(len(texts) / (time.perf_counter() - started))
+    return statistics.median(sorted_runs), statistics.median(arrival_runs)
 
 
 def measure(args, texts: list) -> list:
@@ -50,8 +66,11 @@ def measure(args, texts: list) -> list:
     offline = None
     if args.model_dir:
         limits = metadata["limits"]
-        offline = offline_texts_per_second(args.model_dir, texts, limits["max_batch_size"], metadata["cpu_threads"], metadata["backend"])
-        print(f"offline predictor: {offline:,.1f} texts/s on the same {len(texts)} texts, batch {metadata['limits']['max_batch_size']}")
+        batch = limits["max_batch_size"]
+        offline, arrival = offline_texts_per_second(args.model_dir, texts, batch, metadata["cpu_threads"], metadata["backend"])
+        print(f"offline predictor ({metadata['backend']}, {metadata['cpu_threads']} threads): {offline:,.1f} texts/s on the same "
+              f"{len(texts)} texts sorted by length in batches of {batch}; {arrival:,.1f} texts/s when given them {batch} at a "
+              f"time in arrival order, as a micro-batch is (median of 3 runs each)")  # fmt: skip
     run_level(args.url, texts[:64], max(args.concurrency))  # warm-up of the service
     rows = []
     for concurrency in args.concurrency:

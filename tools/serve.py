@@ -1,7 +1,7 @@
 """Serve an exported model over HTTP: PaddleNLP SimpleServing's format, /predict, a demo page, micro-batching.
 
     python tools/serve.py --model_dir output/marc_en/inference [--host 127.0.0.1 --port 8189
-        --backend paddle|onnxruntime --cpu_threads N --max_batch_size 32 --max_wait_ms 5]
+        --backend auto|paddle|onnxruntime --cpu_threads N --max_batch_size 32 --max_wait_ms 5]
 
     curl -s localhost:8189/predict -H 'Content-Type: application/json' -d '{"texts": ["Great sound."]}'
 
@@ -20,11 +20,11 @@ def build_parser():
     parser.add_argument("--model_dir", required=True, help="a directory written by tools/export_model.py")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8189)
-    parser.add_argument("--backend", choices=BACKENDS, default="paddle")
+    parser.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto",
+                        help="auto (default): onnxruntime where the export has its ONNX graph, else paddle")
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine")
-    parser.add_argument("--max_batch_size", type=int, default=32, help="texts per forward pass at most")
-    parser.add_argument("--inference_batch_size", type=int, default=8,
-                        help="texts per forward pass inside a micro-batch, grouped by length (less padding)")
+    parser.add_argument("--max_batch_size", type=int, default=32,
+                        help="texts per micro-batch at most; it runs as forward passes grouped by length")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a request waits for others to join its batch")
     parser.add_argument("--max_queue", type=int, default=256, help="requests that may wait; one more is answered 503")
     parser.add_argument("--max_texts_per_request", type=int, default=256)
@@ -35,7 +35,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("port", "cpu_threads", "max_batch_size", "inference_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
+    for name in ("port", "cpu_threads", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
         if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
             parser.error(f"--{name} must be a positive integer{' up to 65535' if name == 'port' else ''}, got {getattr(args, name)}")
     if args.cpu_threads > MAX_THREADS:

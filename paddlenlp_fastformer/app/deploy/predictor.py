@@ -1,7 +1,8 @@
 """Classify texts with an exported model (``tools/export_model.py``) on Paddle Inference or onnxruntime.
 
 :class:`Predictor` loads an export directory once and classifies lists of texts: texts are sorted by
-length and batched so that little padding is computed, and the results come back in the input order.
+length and grouped into forward passes that weigh the padding a pass computes against the cost of one
+more pass (:func:`plan_forward_passes`), and the results come back in the input order.
 With ``record_timings=True`` it keeps the time spent per batch in pre-processing (tokenizing and
 padding), inference and post-processing, which ``tools/infer.py --benchmark True`` reports.
 
@@ -25,8 +26,8 @@ from ..errors import UserError, one_line
 from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, TOKENIZER_FILES
 
 __all__ = [
-    "BACKENDS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner", "read_labelled_texts",
-    "summarize_timings",
+    "BACKENDS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner",
+    "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
 ]  # fmt: skip
 
 BACKENDS = ("paddle", "onnxruntime")
@@ -35,6 +36,11 @@ PRECISIONS = ("fp32", "int8")  # int8: the dynamically quantized ONNX graph, on 
 # oneDNN keeps compiled kernels per input shape; batches of varying length would grow that cache
 # without bound, so keep the most recent shapes only (Paddle's advice for variable-shape inputs).
 ONEDNN_CACHE_CAPACITY = 32
+# What starting one more forward pass costs, counted in tokens of work (a padded position of one row):
+# the planner weighs it against the padding that fewer, longer-padded passes compute. Small passes
+# also multiply small matrices, which runs well below the machine's speed, so the best value is larger
+# than a pass's fixed overhead alone; docs/deployment.md ("Forward passes") has the sweep behind it.
+PASS_COST_TOKENS = 150
 # Where a prepared data directory (tools/prepare_data.py) keeps the split that is predicted.
 DEFAULT_SPLIT_FILE = "test.jsonl"
 
@@ -97,9 +103,8 @@ class _OnnxRuntimeRunner:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = cpu_threads
         options.inter_op_num_threads = 1  # one request at a time: parallelism inside operators only
-        # Idle worker threads would otherwise spin for a while after each run, taking the cores from
-        # the tokenizer between batches (and from any other runtime in the process).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # onnxruntime's worker threads spin between operators (its default): small forward passes, as a
+        # service's micro-batches make, ran 1.3x faster than with spinning off (docs/serving.md).
         options.log_severity_level = 3  # errors only: not a warning per unused constant paddle2onnx leaves
         self.session = onnxruntime.InferenceSession(
             os.path.join(model_dir, model_file), options, providers=["CPUExecutionProvider"]
@@ -137,6 +142,21 @@ def check_export(model_dir: str, backend: str, precision: str = "fp32") -> None:
     _read_inference_config(Path(model_dir, INFERENCE_CONFIG_FILE))
 
 
+def serving_backend(model_dir: str) -> str:
+    """The backend a service should run: onnxruntime where the export has its ONNX graph, else paddle.
+
+    Paddle Inference holds Python's GIL for a whole forward pass, which stalls a service's event loop
+    (accepting, parsing and tokenizing the next requests) for as long; onnxruntime releases it.
+    """
+    if Path(model_dir, ONNX_FILE).is_file():
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "paddle"
+        return "onnxruntime"
+    return "paddle"
+
+
 def _model_files(backend: str, precision: str) -> tuple:
     if backend == "paddle":
         return MODEL_FILES
@@ -163,6 +183,30 @@ def _check_model_dir(model_dir: str, backend: str, precision: str = "fp32") -> N
         )
 
 
+def plan_forward_passes(lengths: Sequence[int], max_rows: int, pass_cost_tokens: float) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into forward passes of at most ``max_rows`` texts, in length order.
+
+    Minimises the estimated cost, ``pass_cost_tokens`` per pass plus rows x longest length for the padded
+    batch, exactly: in length order the best grouping is contiguous, so a dynamic programme over the
+    sorted texts finds it (``best[j]``: the cheapest way to run the ``j`` shortest texts). A large
+    ``pass_cost_tokens`` gives full passes of ``max_rows``; 0 gives one pass per distinct length.
+    """
+    order = sorted(range(len(lengths)), key=lambda index: lengths[index])
+    sorted_lengths = np.array([lengths[index] for index in order], dtype=np.float64)
+    best = np.zeros(len(order) + 1)
+    start_of_last = np.zeros(len(order) + 1, dtype=np.int64)
+    for end in range(1, len(order) + 1):
+        starts = np.arange(max(0, end - max_rows), end)
+        costs = best[starts] + pass_cost_tokens + (end - starts) * sorted_lengths[end - 1]
+        cheapest = int(np.argmin(costs))
+        best[end], start_of_last[end] = costs[cheapest], starts[cheapest]
+    passes, end = [], len(order)
+    while end:
+        passes.append(order[start_of_last[end] : end])
+        end = int(start_of_last[end])
+    return passes[::-1]
+
+
 def create_runner(model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False, precision: str = "fp32"):
     """A callable ``(input_ids, attention_mask) -> probabilities`` on ``backend`` (numpy in and out).
 
@@ -186,7 +230,9 @@ class Predictor:
         cpu_threads: threads for the math library; None uses every core.
         enable_mkldnn: run Paddle Inference with oneDNN kernels (paddle backend only).
         precision: "fp32", or "int8" for the quantized graph of ``--quantize int8`` (onnxruntime backend).
-        batch_size: texts per forward pass.
+        batch_size: texts per forward pass at most.
+        pass_cost_tokens: what one more forward pass costs, in padded tokens; texts are grouped into passes
+            that minimise the total (default ``PASS_COST_TOKENS``).
         record_timings: append a :class:`BatchTiming` per batch to ``self.timings``.
 
     Example:
@@ -204,6 +250,7 @@ class Predictor:
         precision: str = "fp32",
         batch_size: int = 16,
         record_timings: bool = False,
+        pass_cost_tokens: Optional[float] = None,
     ):
         from ...tokenizer import FastformerTokenizer
 
@@ -230,6 +277,8 @@ class Predictor:
                 f"{vocab_size} ({config_path}); the vocabulary and the model must come from the same export"
             )
         self.batch_size = batch_size
+        self.pass_cost_tokens = PASS_COST_TOKENS if pass_cost_tokens is None else pass_cost_tokens
+        self.forward_passes = 0
         self.timings: Optional[list[BatchTiming]] = [] if record_timings else None
 
     def predict(self, texts: Sequence[str], max_lengths: Optional[Sequence[int]] = None) -> list[dict]:
@@ -246,34 +295,37 @@ class Predictor:
         Raises:
             UserError: a text is not a string or is empty (whitespace only).
         """
+        started = time.perf_counter()
+        token_ids, truncated = self.encode(texts, max_lengths)
+        return self.predict_encoded(token_ids, truncated, tokenize_seconds=time.perf_counter() - started)
+
+    def encode(self, texts: Sequence[str], max_lengths: Optional[Sequence[int]] = None) -> tuple[list, list]:
+        """Token ids of each text, cut at ``max_seq_len`` (or its ``max_lengths`` entry), and whether it was cut.
+
+        The first half of :meth:`predict`; the service runs it on its own thread, so that the inference
+        thread only pads and runs the model.
+        """
         for number, text in enumerate(texts, start=1):
             if not isinstance(text, str) or not text.strip():
                 raise UserError(f"text {number} is empty; expected a text")
-        if not texts:
-            return []
-        started = time.perf_counter()
-        # One token more than kept tells whether a text was cut (the tokenizer adds no special tokens).
-        token_ids = self.tokenizer(
-            list(texts),
-            max_length=self.max_seq_len + 1,
-            truncation=True,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
         if max_lengths is not None and (len(max_lengths) != len(texts) or any(type(n) is not int or n < 1 for n in max_lengths)):
             raise UserError(f"max_lengths must hold one positive integer per text ({len(texts)}), got {max_lengths!r}"[:300])
+        if not texts:
+            return [], []
+        # One token more than kept tells whether a text was cut (the tokenizer adds no special tokens).
+        token_ids = self.tokenizer.texts_to_ids(list(texts), max_length=self.max_seq_len + 1)
         limits = [min(limit, self.max_seq_len) for limit in max_lengths] if max_lengths else [self.max_seq_len] * len(texts)
         truncated = [len(ids) > limit for ids, limit in zip(token_ids, limits)]
-        token_ids = [ids[:limit] for ids, limit in zip(token_ids, limits)]
-        # Tokenizing is one call for all texts; each batch is charged its share of that time.
-        seconds_per_text = (time.perf_counter() - started) / len(texts)
-        # Batches of neighbours in length order carry little padding (on real reviews, 2-7% extra
-        # tokens at batch 16-64 against 12-20% when sorting by character count).
-        order = sorted(range(len(texts)), key=lambda index: len(token_ids[index]))
-        results: list[Optional[dict]] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start : start + self.batch_size]
+        return [ids[:limit] for ids, limit in zip(token_ids, limits)], truncated
+
+    def predict_encoded(self, token_ids: Sequence[list], truncated: Sequence[bool], tokenize_seconds: float = 0.0) -> list[dict]:
+        """:meth:`predict` from :meth:`encode`'s output: texts grouped into forward passes by length.
+
+        ``tokenize_seconds`` (the time :meth:`encode` took) is shared out to the batches' timings.
+        """
+        seconds_per_text = tokenize_seconds / max(len(token_ids), 1)
+        results: list[Optional[dict]] = [None] * len(token_ids)
+        for indices in plan_forward_passes([len(ids) for ids in token_ids], self.batch_size, self.pass_cost_tokens):
             batch = self._predict_batch([token_ids[index] for index in indices], seconds_per_text * len(indices))
             for index, result in zip(indices, batch):
                 results[index] = {**result, "truncated": truncated[index]}
@@ -281,6 +333,7 @@ class Predictor:
 
     def _predict_batch(self, token_ids: list[list[int]], tokenize_seconds: float) -> list[dict]:
         started = time.perf_counter()
+        self.forward_passes += 1
         padded = self.tokenizer.pad(
             {"input_ids": token_ids}, padding=True, return_attention_mask=True, return_tensors="np"
         )
