@@ -33,7 +33,8 @@ class ModelSpec:
     head: str  # "classifier" (pooler + Linear(D, C)) | "lm" (LayerNorm + Linear(D, V) per token)
     description: str
     # "eager" (dygraph / torch eager), or the engine that runs the exported official classifier (infer only):
-    # "inference" | "inference-onednn" (Paddle Inference, oneDNN off / on) | "onnxruntime" | "onnxruntime-int8"
+    # "inference" | "inference-onednn" (Paddle Inference on the portable graph, oneDNN off / on) |
+    # "inference-fused" | "inference-fused-onednn" (the graph with the fused kernels) | "onnxruntime" | "onnxruntime-int8"
     engine: str = "eager"
 
     @property
@@ -52,6 +53,13 @@ MODELS: Dict[str, ModelSpec] = {
     ),
     "paddle-inference-onednn": ModelSpec(
         "paddle", "official", "additive", "classifier", "the same, Paddle Inference with oneDNN", "inference-onednn"
+    ),
+    "paddle-inference-fused": ModelSpec(
+        "paddle", "official", "additive", "classifier", "the same, fused-kernel graph, Paddle Inference", "inference-fused"
+    ),
+    "paddle-inference-fused-onednn": ModelSpec(
+        "paddle", "official", "additive", "classifier", "the fused-kernel graph, Paddle Inference with oneDNN",
+        "inference-fused-onednn",
     ),
     "paddle-onnxruntime": ModelSpec(
         "paddle", "official", "additive", "classifier", "the same, exported to ONNX, onnxruntime", "onnxruntime"
@@ -73,6 +81,8 @@ TORCH_TWIN = {
     "paddle-lucidrains": "torch-lucidrains",
     "paddle-inference": "torch-official",
     "paddle-inference-onednn": "torch-official",
+    "paddle-inference-fused": "torch-official",
+    "paddle-inference-fused-onednn": "torch-official",
     "paddle-onnxruntime": "torch-official",
     "paddle-onnxruntime-int8": "torch-official",
 }

@@ -142,7 +142,8 @@ def _style(model: str) -> Tuple[str, str]:
     spec = MODELS[model]
     colour = {"official": "C0", "lucidrains": "C1"}[spec.formulation]
     colour = "C2" if spec.attention == "softmax" else colour
-    colour = {"inference": "C3", "inference-onednn": "C4", "onnxruntime": "C5", "onnxruntime-int8": "C6"}.get(spec.engine, colour)
+    colour = {"inference": "C3", "inference-onednn": "C4", "onnxruntime": "C5", "onnxruntime-int8": "C6", "inference-fused": "C7",
+              "inference-fused-onednn": "C8"}.get(spec.engine, colour)  # fmt: skip
     return colour, "--" if spec.framework == "torch" else "-"
 
 

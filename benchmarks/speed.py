@@ -33,8 +33,9 @@ Presets (:data:`PRESETS`; options given explicitly override them):
 * ``paper-b64``: the paper's official model (``configs/amazon.yaml``), batch 64 x 256, dygraph and
   Paddle Inference against PyTorch eager;
 * ``deploy``: the paper-size classifier (50k vocabulary) on batch sizes 1, 16, 64 x lengths 32, 128,
-  512, inference only: dygraph, Paddle Inference (oneDNN off and on), onnxruntime fp32 and int8, and
-  PyTorch eager.
+  512, inference only: dygraph, Paddle Inference on the portable and the fused-kernel graph (oneDNN
+  off and on), onnxruntime fp32 and int8, and PyTorch eager;
+* ``deploy-long``: the same engines on lengths 128..8192 at 2,048 tokens per step.
 
 Method
 ------
@@ -145,6 +146,16 @@ QUICK = {
 # 2 layers, batch 16, length 512) and the paper's official one (configs/amazon.yaml: intermediate 256,
 # batch 64, length 256), the latter also exported and run by Paddle Inference against PyTorch eager.
 # "deploy" is the batch x length grid on which the inference engines are compared with dygraph.
+DEPLOY_MODELS = [
+    "paddle-official",
+    "paddle-inference",
+    "paddle-inference-onednn",
+    "paddle-inference-fused",
+    "paddle-inference-fused-onednn",
+    "paddle-onnxruntime",
+    "paddle-onnxruntime-int8",
+    "torch-official",
+]
 PRESETS = {
     "grid": DEFAULTS,
     "quick": QUICK,
@@ -161,21 +172,25 @@ PRESETS = {
         "tokens_per_step": 64 * 256,
         "intermediate": 256,
         "repeats": 3,
-        "models": ["paddle-official", "paddle-inference", "paddle-inference-onednn", "torch-official"],
+        "models": ["paddle-official", "paddle-inference", "paddle-inference-onednn", "paddle-inference-fused", "torch-official"],
     },
     "deploy": {
         **DEFAULTS,
-        "models": [
-            "paddle-official",
-            "paddle-inference",
-            "paddle-inference-onednn",
-            "paddle-onnxruntime",
-            "paddle-onnxruntime-int8",
-            "torch-official",
-        ],
+        "models": DEPLOY_MODELS,
         "modes": ["infer"],
         "batch_sizes": [1, 16, 64],
         "lengths": [32, 128, 512],
+        "intermediate": 256,
+        "vocab_size": 50000,
+        "steps": 5,
+        "max_seconds_per_case": 120.0,
+        "table": "deploy",
+    },
+    # The engines on the long-sequence grid: 128 to 8,192 tokens at 2,048 tokens per batch.
+    "deploy-long": {
+        **DEFAULTS,
+        "models": DEPLOY_MODELS,
+        "modes": ["infer"],
         "intermediate": 256,
         "vocab_size": 50000,
         "steps": 5,

@@ -265,7 +265,8 @@ def _engine_step(spec: ModelSpec, export_dir: str, threads: int, ids) -> Step:
 
     backend = "onnxruntime" if spec.engine.startswith("onnxruntime") else "paddle"
     precision = "int8" if spec.engine == "onnxruntime-int8" else "fp32"
-    runner = create_runner(export_dir, backend, threads, enable_mkldnn=spec.engine == "inference-onednn", precision=precision)
+    graph = "fused" if spec.engine.startswith("inference-fused") else "portable"
+    runner = create_runner(export_dir, backend, threads, enable_mkldnn=spec.engine.endswith("-onednn"), precision=precision, graph=graph)
     mask = np.ones_like(ids)
 
     def step():

@@ -211,7 +211,9 @@ def test_deploy_preset_is_the_old_inference_benchmark_grid():
     assert settings.shapes() == [(b, n) for b in (1, 16, 64) for n in (32, 128, 512)]
     assert settings.sizes.vocab == 50000 and settings.sizes.intermediate == PRESETS["paper-b64"]["intermediate"]
     engines = {MODELS[model].engine for model in settings.models if MODELS[model].framework == "paddle"}
-    assert engines == {"eager", "inference", "inference-onednn", "onnxruntime", "onnxruntime-int8"}
+    assert engines == {"eager", "inference", "inference-onednn", "inference-fused", "inference-fused-onednn", "onnxruntime", "onnxruntime-int8"}
+    long, _ = settings_for("deploy-long", {})  # the same engines on the long-sequence grid
+    assert long.models == settings.models and long.batch_sizes is None and long.lengths[-1] == 8192
     # the grid keeps its meaning: the token budget, both modes, no onnxruntime
     grid, _ = settings_for("grid", {})
     assert grid.batch_sizes is None and grid.shapes()[0] == (2048 // 128, 128) and grid.modes == MODES

@@ -8,6 +8,7 @@ importing paddle and paddlenlp); the other command-line failures call the same `
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from paddlenlp_fastformer.app.deploy import predictor as predictor_module
 from paddlenlp_fastformer.app.deploy.export import export_inference_model
 from paddlenlp_fastformer.app.deploy.predictor import Predictor, read_labelled_texts
 from paddlenlp_fastformer.app.errors import UserError
+from paddlenlp_fastformer.kernels import library
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -46,8 +48,14 @@ FORMULATIONS = {
     "official": {"formulation": "official"},
     "lucidrains-rotary": {"formulation": "lucidrains", "position_embedding_type": "rotary", "layer_norm_eps": 1e-5},
 }
-# (backend, oneDNN): every way a Predictor can run
-RUNTIMES = [("paddle", True), ("paddle", False), ("onnxruntime", False)]
+FUSED_KERNELS_BUILT = library.load() is not None
+if FUSED_KERNELS_BUILT:  # the export adds the graph that calls them
+    EXPORTED_FILES |= {"inference_fused.json", "inference_fused.pdiparams"}
+# (backend, oneDNN, graph): every way a Predictor can run
+RUNTIMES = [
+    ("paddle", True, "fused"), ("paddle", False, "fused"), ("paddle", True, "portable"), ("paddle", False, "portable"),
+    ("onnxruntime", False, "portable"),
+]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,6 +143,11 @@ def test_export_directory_holds_everything_to_predict(exported):
     assert settings["max_seq_len"] == MAX_SEQ_LEN
     assert settings["output"] == "probabilities"
     assert not list(export_dir.parent.glob(".inference*")), "a staging directory was left behind"
+    # The portable graph holds standard operators only; the fused one calls the kernels.
+    assert "fastformer_" not in (export_dir / "inference.json").read_text(encoding="utf-8")
+    if FUSED_KERNELS_BUILT:
+        fused_operators = set(re.findall(r'"\d+\.(fastformer_[a-z_]+)"', (export_dir / "inference_fused.json").read_text(encoding="utf-8")))
+        assert {"fastformer_bias_act", "fastformer_token_pool"} <= fused_operators, fused_operators
 
 
 def test_exported_graph_has_dynamic_batch_and_length(exported):
@@ -170,19 +183,25 @@ def test_export_replaces_an_earlier_export(tmp_path, corpus):
 # ----------------------------------------------------------------------------------------------
 # parity: dygraph vs Paddle Inference (oneDNN on/off) vs onnxruntime
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend, enable_mkldnn", RUNTIMES, ids=["paddle-onednn", "paddle", "onnxruntime"])
-def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_mkldnn):
+@pytest.mark.parametrize(
+    "backend, enable_mkldnn, graph", RUNTIMES,
+    ids=["paddle-fused-onednn", "paddle-fused", "paddle-portable-onednn", "paddle-portable", "onnxruntime"],
+)  # fmt: skip
+def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_mkldnn, graph):
+    if graph == "fused" and not FUSED_KERNELS_BUILT:
+        pytest.skip("the fused kernels could not be built here")
     formulation, checkpoint, export_dir = exported
     reference = _dygraph_probabilities(checkpoint, parity_texts)
     # Not a trivial comparison: the random model must make confident, varied decisions.
     assert reference.max() - reference.min() > 0.3
     # A pass costing more than any padding: passes are full, so that mixed lengths are padded together.
-    predictor = Predictor(str(export_dir), backend=backend, cpu_threads=1, enable_mkldnn=enable_mkldnn, pass_cost_tokens=1e9)
+    predictor = Predictor(str(export_dir), backend=backend, cpu_threads=1, enable_mkldnn=enable_mkldnn, pass_cost_tokens=1e9, graph=graph)
+    assert predictor.graph == graph
     for batch_size in (1, 4, 64):  # one text per pass; mixed lengths padded together; everything at once
         predictor.batch_size = batch_size
         results = predictor.predict(parity_texts)
         probabilities = _probabilities(results)
-        where = f"{formulation}, {backend}, oneDNN {enable_mkldnn}, batch {batch_size}, {corpus[0]}"
+        where = f"{formulation}, {backend}, {graph} graph, oneDNN {enable_mkldnn}, batch {batch_size}, {corpus[0]}"
         np.testing.assert_allclose(probabilities, reference, rtol=0, atol=TOLERANCE, err_msg=where)
         assert [result["label"] for result in results] == [LABEL_NAMES[i] for i in reference.argmax(-1)], where
         assert [result["score"] for result in results] == pytest.approx(reference.max(-1).tolist(), abs=1e-5), where

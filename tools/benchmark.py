@@ -5,6 +5,7 @@ inference engines against dygraph, side by side on this CPU.
     python tools/benchmark.py --preset lucidrains-b16   # fast-transformer-pytorch's configuration, B16 x N512
     python tools/benchmark.py --preset paper-b64        # the paper's model, B64 x N256, also on Paddle Inference
     python tools/benchmark.py --preset deploy           # engines vs dygraph, batch 1 16 64 x length 32 128 512
+    python tools/benchmark.py --preset deploy-long      # the same engines, 128..8192 tokens at 2,048 per batch
     python tools/benchmark.py --quick                   # a smoke test
 
 Options given explicitly override the preset's. Writes benchmark.csv, .png and .json under
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=list(speed.PRESETS),
         default="grid",
-        help="grid (default), quick, lucidrains-b16, paper-b64 or deploy; see benchmarks/speed.py",
+        help="grid (default), quick, lucidrains-b16, paper-b64, deploy or deploy-long; see benchmarks/speed.py",
     )
     parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
     _add_run_options(parser)

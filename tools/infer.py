@@ -10,7 +10,7 @@ import os
 import program
 
 from paddlenlp_fastformer.app.deploy.infer import InferenceSettings, run_inference
-from paddlenlp_fastformer.app.deploy.predictor import BACKENDS
+from paddlenlp_fastformer.app.deploy.predictor import BACKENDS, GRAPHS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use_tensorrt", type=program.str2bool, default=False)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--backend", choices=BACKENDS, default="paddle")
+    parser.add_argument("--graph", choices=GRAPHS, default="auto",
+                        help="paddle backend: auto (default) runs the export's fused graph where its kernels load, else the portable one")
     parser.add_argument("--benchmark", type=program.str2bool, default=False, help="report time per stage and throughput")
     parser.add_argument("--save_log_path", help="also write the benchmark report here")
     return parser
@@ -37,6 +39,7 @@ def main(argv=None):
     settings = InferenceSettings(
         model_dir=args.model_dir,
         backend=args.backend,
+        graph=args.graph,
         cpu_threads=args.cpu_threads,
         enable_mkldnn=args.enable_mkldnn,
         precision=args.precision,

@@ -5,16 +5,18 @@ are several times slower than PyTorch's, and in Fastformer they cost more than t
 (``docs/speed.md``). Each helper below therefore has two paths that compute the same values: one
 fused C++ kernel (``csrc/fastformer_cpu_ops.cc``, loaded by :mod:`.library`) and the pure-Paddle
 reference written beside it. The fused path serves where :func:`available` says so: the model's
-``use_fused_ops`` is on (or ``PADDLENLP_FASTFORMER_FUSED_OPS=1`` overrides it), the run is eager,
-float32 and on the CPU, and the library is built. Exported static graphs always take the reference
-path, so Paddle Inference and ONNX need no custom operator.
+``use_fused_ops`` is on (or ``PADDLENLP_FASTFORMER_FUSED_OPS=1`` overrides it), the run is eager
+(or an export inside :func:`fused_in_static_graphs`), float32 and on the CPU, and the library is built.
+Static graphs take the reference path otherwise: the portable export, for ONNX and for machines
+without the library, holds standard operators only.
 
 Shapes: B batch, N tokens, H heads, d features per head.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 import paddle
 import paddle.nn as nn
@@ -33,32 +35,60 @@ __all__ = [
     "linear",
     "rotate",
     "FlatLinear",
+    "fused_in_static_graphs",
 ]
 
 SWITCH = "PADDLENLP_FASTFORMER_FUSED_OPS"
 FUSED_ACTIVATIONS = {None: 0, "gelu": 1}  # the activation codes of fastformer_bias_act
+_static_graphs = {"fused": False}
+
+
+@contextlib.contextmanager
+def fused_in_static_graphs() -> Iterator[None]:
+    """Within this block, static graphs (``paddle.jit.to_static``) take the fused kernels as custom operators.
+
+    The graph then runs only where the library is loaded before the predictor is created
+    (``paddle.utils.cpp_extension.load_op_meta_info_and_register_op``, which :func:`library.load` does).
+    """
+    previous, _static_graphs["fused"] = _static_graphs["fused"], True
+    try:
+        yield
+    finally:
+        _static_graphs["fused"] = previous
+
+
+@paddle.jit.not_to_static  # building or loading the library is Python work, never part of a traced graph
+def _kernels():
+    return library.load()
 
 
 def available(x: paddle.Tensor, use_fused_ops: bool) -> bool:
     """Whether the fused kernels serve a computation on ``x``.
 
     ``PADDLENLP_FASTFORMER_FUSED_OPS`` (0 or 1), when set, overrides ``use_fused_ops`` (the model
-    config's field). Then: eager mode, float32, CPU, and a built library.
+    config's field). Then: eager mode (or a static graph inside :func:`fused_in_static_graphs`), float32,
+    CPU, and a built library.
     """
+    if x.dtype != paddle.float32:
+        return False
+    if not paddle.in_dynamic_mode():  # an export: the graph it writes decides, not the model's config
+        return _static_graphs["fused"] and _kernels() is not None
     override = os.environ.get(SWITCH)
     wanted = use_fused_ops if override is None else override != "0"
-    return (
-        wanted
-        and paddle.in_dynamic_mode()
-        and x.dtype == paddle.float32
-        and x.place.is_cpu_place()
-        and library.load() is not None
-    )
+    return wanted and x.place.is_cpu_place() and _kernels() is not None
 
 
 def _dense(x: paddle.Tensor) -> paddle.Tensor:
     # The kernels read raw row-major memory; a strided view (e.g. from split) must be copied first.
+    # A static graph's values are always dense.
+    if not paddle.in_dynamic_mode():
+        return x
     return x if x.is_contiguous() else x.contiguous()
+
+
+def _shape(x: paddle.Tensor):
+    """``x``'s shape: a list in eager mode, a run-time shape tensor in static graphs (whose sizes are unknown)."""
+    return x.shape if paddle.in_dynamic_mode() else paddle.shape(x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,11 +131,11 @@ def additive_pool(
     """
     dropout_active = weights_dropout.training and weights_dropout.p > 0
     if not dropout_active and available(values, use_fused_ops):
-        batch, _, heads, head_size = values.shape
-        mask = token_mask.astype("float32").reshape([batch, -1])
+        heads, head_size = values.shape[2:]
+        mask = token_mask.astype("float32").reshape([0, -1])  # 0: the batch size as it is
         flat_values = _dense(values).reshape([0, 0, -1])
-        pooled = library.load().fastformer_token_pool(_dense(logits), mask, flat_values, scale)[0]
-        return pooled.reshape([batch, 1, heads, head_size])
+        pooled = _kernels().fastformer_token_pool(_dense(logits), mask, flat_values, scale)[0]
+        return pooled.reshape([0, 1, heads, head_size])
     weights = weights_dropout(masked_softmax_over_tokens(logits * scale, token_mask))
     return (broadcast_as(weights.unsqueeze(-1), values) * values).sum(axis=1, keepdim=True)
 
@@ -113,8 +143,8 @@ def additive_pool(
 def scale_tokens(x: paddle.Tensor, row_vector: paddle.Tensor, use_fused_ops: bool) -> paddle.Tensor:
     """'b n ..., b 1 ... -> b n ...': every token of a sequence times that sequence's vector."""
     if available(x, use_fused_ops):
-        flat_rows = _dense(row_vector).reshape([row_vector.shape[0], -1])
-        return library.load().fastformer_broadcast_mul(_dense(x).reshape([0, 0, -1]), flat_rows).reshape(x.shape)
+        flat_rows = _dense(row_vector).reshape([0, -1])
+        return _kernels().fastformer_broadcast_mul(_dense(x).reshape([0, 0, -1]), flat_rows).reshape(_shape(x))
     return x * broadcast_as(row_vector, x)
 
 
@@ -123,7 +153,7 @@ def layer_norm(
 ) -> paddle.Tensor:
     """``norm(x + residual)``, or ``norm(x)``."""
     if available(x, use_fused_ops):
-        ops = library.load()
+        ops = _kernels()
         if residual is None:
             return ops.fastformer_layer_norm(_dense(x), norm.weight, norm.bias, norm._epsilon)[0]
         return ops.fastformer_add_layer_norm(_dense(x), _dense(residual), norm.weight, norm.bias, norm._epsilon)[0]
@@ -146,8 +176,8 @@ def linear(
     if fusable and available(flat, use_fused_ops):
         product = paddle.matmul(flat, layer.weight)
         if residual is not None:
-            return library.load().fastformer_bias_residual(_dense(product), layer.bias, _dense(residual))
-        return library.load().fastformer_bias_act(_dense(product), layer.bias, FUSED_ACTIVATIONS[activation])
+            return _kernels().fastformer_bias_residual(_dense(product), layer.bias, _dense(residual))
+        return _kernels().fastformer_bias_act(_dense(product), layer.bias, FUSED_ACTIVATIONS[activation])
     out = F.linear(flat, layer.weight, layer.bias)
     if activation:
         # Imported here: this module imports only paddle, so that importing it never loads paddlenlp.
@@ -166,7 +196,7 @@ def rotate(
     stacking and concatenating the features instead cost more than the rest of the attention backward.
     """
     if available(x, use_fused_ops):
-        return library.load().fastformer_rotary(_dense(x), _dense(cos), _dense(sin))
+        return _kernels().fastformer_rotary(_dense(x), _dense(cos), _dense(sin))
     head_size = quarter_turn.shape[0]
     turned = paddle.matmul(x.reshape([-1, head_size]), quarter_turn.astype(x.dtype)).reshape(paddle.shape(x))
     return x * broadcast_as(cos[None, :, None, :], x) + turned * broadcast_as(sin[None, :, None, :], x)

@@ -9,7 +9,10 @@ else:
   **probabilities**, i.e. the softmax is part of the graph, so that every backend (Paddle Inference,
   onnxruntime, a C++ or serving deployment) returns the same numbers without its own post-processing;
   the predicted class is their argmax, exactly as for the logits.
-* ``inference.onnx`` (with ``onnx=True``): the same graph converted by paddle2onnx.
+* ``inference_fused.json`` + ``inference_fused.pdiparams`` (where the fused CPU kernels are built): the
+  same graph with those kernels as custom operators, which Paddle Inference runs once their library is
+  loaded; the predictor prefers it and falls back to the portable graph above where it cannot load.
+* ``inference.onnx`` (with ``onnx=True``): the portable graph converted by paddle2onnx.
 * ``inference_int8.onnx`` (with ``quantize="int8"``, which implies ``onnx``): that graph with onnxruntime's
   dynamic quantization of its weight matrix products: int8 weights (per output channel), activations
   quantized per batch at run time; everything else stays float32.
@@ -21,6 +24,7 @@ The directory appears in one rename when complete (:func:`file_utils.write_direc
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -31,10 +35,11 @@ import paddle
 import paddle.nn.functional as F
 
 from ...file_utils import output_redirected_to, write_directory_atomically, write_text_atomically
+from ...kernels import fused_ops, library
 from ..engine.checkpoint import label_names, load_checkpoint, truncation_length
 from ..errors import UserError
 from ..settings import Config
-from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE
+from .export_format import FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE
 
 __all__ = ["export_inference_model", "export_from_config"]
 
@@ -65,11 +70,14 @@ def _check_output_dir(output_dir: str) -> None:
         )
 
 
-def _save_static_graph(model: paddle.nn.Layer, directory: str) -> None:
-    """``paddle.jit.save`` of the probability graph, batch and sequence length both dynamic."""
+def _save_static_graph(model: paddle.nn.Layer, directory: str, fused: bool = False) -> None:
+    """``paddle.jit.save`` of the probability graph, batch and sequence length both dynamic; with ``fused``,
+    the graph that calls the fused kernels (``inference_fused.*``), else the portable one (``inference.*``)."""
     input_spec = [paddle.static.InputSpec([None, None], "int64", name) for name in INPUT_NAMES]
-    static_model = paddle.jit.to_static(_ProbabilityModel(model), input_spec=input_spec, full_graph=True)
-    paddle.jit.save(static_model, os.path.join(directory, MODEL_PREFIX))
+    files = FUSED_MODEL_FILES if fused else MODEL_FILES
+    with fused_ops.fused_in_static_graphs() if fused else contextlib.nullcontext():
+        static_model = paddle.jit.to_static(_ProbabilityModel(model), input_spec=input_spec, full_graph=True)
+        paddle.jit.save(static_model, os.path.join(directory, files[0].rsplit(".", 1)[0]))
 
 
 def _save_onnx(directory: str) -> None:
@@ -154,6 +162,8 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
 
     def save(staging: str) -> None:
         _save_static_graph(model, staging)
+        if library.load() is not None:
+            _save_static_graph(model, staging, fused=True)
         tokenizer.save_pretrained(staging)
         text = json.dumps(_inference_config(model, tokenizer), indent=2, ensure_ascii=False) + "\n"
         write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), text)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -13,6 +14,8 @@ from .predictor import TIMED_STAGES, Predictor, read_labelled_texts, summarize_t
 
 __all__ = ["InferenceSettings", "run_inference"]
 
+logger = logging.getLogger("paddlenlp_fastformer")
+
 
 @dataclass
 class InferenceSettings:
@@ -20,6 +23,7 @@ class InferenceSettings:
 
     model_dir: str
     backend: str = "paddle"
+    graph: str = "auto"  # paddle backend: the fused graph where it can run, else the portable one
     cpu_threads: Optional[int] = None
     enable_mkldnn: bool = False
     precision: str = "fp32"
@@ -46,12 +50,14 @@ def run_inference(
     predictor = Predictor(
         settings.model_dir,
         backend=settings.backend,
+        graph=settings.graph,
         cpu_threads=settings.cpu_threads,
         enable_mkldnn=settings.enable_mkldnn,
         precision=settings.precision,
         batch_size=settings.batch_size,
         record_timings=settings.benchmark,
     )
+    logger.info("predicting with %s, %s graph", settings.backend, predictor.graph)
     labels = None
     if texts is None:
         texts, labels = read_labelled_texts(data_path, predictor.label_names)
@@ -65,17 +71,17 @@ def run_inference(
         metrics = classification_metrics(labels, predictions, len(names), names)
         emit(f"accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f}  ({len(labels)} texts)")
     if settings.benchmark:
-        report = _benchmark_report(summarize_timings(predictor.timings), settings)
+        report = _benchmark_report(summarize_timings(predictor.timings), settings, predictor.graph)
         emit(report)
         if settings.save_log_path:
             write_text_atomically(settings.save_log_path, report + "\n")
 
 
-def _benchmark_report(summary: dict, settings: InferenceSettings) -> str:
+def _benchmark_report(summary: dict, settings: InferenceSettings, graph: str) -> str:
     onednn = "on" if settings.enable_mkldnn and settings.backend == "paddle" else "off"
     return "\n".join(
         [
-            f"benchmark: backend {settings.backend}, oneDNN {onednn}, {settings.cpu_threads} CPU thread(s), precision "
+            f"benchmark: backend {settings.backend} ({graph} graph), oneDNN {onednn}, {settings.cpu_threads} CPU thread(s), precision "
             f"{settings.precision}, batch size {settings.batch_size}",
             f"data: {summary['texts']} texts, {summary['tokens']} tokens, {summary['batches']} batches",
             *(f"{stage}_time(ms/batch): {summary[f'{stage}_ms_per_batch']:.3f}" for stage in TIMED_STAGES),

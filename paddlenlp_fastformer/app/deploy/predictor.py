@@ -23,14 +23,15 @@ import numpy as np
 from ..data.labels import dataset_labels
 from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
-from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, TOKENIZER_FILES
+from .export_format import FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, TOKENIZER_FILES
 
 __all__ = [
-    "BACKENDS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner",
-    "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
+    "BACKENDS", "GRAPHS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner",
+    "paddle_graph", "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
 ]  # fmt: skip
 
 BACKENDS = ("paddle", "onnxruntime")
+GRAPHS = ("auto", "fused", "portable")  # which exported graph the paddle backend runs (see paddle_graph)
 MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
 PRECISIONS = ("fp32", "int8")  # int8: the dynamically quantized ONNX graph, on onnxruntime
 # oneDNN keeps compiled kernels per input shape; batches of varying length would grow that cache
@@ -68,12 +69,15 @@ class BatchTiming:
 # backends: a callable (input_ids, attention_mask) -> probabilities, all numpy
 # ----------------------------------------------------------------------------------------------
 class _PaddleInferenceRunner:
-    """The static graph on Paddle Inference (CPU), oneDNN on or off."""
+    """The static graph on Paddle Inference (CPU), oneDNN on or off; the fused graph needs the kernels'
+    library loaded (:func:`paddle_graph` did) before the predictor is created."""
 
-    def __init__(self, model_dir: str, cpu_threads: int, enable_mkldnn: bool):
+    def __init__(self, model_dir: str, cpu_threads: int, enable_mkldnn: bool, graph: str = "portable"):
         from paddle import inference
 
-        config = inference.Config(*(os.path.join(model_dir, name) for name in MODEL_FILES))
+        self.graph = graph
+        files = FUSED_MODEL_FILES if graph == "fused" else MODEL_FILES
+        config = inference.Config(*(os.path.join(model_dir, name) for name in files))
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(cpu_threads)
         if enable_mkldnn:
@@ -96,6 +100,8 @@ class _PaddleInferenceRunner:
 
 class _OnnxRuntimeRunner:
     """``inference.onnx`` (or its int8 twin) on onnxruntime's CPU execution provider."""
+
+    graph = "portable"  # paddle2onnx converts the portable graph
 
     def __init__(self, model_dir: str, cpu_threads: int, model_file: str = ONNX_FILE):
         import onnxruntime
@@ -207,15 +213,41 @@ def plan_forward_passes(lengths: Sequence[int], max_rows: int, pass_cost_tokens:
     return passes[::-1]
 
 
-def create_runner(model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False, precision: str = "fp32"):
-    """A callable ``(input_ids, attention_mask) -> probabilities`` on ``backend`` (numpy in and out).
+def create_runner(
+    model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False, precision: str = "fp32",
+    graph: str = "auto",
+):  # fmt: skip
+    """A callable ``(input_ids, attention_mask) -> probabilities`` on ``backend`` (numpy in and out); its
+    ``graph`` attribute says which graph it runs (see :func:`paddle_graph`; onnxruntime's is the portable one).
 
     ``enable_mkldnn`` applies to the paddle backend; onnxruntime's pip build has no oneDNN provider.
     """
     _check_model_dir(model_dir, backend, precision)
+    if graph not in GRAPHS:
+        raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
     if backend == "paddle":
-        return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn)
+        chosen = paddle_graph(model_dir, graph)
+        return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, chosen)
+    if graph == "fused":
+        raise UserError("the fused graph runs on Paddle Inference only; use --backend paddle, or graph auto or portable")
     return _OnnxRuntimeRunner(model_dir, cpu_threads, _model_files(backend, precision)[0])
+
+
+def paddle_graph(model_dir: str, graph: str = "auto") -> str:
+    """The graph the paddle backend runs: "fused" where the export has it and the fused kernels' library
+    loads on this machine (``graph="auto"``), else "portable"; ``graph="fused"`` insists on it."""
+    has_fused = all(Path(model_dir, name).is_file() for name in FUSED_MODEL_FILES)
+    if graph == "portable" or (graph == "auto" and not has_fused):
+        return "portable"
+    if not has_fused:
+        raise UserError(f"{model_dir}: holds no fused graph ({FUSED_MODEL_FILES[0]}); export where the fused kernels build, or run the portable graph")
+    from ...kernels import library
+
+    if library.load() is None:  # it logged why
+        if graph == "fused":
+            raise UserError("the fused kernels cannot be built on this machine (the log says why); run the portable graph")
+        return "portable"
+    return "fused"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,6 +263,8 @@ class Predictor:
         enable_mkldnn: run Paddle Inference with oneDNN kernels (paddle backend only).
         precision: "fp32", or "int8" for the quantized graph of ``--quantize int8`` (onnxruntime backend).
         batch_size: texts per forward pass at most.
+        graph: "auto" (the fused graph on the paddle backend where it can run, else the portable one),
+            "fused" or "portable"; ``self.graph`` says which runs.
         pass_cost_tokens: what one more forward pass costs, in padded tokens; texts are grouped into passes
             that minimise the total (default ``PASS_COST_TOKENS``).
         record_timings: append a :class:`BatchTiming` per batch to ``self.timings``.
@@ -251,6 +285,7 @@ class Predictor:
         batch_size: int = 16,
         record_timings: bool = False,
         pass_cost_tokens: Optional[float] = None,
+        graph: str = "auto",
     ):
         from ...tokenizer import FastformerTokenizer
 
@@ -265,7 +300,7 @@ class Predictor:
         self.label_names, self.max_seq_len, vocab_size = _read_inference_config(config_path)
         try:
             self.tokenizer = FastformerTokenizer.from_pretrained(model_dir)
-            self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn, precision)
+            self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn, precision, graph)
         except UserError:
             raise
         # A damaged graph, weights, ONNX or tokenizer file: each library raises its own types for those.
@@ -276,6 +311,7 @@ class Predictor:
                 f"{Path(model_dir, 'vocab.txt')}: holds {len(self.tokenizer)} tokens but the exported model has "
                 f"{vocab_size} ({config_path}); the vocabulary and the model must come from the same export"
             )
+        self.graph = self.runner.graph
         self.batch_size = batch_size
         self.pass_cost_tokens = PASS_COST_TOKENS if pass_cost_tokens is None else pass_cost_tokens
         self.forward_passes = 0

@@ -164,6 +164,7 @@ class _Service:
         return {
             "model_dir": settings.model_dir,
             "backend": settings.backend,
+            "graph": self.predictor.graph if self.predictor else None,
             "cpu_threads": settings.cpu_threads,
             "ready": self.ready.is_set(),
             "labels": self.predictor.label_names if self.predictor else None,

@@ -490,12 +490,46 @@ std::vector<paddle::Tensor> RotaryBackward(const paddle::Tensor& cos, const padd
   return {grad_x};
 }
 
+// ---- static graphs (an export that keeps the fused kernels): output shapes and dtypes, no kernel run ----
+// Sizes unknown until run time are -1.
+using Shape = std::vector<int64_t>;
+using Shapes = std::vector<Shape>;
+using Dtypes = std::vector<paddle::DataType>;
+
+Shape RowsOf(const Shape& shape) {  // [product of all but the last axis]: the rows of Mean and Rstd
+  int64_t rows = 1;
+  for (size_t axis = 0; axis + 1 < shape.size(); ++axis) {
+    if (shape[axis] < 0) return {-1};
+    rows *= shape[axis];
+  }
+  return {rows};
+}
+
+Shapes LikeFirstOf2(const Shape& x, const Shape&) { return {x}; }
+Shapes LikeFirstOf3(const Shape& x, const Shape&, const Shape&) { return {x}; }
+Shapes AddLayerNormShapes(const Shape& x, const Shape&, const Shape&, const Shape&) { return {x, x, RowsOf(x), RowsOf(x)}; }
+Shapes LayerNormShapes(const Shape& x, const Shape&, const Shape&) { return {x, RowsOf(x), RowsOf(x)}; }
+Shapes TokenPoolShapes(const Shape& logits, const Shape&, const Shape& values) { return {{values[0], values.back()}, logits}; }
+
+Dtypes DtypeOfFirstOf2(const paddle::DataType& x, const paddle::DataType&) { return {x}; }
+Dtypes DtypeOfFirstOf3(const paddle::DataType& x, const paddle::DataType&, const paddle::DataType&) { return {x}; }
+Dtypes AddLayerNormDtypes(const paddle::DataType& x, const paddle::DataType&, const paddle::DataType&,
+                          const paddle::DataType&) {
+  return {x, x, x, x};
+}
+Dtypes LayerNormDtypes(const paddle::DataType& x, const paddle::DataType&, const paddle::DataType&) { return {x, x, x}; }
+Dtypes TokenPoolDtypes(const paddle::DataType& logits, const paddle::DataType&, const paddle::DataType& values) {
+  return {values, logits};
+}
+
 }  // namespace
 
 PD_BUILD_OP(fastformer_rotary)
     .Inputs({"X", "Cos", "Sin"})
     .Outputs({"Out"})
-    .SetKernelFn(PD_KERNEL(RotaryForward));
+    .SetKernelFn(PD_KERNEL(RotaryForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LikeFirstOf3))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DtypeOfFirstOf3));
 PD_BUILD_GRAD_OP(fastformer_rotary)
     .Inputs({"Cos", "Sin", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X")})
@@ -505,7 +539,9 @@ PD_BUILD_OP(fastformer_bias_act)
     .Inputs({"X", "Bias"})
     .Outputs({"Out"})
     .Attrs({"activation: int"})
-    .SetKernelFn(PD_KERNEL(BiasActForward));
+    .SetKernelFn(PD_KERNEL(BiasActForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LikeFirstOf2))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DtypeOfFirstOf2));
 PD_BUILD_GRAD_OP(fastformer_bias_act)
     .Inputs({"X", "Bias", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("Bias")})
@@ -515,7 +551,9 @@ PD_BUILD_GRAD_OP(fastformer_bias_act)
 PD_BUILD_OP(fastformer_bias_residual)
     .Inputs({"X", "Bias", "Residual"})
     .Outputs({"Out"})
-    .SetKernelFn(PD_KERNEL(BiasResidualForward));
+    .SetKernelFn(PD_KERNEL(BiasResidualForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LikeFirstOf3))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DtypeOfFirstOf3));
 PD_BUILD_GRAD_OP(fastformer_bias_residual)
     .Inputs({"Bias", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("Bias"), paddle::Grad("Residual")})
@@ -525,7 +563,9 @@ PD_BUILD_OP(fastformer_add_layer_norm)
     .Inputs({"X", "Residual", "Gamma", "Beta"})
     .Outputs({"Out", "Sum", "Mean", "Rstd"})
     .Attrs({"eps: float"})
-    .SetKernelFn(PD_KERNEL(AddLayerNormForward));
+    .SetKernelFn(PD_KERNEL(AddLayerNormForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AddLayerNormShapes))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AddLayerNormDtypes));
 PD_BUILD_GRAD_OP(fastformer_add_layer_norm)
     .Inputs({"Sum", "Gamma", "Mean", "Rstd", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("Residual"), paddle::Grad("Gamma"), paddle::Grad("Beta")})
@@ -536,7 +576,9 @@ PD_BUILD_OP(fastformer_layer_norm)
     .Inputs({"X", "Gamma", "Beta"})
     .Outputs({"Out", "Mean", "Rstd"})
     .Attrs({"eps: float"})
-    .SetKernelFn(PD_KERNEL(LayerNormForward));
+    .SetKernelFn(PD_KERNEL(LayerNormForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LayerNormShapes))
+    .SetInferDtypeFn(PD_INFER_DTYPE(LayerNormDtypes));
 PD_BUILD_GRAD_OP(fastformer_layer_norm)
     .Inputs({"X", "Gamma", "Mean", "Rstd", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("Gamma"), paddle::Grad("Beta")})
@@ -547,7 +589,9 @@ PD_BUILD_OP(fastformer_token_pool)
     .Inputs({"Logits", "Mask", "Values"})
     .Outputs({"Pooled", "Weights"})
     .Attrs({"scale: float"})
-    .SetKernelFn(PD_KERNEL(TokenPoolForward));
+    .SetKernelFn(PD_KERNEL(TokenPoolForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(TokenPoolShapes))
+    .SetInferDtypeFn(PD_INFER_DTYPE(TokenPoolDtypes));
 PD_BUILD_GRAD_OP(fastformer_token_pool)
     .Inputs({"Mask", "Values", "Weights", paddle::Grad("Pooled")})
     .Outputs({paddle::Grad("Logits"), paddle::Grad("Values")})
@@ -557,7 +601,9 @@ PD_BUILD_GRAD_OP(fastformer_token_pool)
 PD_BUILD_OP(fastformer_broadcast_mul)
     .Inputs({"X", "G"})
     .Outputs({"Out"})
-    .SetKernelFn(PD_KERNEL(BroadcastMulForward));
+    .SetKernelFn(PD_KERNEL(BroadcastMulForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LikeFirstOf2))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DtypeOfFirstOf2));
 PD_BUILD_GRAD_OP(fastformer_broadcast_mul)
     .Inputs({"X", "G", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("G")})
