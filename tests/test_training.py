@@ -424,3 +424,55 @@ def test_runs_made_one_after_another_log_to_their_own_files(tmp_path, tiny_data_
     first, second = ((tmp_path / name / "train.log").read_text() for name in ("first", "second"))
     assert "training on" in first and "training on" in second
     assert str(tmp_path / "second") not in first  # the second run wrote nothing into the first one's log
+
+
+# --------------------------------------------------------------------------- starting from a pretrained encoder
+
+
+def _pretrained_masked_lm(directory, tiny_data_dir, **changes):
+    """A FastformerForMaskedLM saved as a pretraining run would be: its config, weights and vocabulary."""
+    from conftest import TINY_MODEL
+
+    from paddlenlp_fastformer import FastformerConfig, FastformerForMaskedLM
+
+    texts = [example["text"] for example in read_prepared(str(tiny_data_dir / "train.jsonl"), 5)]
+    tokenizer = FastformerTokenizer.build_from_corpus(texts)
+    paddle.seed(7)
+    model = FastformerForMaskedLM(FastformerConfig(vocab_size=len(tokenizer), **{**TINY_MODEL, **changes}))
+    model.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return model
+
+
+def test_init_from_a_pretraining_directory_loads_every_encoder_weight(tmp_path, tiny_data_dir):
+    pretrained = _pretrained_masked_lm(tmp_path / "pretrained", tiny_data_dir)
+    config = load_config(write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out"),
+                         [f"Global.init_from={tmp_path / 'pretrained'}"])  # fmt: skip
+    with paddle.utils.unique_name.guard():
+        started = trainer._start_run(config)
+    expected = pretrained.fastformer.state_dict()  # embeddings and encoder: a masked LM has no pooler
+    encoder = started.model.fastformer.state_dict()
+    assert set(encoder) - set(expected) == {name for name in encoder if name.startswith("pooler.")} and len(expected) > 10
+    for name, weight in expected.items():  # every encoder weight is the pretrained one, none newly initialised
+        np.testing.assert_array_equal(encoder[name].numpy(), weight.numpy(), err_msg=name)
+    assert started.tokenizer.get_vocab() == FastformerTokenizer.from_pretrained(str(tmp_path / "pretrained")).get_vocab()
+    assert started.model.classifier.weight.shape[-1] == len(LABEL_NAMES)  # the head is the task's, fresh
+
+
+def test_init_from_then_training_runs_and_transfers_between_tasks(tmp_path, tiny_data_dir, trained_run):
+    """Transfer in stages: a trained classifier's encoder starts another run (its head is replaced)."""
+    best = trained_run["output_dir"] / "best"
+    result, losses = run(write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out"), [f"Global.init_from={best}"])
+    assert losses and result["history"]
+    assert FastformerTokenizer.from_pretrained(str(tmp_path / "out" / "best")).get_vocab() == FastformerTokenizer.from_pretrained(str(best)).get_vocab()
+
+
+@pytest.mark.parametrize("changes, named", [({"hidden_size": 64, "intermediate_size": 64}, "hidden_size"), ({"formulation": "lucidrains"}, "formulation")])
+def test_init_from_another_architecture_is_one_line(tmp_path, tiny_data_dir, changes, named):
+    _pretrained_masked_lm(tmp_path / "pretrained", tiny_data_dir, **changes)
+    config = load_config(write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out"),
+                         [f"Global.init_from={tmp_path / 'pretrained'}"])  # fmt: skip
+    with pytest.raises(UserError, match=f"Global.init_from=.*{named}"):
+        trainer._start_run(config)
+    with pytest.raises(UserError, match="Global.init_from=.*not a directory"):
+        trainer._start_run(load_config(write_tiny_config(tmp_path / "d.yaml", tiny_data_dir, tmp_path / "out2"), [f"Global.init_from={tmp_path / 'none'}"]))

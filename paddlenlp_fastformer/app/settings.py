@@ -85,6 +85,12 @@ class GlobalConfig:
     use_visualdl: bool = _field(
         False, "Also write VisualDL scalars (loss, learning rate, tokens/s, dev accuracy and macro-F1) to output_dir/vdl."
     )
+    init_from: Optional[str] = _field(
+        None,
+        "A from_pretrained directory (a pretraining output, or a classifier of another task) whose vocabulary, "
+        "embeddings and encoder start this training; the classification head starts fresh. The Model section "
+        "must describe the same architecture. Ignored when the run resumes from output_dir/last.",
+    )
 
 
 @dataclass

@@ -25,10 +25,10 @@ import numpy as np
 import paddle
 import yaml
 
-from ...configuration import FastformerConfigError
+from ...configuration import FastformerConfig, FastformerConfigError
 from ...file_utils import recover_directory, write_directory_atomically, write_text_atomically
 from ...modeling import FastformerForSequenceClassification
-from ...serialization import CheckpointError, WEIGHT_FILES, load_arrays, save_arrays
+from ...serialization import CheckpointError, WEIGHT_FILES, check_pretrained_dir, load_arrays, load_weights, save_arrays
 from ...tokenizer import FastformerTokenizer
 from ..errors import UserError, one_line
 from ..settings import Config, config_to_dict, declared_default, save_config
@@ -110,6 +110,57 @@ def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint"):
         raise UserError(f"{path / 'tokenizer_config.json'}: 'model_max_length' is {length!r}; expected a positive integer")
     model.eval()
     return model, tokenizer
+
+
+# The base model's pooler, which a masked-LM pretraining output does not have (its head reads every token).
+OPTIONAL_PRETRAINED_PREFIX = "pooler."
+# What a pretrained encoder and the model it starts must agree on (the weights' shapes follow from these).
+ARCHITECTURE_KEYS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "attention_head_size", "intermediate_size",
+    "hidden_act", "max_position_embeddings", "layer_norm_eps", "formulation", "position_embedding_type", "attention_type",
+)  # fmt: skip
+
+
+def initialise_encoder(model, directory: str, key: str = "Global.init_from") -> int:
+    """Copy the embeddings and encoder of the from_pretrained ``directory`` (any Fastformer head: a masked-LM
+    pretraining output or another task's classifier) into ``model``'s. The pooler comes along where the
+    directory has one (a classifier's); the masked-LM head has none, and then it starts fresh with the
+    classification head. Returns how many tensors were copied.
+
+    Raises:
+        UserError: the directory is incomplete or damaged, describes another architecture (naming the first
+            key that differs), or lacks an encoder weight.
+    """
+    path = check_model_dir(directory, key)
+    try:
+        check_pretrained_dir(str(path))
+        theirs = FastformerConfig.from_pretrained(str(path))
+        arrays = load_weights(path)
+    except (CheckpointError, FastformerConfigError) as error:
+        raise UserError(f"{key}={directory!r}: {error}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{key}={directory!r}: cannot be loaded ({type(error).__name__}: {one_line(error)[:300]})") from None
+    for name in ARCHITECTURE_KEYS:
+        if getattr(theirs, name) != getattr(model.config, name):
+            where = "the vocabulary" if name == "vocab_size" else f"Model.{name}"
+            raise UserError(
+                f"{key}={directory!r}: {name} is {getattr(theirs, name)!r} there but {getattr(model.config, name)!r} in "
+                f"{where} here; expected the pretrained model's architecture"
+            )
+    prefix = model.base_model_prefix + "."
+    found = {name[len(prefix):] if name.startswith(prefix) else name: array for name, array in arrays.items()}
+    encoder = getattr(model, model.base_model_prefix)
+    state = {}
+    for name, parameter in encoder.state_dict().items():
+        if name not in found:
+            if name.startswith(OPTIONAL_PRETRAINED_PREFIX):
+                continue
+            raise UserError(f"{key}={directory!r}: holds no weight {prefix + name!r}; expected a Fastformer of the same architecture")
+        if tuple(found[name].shape) != tuple(parameter.shape):
+            raise UserError(f"{key}={directory!r}: {prefix + name} is {list(found[name].shape)} there, {list(parameter.shape)} here")
+        state[name] = found[name]
+    encoder.set_state_dict(state)
+    return len(state)
 
 
 def label_names(config) -> list:

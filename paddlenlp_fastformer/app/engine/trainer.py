@@ -168,7 +168,13 @@ def _start_run(config: Config) -> _Run:
         dev_examples = read_split(_data_path(config, config.data.dev_file), labels, "dev split")
     last_dir = output_dir / checkpoint.LAST
     saved = _resumable_state(config, last_dir, data_fingerprints)
-    tokenizer = FastformerTokenizer.from_pretrained(str(last_dir)) if saved else _build_tokenizer(config, train_examples)
+    init_from = None if saved else config.global_.init_from
+    if saved:
+        tokenizer = FastformerTokenizer.from_pretrained(str(last_dir))
+    elif init_from:  # the pretrained embeddings index its vocabulary
+        tokenizer = FastformerTokenizer.from_pretrained(str(checkpoint.check_model_dir(init_from, "Global.init_from")))
+    else:
+        tokenizer = _build_tokenizer(config, train_examples)
     loader = make_dataloader(
         ReviewDataset(train_examples, tokenizer, config.data.max_seq_len),
         config.data.batch_size,
@@ -183,6 +189,9 @@ def _start_run(config: Config) -> _Run:
     if config.global_.max_steps > 0:
         total_steps = min(total_steps, config.global_.max_steps)
     model = checkpoint.load_checkpoint(str(last_dir), "last/")[0] if saved else build_model(config, tokenizer, labels)
+    if init_from:
+        copied = checkpoint.initialise_encoder(model, init_from)
+        logger.info("started the embeddings and encoder (%d tensors) and the vocabulary from %s; the classifier head is new", copied, init_from)
     optimizer, schedule = _build_optimizer(config, model, total_steps)
     progress = _restore_state(last_dir, saved, optimizer, schedule, model) if saved else Progress()
     dev_loader = None
