@@ -227,24 +227,30 @@ class FastformerTokenizer(PretrainedTokenizer):
         truncation=True, padding=False)`` returns, at a tenth of the cost: the splitting and lookup
         are a regular expression and a dict, and PaddleNLP's per-call machinery (batch encoding,
         truncation strategies, special-token templates) costs ten times as much. A text holding a
-        special or added token takes the full route, which matches those first.
+        special or added token (in any case, where the tokenizer lower-cases) takes the full route,
+        which matches those first.
 
         Args:
             texts (list[str]): The texts.
-            max_length (int, optional): Keep at most this many tokens of each text.
+            max_length (int, optional): Keep at most this many tokens of each text; by default
+                ``model_max_length``, where truncation cuts without one.
 
         Returns:
             list[list[int]]: The ids of each text's tokens.
         """
+        if max_length is None:
+            max_length = self.model_max_length
         kept = self.unique_no_split_tokens
+        if self.do_lower_case:
+            kept = sorted(set(kept) | {token.lower() for token in kept})
         ids = []
         for text in texts:
-            if any(token in text for token in kept):
-                ids.append(self(text, max_length=max_length, truncation=max_length is not None, padding=False,
+            lowered = text.lower() if self.do_lower_case else text
+            if any(token in text or token in lowered for token in kept):
+                ids.append(self(text, max_length=max_length, truncation=True, padding=False,
                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"])  # fmt: skip
                 continue
-            words = _WORDPUNCT_RE.findall(text.lower() if self.do_lower_case else text)
-            ids.append([self.vocab.get(word, _UNK_ID) for word in words[:max_length]])
+            ids.append([self.vocab.get(word, _UNK_ID) for word in _WORDPUNCT_RE.findall(lowered)[:max_length]])
         return ids
 
     def _convert_token_to_id(self, token):

@@ -232,6 +232,17 @@ def test_predictor_counts_its_forward_passes(exported, parity_texts):
     assert predictor.forward_passes == -(-len(parity_texts) // 4)
 
 
+def test_without_the_kernels_the_portable_graph_runs_and_is_the_only_one_exported(exported, tmp_path, monkeypatch):
+    formulation, checkpoint, export_dir = exported
+    monkeypatch.setattr(library, "load", lambda: None)  # a machine where the kernels cannot be built
+    predictor = Predictor(str(export_dir), cpu_threads=1)
+    assert predictor.graph == "portable" and predictor.predict(["works fine"])[0]["label"] in LABEL_NAMES
+    with pytest.raises(UserError, match="fused kernels cannot be built"):
+        Predictor(str(export_dir), cpu_threads=1, graph="fused")
+    export_inference_model(str(checkpoint), str(tmp_path / "portable_only"))
+    assert not list((tmp_path / "portable_only").glob("inference_fused.*")), formulation
+
+
 def test_predictor_restores_input_order(exported, parity_texts):
     _, _, export_dir = exported
     predictor = Predictor(str(export_dir), backend="onnxruntime", cpu_threads=1, batch_size=3, record_timings=True)

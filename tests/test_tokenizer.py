@@ -84,7 +84,7 @@ def test_new_and_reloaded_tokenizers_split_special_token_strings_alike(tmp_path)
 
 
 def _full_route_ids(tokenizer, texts, max_length):
-    return tokenizer(texts, max_length=max_length, truncation=max_length is not None, padding=False,
+    return tokenizer(texts, max_length=max_length, truncation=True, padding=False,
                      return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # fmt: skip
 
 
@@ -95,6 +95,14 @@ def _full_route_ids(tokenizer, texts, max_length):
 def test_texts_to_ids_equals_the_full_route(do_lower_case, texts, max_length):
     tokenizer = FastformerTokenizer.build_from_corpus(["The movie was good . it's BAD ! σ Σ É é"], do_lower_case=do_lower_case)
     assert tokenizer.texts_to_ids(texts, max_length) == _full_route_ids(tokenizer, texts, max_length)
+
+
+def test_texts_to_ids_finds_special_and_added_tokens_in_any_case(tmp_path):
+    tokenizer = FastformerTokenizer.build_from_corpus(["new york is big"])
+    tokenizer.add_tokens(["new york"])
+    texts = ["NEW YORK is big", "a [MASK] b", "a [mask] b", "plain text", " ".join(["word"] * 600)]
+    assert tokenizer.texts_to_ids(texts) == _full_route_ids(tokenizer, texts, None)
+    assert len(tokenizer.texts_to_ids(texts)[-1]) == tokenizer.model_max_length  # cut where truncation cuts
 
 
 def test_texts_to_ids_equals_the_full_route_on_real_reviews():

@@ -15,6 +15,7 @@ Shapes: B batch, N tokens, H heads, d features per head.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from typing import Iterator, Optional
 
@@ -40,7 +41,9 @@ __all__ = [
 
 SWITCH = "PADDLENLP_FASTFORMER_FUSED_OPS"
 FUSED_ACTIVATIONS = {None: 0, "gelu": 1}  # the activation codes of fastformer_bias_act
-_static_graphs = {"fused": False}
+# Whether static graphs traced now take the fused kernels; per thread and task, so that a fused export
+# cannot leak into another thread's tracing.
+_fused_static_graphs: contextvars.ContextVar = contextvars.ContextVar("fused_static_graphs", default=False)
 
 
 @contextlib.contextmanager
@@ -50,11 +53,11 @@ def fused_in_static_graphs() -> Iterator[None]:
     The graph then runs only where the library is loaded before the predictor is created
     (``paddle.utils.cpp_extension.load_op_meta_info_and_register_op``, which :func:`library.load` does).
     """
-    previous, _static_graphs["fused"] = _static_graphs["fused"], True
+    token = _fused_static_graphs.set(True)
     try:
         yield
     finally:
-        _static_graphs["fused"] = previous
+        _fused_static_graphs.reset(token)
 
 
 @paddle.jit.not_to_static  # building or loading the library is Python work, never part of a traced graph
@@ -72,7 +75,7 @@ def available(x: paddle.Tensor, use_fused_ops: bool) -> bool:
     if x.dtype != paddle.float32:
         return False
     if not paddle.in_dynamic_mode():  # an export: the graph it writes decides, not the model's config
-        return _static_graphs["fused"] and _kernels() is not None
+        return _fused_static_graphs.get() and _kernels() is not None
     override = os.environ.get(SWITCH)
     wanted = use_fused_ops if override is None else override != "0"
     return wanted and x.place.is_cpu_place() and _kernels() is not None

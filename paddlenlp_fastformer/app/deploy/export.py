@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -37,11 +38,13 @@ import paddle.nn.functional as F
 from ...file_utils import output_redirected_to, write_directory_atomically, write_text_atomically
 from ...kernels import fused_ops, library
 from ..engine.checkpoint import label_names, load_checkpoint, truncation_length
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..settings import Config
 from .export_format import FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE
 
 __all__ = ["export_inference_model", "export_from_config"]
+
+logger = logging.getLogger("paddlenlp_fastformer")
 
 
 # Opset 17 has LayerNormalization as one operator; onnxruntime 1.16+ runs it.
@@ -163,7 +166,12 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
     def save(staging: str) -> None:
         _save_static_graph(model, staging)
         if library.load() is not None:
-            _save_static_graph(model, staging, fused=True)
+            try:
+                _save_static_graph(model, staging, fused=True)
+            except Exception as error:  # noqa: BLE001  the portable graph is what every backend can run
+                for name in FUSED_MODEL_FILES:
+                    Path(staging, name).unlink(missing_ok=True)
+                logger.warning("the fused-kernel graph could not be exported (%s); the portable graph is", one_line(error)[:300])
         tokenizer.save_pretrained(staging)
         text = json.dumps(_inference_config(model, tokenizer), indent=2, ensure_ascii=False) + "\n"
         write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), text)

@@ -11,6 +11,7 @@ Nothing here imports training code: an export directory and the tokenizer are al
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import time
@@ -30,6 +31,8 @@ __all__ = [
     "paddle_graph", "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
 ]  # fmt: skip
 
+logger = logging.getLogger("paddlenlp_fastformer")
+
 BACKENDS = ("paddle", "onnxruntime")
 GRAPHS = ("auto", "fused", "portable")  # which exported graph the paddle backend runs (see paddle_graph)
 MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
@@ -40,7 +43,7 @@ ONEDNN_CACHE_CAPACITY = 32
 # What starting one more forward pass costs, counted in tokens of work (a padded position of one row):
 # the planner weighs it against the padding that fewer, longer-padded passes compute. Small passes
 # also multiply small matrices, which runs well below the machine's speed, so the best value is larger
-# than a pass's fixed overhead alone; docs/deployment.md ("Forward passes") has the sweep behind it.
+# than a pass's fixed overhead alone; docs/serving.md ("Forward passes") has the sweep behind it.
 PASS_COST_TOKENS = 150
 # Where a prepared data directory (tools/prepare_data.py) keeps the split that is predicted.
 DEFAULT_SPLIT_FILE = "test.jsonl"
@@ -197,6 +200,8 @@ def plan_forward_passes(lengths: Sequence[int], max_rows: int, pass_cost_tokens:
     sorted texts finds it (``best[j]``: the cheapest way to run the ``j`` shortest texts). A large
     ``pass_cost_tokens`` gives full passes of ``max_rows``; 0 gives one pass per distinct length.
     """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     order = sorted(range(len(lengths)), key=lambda index: lengths[index])
     sorted_lengths = np.array([lengths[index] for index in order], dtype=np.float64)
     best = np.zeros(len(order) + 1)
@@ -227,7 +232,13 @@ def create_runner(
         raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
     if backend == "paddle":
         chosen = paddle_graph(model_dir, graph)
-        return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, chosen)
+        try:
+            return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, chosen)
+        except Exception as error:  # noqa: BLE001  e.g. a library built from other sources than the graph's
+            if graph != "auto" or chosen != "fused":
+                raise
+            logger.warning("the fused graph of %s cannot run here (%s); running the portable graph", model_dir, one_line(error)[:200])
+            return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, "portable")
     if graph == "fused":
         raise UserError("the fused graph runs on Paddle Inference only; use --backend paddle, or graph auto or portable")
     return _OnnxRuntimeRunner(model_dir, cpu_threads, _model_files(backend, precision)[0])
@@ -338,8 +349,8 @@ class Predictor:
     def encode(self, texts: Sequence[str], max_lengths: Optional[Sequence[int]] = None) -> tuple[list, list]:
         """Token ids of each text, cut at ``max_seq_len`` (or its ``max_lengths`` entry), and whether it was cut.
 
-        The first half of :meth:`predict`; the service runs it on its own thread, so that the inference
-        thread only pads and runs the model.
+        The first half of :meth:`predict`; the service runs it as requests arrive, off the inference thread,
+        which then only pads and runs the model (:meth:`predict_encoded`).
         """
         for number, text in enumerate(texts, start=1):
             if not isinstance(text, str) or not text.strip():

@@ -2,9 +2,9 @@
 
 Requests put their texts on a bounded queue and wait on a future. One worker thread takes the oldest
 request, then keeps taking requests until the batch holds ``max_batch_size`` texts or the oldest has
-waited ``max_wait_ms``, predicts the whole batch in one forward pass and hands each request its
-share. A full queue refuses a request at once (the service answers 503) instead of letting waits
-grow without bound.
+waited ``max_wait_ms``, predicts the whole batch (the predictor splits it into forward passes by
+length) and hands each request its share. A full queue refuses a request at once (the service
+answers 503) instead of letting waits grow without bound.
 
 Written here rather than taken from a library: PaddleNLP's SimpleServing runs one request per forward
 pass, and the general-purpose batching servers (Triton, TorchServe) are separate processes that cannot

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import sys
@@ -30,6 +31,7 @@ __all__ = ["ServiceSettings", "create_app"]
 
 SIMPLE_SERVING_PATH = "/models/fastformer"
 GIL_SWITCH_SECONDS = 0.0005
+INLINE_TOKENIZE_CHARS = 20_000  # about 20 reviews: tokenized on the event loop in well under a millisecond
 
 
 @dataclass
@@ -126,9 +128,11 @@ class _Service:
 
     def load(self) -> None:
         """Load the model and start the inference thread; a failure is kept for /health to report."""
-        from ..deploy.predictor import Predictor
+        from ..deploy.predictor import Predictor, serving_backend
 
         settings = self.settings
+        if settings.backend == "auto":
+            settings.backend = serving_backend(settings.model_dir)
         try:
             self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
                                        batch_size=settings.max_batch_size)  # fmt: skip
@@ -150,9 +154,14 @@ class _Service:
         if not self.ready.is_set():
             raise BadRequest(503, "model", self.load_error or "the model is still loading; retry shortly")
         limit = min(max_seq_len or self.predictor.max_seq_len, self.predictor.max_seq_len)
-        # Tokenizing here, on the event loop, overlaps it with the forward passes of earlier requests
+        # Tokenizing here, off the inference thread, overlaps it with the forward passes of earlier requests
         # (onnxruntime releases the GIL while it runs); the inference thread only pads and runs the model.
-        token_ids, truncated = self.predictor.encode(texts, [limit] * len(texts))
+        # A large request is tokenized on a worker thread, so that the event loop keeps serving meanwhile.
+        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            token_ids, truncated = self.predictor.encode(texts, [limit] * len(texts))
+        else:
+            encode = functools.partial(self.predictor.encode, texts, [limit] * len(texts))
+            token_ids, truncated = await asyncio.get_running_loop().run_in_executor(None, encode)
         try:
             future = self.batcher.submit(list(zip(token_ids, truncated)))
         except QueueFull as full:
