@@ -386,6 +386,13 @@ def test_evaluate_checkpoint_metrics_and_predictions(tmp_path, trained_run):
     assert matrix.sum() == metrics["num_examples"]
     assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
     assert list(metrics["per_class_f1"]) == list(LABEL_NAMES)
+    # The baseline: always the training split's most frequent class, scored on the same test labels.
+    train_labels = [example["label"] for example in read_prepared(Path(config.data.data_dir) / "train.jsonl", 5)]
+    majority = np.bincount(train_labels, minlength=5).argmax()
+    share = np.mean([example["label"] == majority for example in examples])
+    assert metrics["majority_baseline"]["label"] == LABEL_NAMES[majority]
+    assert metrics["majority_baseline"]["accuracy"] == pytest.approx(share)
+    assert metrics["majority_baseline"]["macro_f1"] == pytest.approx(2 * share / (1 + share) / 5)
     for index, name in enumerate(LABEL_NAMES):
         true_positive, predicted, actual = matrix[index, index], matrix[:, index].sum(), matrix[index].sum()
         expected = 2 * true_positive / (predicted + actual) if predicted + actual else 0.0

@@ -17,7 +17,7 @@ from .checkpoint import label_names, load_checkpoint, truncation_length
 from .metrics import classification_metrics
 from .runtime import is_main_process, set_cpu_threads
 
-__all__ = ["evaluate", "eval_loader", "evaluate_checkpoint"]
+__all__ = ["evaluate", "eval_loader", "evaluate_checkpoint", "majority_baseline"]
 
 
 def eval_loader(dataset: ReviewDataset, config: Config):
@@ -63,7 +63,20 @@ def evaluate_checkpoint(config: Config) -> dict:
     result = evaluate(model, eval_loader(dataset, config), desc=Path(eval_path).name)
     if config.global_.predictions_file:
         _write_predictions(config.global_.predictions_file, examples, result, names)
-    return {"file": eval_path, **result["metrics"]}
+    baseline = majority_baseline(config, names, result["labels"])
+    return {"file": eval_path, **result["metrics"], **({"majority_baseline": baseline} if baseline else {})}
+
+
+def majority_baseline(config: Config, names: list, labels) -> dict:
+    """What always answering the training split's most frequent class scores on ``labels``: the figure a
+    model of skewed data must beat. Empty where ``Data.data_dir`` holds no training split."""
+    train_path = Path(config.data.data_dir) / config.data.train_file
+    if not train_path.is_file():
+        return {}
+    counts = np.bincount([example["label"] for example in read_split(str(train_path), names, "training split")], minlength=len(names))
+    majority = int(counts.argmax())
+    metrics = classification_metrics(labels, np.full(len(labels), majority), len(names), names)
+    return {"label": names[majority], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
 def _check_writable(path, key: str) -> None:

@@ -70,8 +70,14 @@ def format_metrics_table(metrics: dict[str, Any]) -> str:
     """Render :func:`classification_metrics` output as a plain-text report for a terminal or log."""
     names = list(metrics["per_class_f1"])
     name_width = max(len("class"), *(len(n) for n in names))
-    lines = [
-        f"examples: {metrics['num_examples']}  accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f}",
+    lines = [f"examples: {metrics['num_examples']}  accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f}"]
+    baseline = metrics.get("majority_baseline")
+    if baseline:
+        lines.append(
+            f"baseline, always {baseline['label']!r} (the training split's most frequent class): "
+            f"accuracy: {baseline['accuracy']:.4f}  macro-F1: {baseline['macro_f1']:.4f}"
+        )
+    lines += [
         "",
         f"{'class':<{name_width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}",
     ]
