@@ -15,7 +15,6 @@ drifts of the machine's speed hit every variant alike.
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,25 +36,19 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from paddlenlp_fastformer.app.deploy.predictor import PASS_COST_TOKENS, Predictor
+    from paddlenlp_fastformer.app.deploy.predictor import PASS_COST_TOKENS, Predictor, texts_per_second
     from paddlenlp_fastformer.app.serving.load_test import read_texts
 
     texts = read_texts(args.texts)[: args.requests]
     predictor = Predictor(args.model_dir, backend=args.backend, cpu_threads=args.threads, batch_size=args.batch_size)
     predictor.predict(texts[: args.batch_size])  # warm-up
 
-    def texts_per_second(pass_cost: float, chunk: int) -> float:
-        predictor.pass_cost_tokens = pass_cost
-        started = time.perf_counter()
-        for start in range(0, len(texts), chunk):
-            predictor.predict(texts[start : start + chunk])
-        return len(texts) / (time.perf_counter() - started)
-
     variants = [("sorted", PASS_COST_TOKENS, len(texts))] + [("arrival", cost, args.batch_size) for cost in args.pass_costs]
     runs = {variant: [] for variant in variants}
     for _ in range(args.repeats):
         for variant in variants:
-            runs[variant].append(texts_per_second(variant[1], variant[2]))
+            _, predictor.pass_cost_tokens, per_call = variant
+            runs[variant].append(texts_per_second(predictor, texts, per_call))
     print(f"{args.backend}, {args.threads} threads, {len(texts)} texts, batches of at most {args.batch_size}; "
           f"median of {args.repeats} runs")  # fmt: skip
     print("| feeding | pass cost (tokens) | texts/s | vs sorted |")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["OfficialFastformerClassifier"]
+__all__ = ["OfficialFastformerClassifier", "official_config_json"]
 
 
 class _AdditiveSelfAttention(nn.Module):
@@ -154,3 +154,21 @@ class OfficialFastformerClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         mask = input_ids.bool().float()
         return self.dense_linear(self.fastformer_model(self.word_embedding(input_ids), mask))
+
+
+def official_config_json(hidden, depth, heads, intermediate, max_positions):
+    """What the authors' fastformer.json holds for such a model."""
+    return {
+        "hidden_size": hidden,
+        "hidden_dropout_prob": 0.0,
+        "num_hidden_layers": depth,
+        "hidden_act": "gelu",
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+        "max_position_embeddings": max_positions,
+        "type_vocab_size": 2,
+        "vocab_size": 100000,
+        "layer_norm_eps": 1e-12,
+        "initializer_range": 0.02,
+        "pooler_type": "weightpooler",
+    }

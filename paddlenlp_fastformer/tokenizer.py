@@ -250,7 +250,7 @@ class FastformerTokenizer(PretrainedTokenizer):
                 ids.append(self(text, max_length=max_length, truncation=True, padding=False,
                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"])  # fmt: skip
                 continue
-            ids.append([self.vocab.get(word, _UNK_ID) for word in _WORDPUNCT_RE.findall(lowered)[:max_length]])
+            ids.append([self._convert_token_to_id(word) for word in self._tokenize(lowered)[:max_length]])
         return ids
 
     def _convert_token_to_id(self, token):

@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as torch_F
 
+from benchmarks.torch_reference import official_config_json
 from paddlenlp_fastformer.conversion import _linear_weight_names, convert_state_dict, torch_to_paddle_name
-from torch_models import lucidrains_model, official_config_json, official_model, padded_batch, state_dict_numpy
+from torch_models import lucidrains_model, official_model, padded_batch, state_dict_numpy
 
 torch.set_num_threads(2)
 

@@ -23,7 +23,8 @@ import torch
 
 from paddlenlp_fastformer import FastformerForMaskedLM, FastformerForSequenceClassification
 from paddlenlp_fastformer.conversion import ConversionError, convert_state_dict
-from torch_models import lucidrains_model, official_config_json, official_model, padded_batch, state_dict_numpy
+from benchmarks.torch_reference import official_config_json
+from torch_models import lucidrains_model, official_model, padded_batch, state_dict_numpy
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -197,7 +197,8 @@ def test_masked_lm_logits_follow_a_resize(tied, new_size, tmp_path):
 @pytest.mark.parametrize("source", ["lucidrains-rotary", "official"])
 def test_convert_from_torch_equals_the_converter(source, tmp_path):
     torch = pytest.importorskip("torch")
-    from torch_models import lucidrains_model, official_config_json, official_model, state_dict_numpy
+    from benchmarks.torch_reference import official_config_json
+    from torch_models import lucidrains_model, official_model, state_dict_numpy
 
     from paddlenlp_fastformer.conversion import ConversionError, convert_state_dict
 

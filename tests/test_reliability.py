@@ -153,7 +153,8 @@ def test_prepare_data_without_a_usable_row_names_files_and_reasons(tmp_path, cap
 @pytest.mark.parametrize("field, value", [("hidden_size", "32"), ("layer_norm_eps", "tiny"), ("hidden_act", "swish2")])
 def test_converter_json_with_wrong_values(tmp_path, field, value, capsys):
     torch = pytest.importorskip("torch")
-    from torch_models import official_config_json, official_model
+    from benchmarks.torch_reference import official_config_json
+    from torch_models import official_model
 
     config = official_config_json(32, 1, 4, 48, 16)
     torch.save(official_model(60, 32, 1, 4, 48, 16).state_dict(), tmp_path / "m.pt")

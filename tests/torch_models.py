@@ -53,24 +53,6 @@ def official_model(vocab, hidden, depth, heads, intermediate, max_positions, num
     return randomise_(model, seed + 1).eval()
 
 
-def official_config_json(hidden, depth, heads, intermediate, max_positions):
-    """What the authors' fastformer.json holds for such a model."""
-    return {
-        "hidden_size": hidden,
-        "hidden_dropout_prob": 0.0,
-        "num_hidden_layers": depth,
-        "hidden_act": "gelu",
-        "num_attention_heads": heads,
-        "intermediate_size": intermediate,
-        "max_position_embeddings": max_positions,
-        "type_vocab_size": 2,
-        "vocab_size": 100000,
-        "layer_norm_eps": 1e-12,
-        "initializer_range": 0.02,
-        "pooler_type": "weightpooler",
-    }
-
-
 def padded_batch(vocab, lengths, seq_len, seed):
     """Token ids >= 1 for real tokens, 0 (padding) after each row's length, and the 0/1 mask."""
     rng = np.random.default_rng(seed)

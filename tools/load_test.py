@@ -13,7 +13,6 @@ Only loopback URLs are accepted. Prints a Markdown table and writes the rows as 
 """
 import csv
 import io
-import time
 
 import program
 
@@ -45,19 +44,14 @@ def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threa
     """
     import statistics
 
-    from paddlenlp_fastformer.app.deploy.predictor import Predictor
+    from paddlenlp_fastformer.app.deploy.predictor import Predictor, texts_per_second
 
     predictor = Predictor(model_dir, backend=backend, cpu_threads=threads, batch_size=batch_size)
     predictor.predict(texts[:batch_size])  # warm-up
     sorted_runs, arrival_runs = [], []
     for _ in range(3):
-        started = time.perf_counter()
-        predictor.predict(texts)
-        sorted_runs.append(len(texts) / (time.perf_counter() - started))
-        started = time.perf_counter()
-        for start in range(0, len(texts), batch_size):
-            predictor.predict(texts[start : start + batch_size])
-        arrival_runs.append(len(texts) / (time.perf_counter() - started))
+        sorted_runs.append(texts_per_second(predictor, texts))
+        arrival_runs.append(texts_per_second(predictor, texts, per_call=batch_size))
     return statistics.median(sorted_runs), statistics.median(arrival_runs)
 
 

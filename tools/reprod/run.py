@@ -54,7 +54,7 @@ def build_models():
     """The PyTorch reference with random weights and the Paddle model converted from them."""
     import torch
 
-    from benchmarks.torch_reference import OfficialFastformerClassifier
+    from benchmarks.torch_reference import OfficialFastformerClassifier, official_config_json
     from paddlenlp_fastformer.conversion import convert_state_dict
 
     torch.manual_seed(0)
@@ -62,12 +62,8 @@ def build_models():
         vocab_size=VOCAB, num_labels=LABELS, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
         intermediate_size=INTERMEDIATE, max_position_embeddings=SEQ_LEN, hidden_dropout_prob=0.0,
     )  # fmt: skip
-    authors_config = {
-        "hidden_size": HIDDEN, "hidden_dropout_prob": 0.0, "num_hidden_layers": LAYERS, "hidden_act": "gelu",
-        "num_attention_heads": HEADS, "intermediate_size": INTERMEDIATE, "max_position_embeddings": SEQ_LEN,
-        "layer_norm_eps": 1e-12, "initializer_range": 0.02, "pooler_type": "weightpooler",
-    }  # fmt: skip
     weights = {name: value.detach().numpy() for name, value in reference.state_dict().items()}
+    authors_config = official_config_json(HIDDEN, LAYERS, HEADS, INTERMEDIATE, SEQ_LEN)
     return reference, convert_state_dict("official", weights, official_config_json=authors_config)
 
 
@@ -133,7 +129,6 @@ def align_data(step: Step) -> None:
 
 
 def align_forward_metric_loss(output_dir: Path, reference, model) -> list:
-    import numpy as np
     import paddle
     import torch
     from sklearn.metrics import accuracy_score, f1_score
