@@ -226,7 +226,7 @@ def test_auto_backend_serves_an_onnx_export_with_onnxruntime(trained, export_dir
         np.testing.assert_allclose(list(answer["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
 
 
-def test_service_settings_resolve_the_auto_backend_when_loading(export_dir):
+def test_service_settings_resolve_the_auto_backend(export_dir):
     from paddlenlp_fastformer.app.serving.service import ServiceSettings, _Service
 
     service = _Service(ServiceSettings(model_dir=str(export_dir), cpu_threads=1))  # backend "auto" by default

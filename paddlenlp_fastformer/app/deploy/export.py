@@ -40,7 +40,9 @@ from ...kernels import fused_ops, library
 from ..engine.checkpoint import label_names, load_checkpoint, truncation_length
 from ..errors import UserError, one_line
 from ..settings import Config
-from .export_format import FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE
+from .export_format import (
+    FUSED_MODEL_FILES, FUSED_MODEL_PREFIX, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE,
+)  # fmt: skip
 
 __all__ = ["export_inference_model", "export_from_config"]
 
@@ -77,10 +79,9 @@ def _save_static_graph(model: paddle.nn.Layer, directory: str, fused: bool = Fal
     """``paddle.jit.save`` of the probability graph, batch and sequence length both dynamic; with ``fused``,
     the graph that calls the fused kernels (``inference_fused.*``), else the portable one (``inference.*``)."""
     input_spec = [paddle.static.InputSpec([None, None], "int64", name) for name in INPUT_NAMES]
-    files = FUSED_MODEL_FILES if fused else MODEL_FILES
     with fused_ops.fused_in_static_graphs() if fused else contextlib.nullcontext():
         static_model = paddle.jit.to_static(_ProbabilityModel(model), input_spec=input_spec, full_graph=True)
-        paddle.jit.save(static_model, os.path.join(directory, files[0].rsplit(".", 1)[0]))
+        paddle.jit.save(static_model, os.path.join(directory, FUSED_MODEL_PREFIX if fused else MODEL_PREFIX))
 
 
 def _save_onnx(directory: str) -> None:

@@ -39,13 +39,19 @@ class ServiceSettings:
     """What ``tools/serve.py`` passes: the export, the backend and the limits of the service."""
 
     model_dir: str
-    backend: str = "auto"  # or paddle, onnxruntime; auto chooses when the service starts
+    backend: str = "auto"  # or paddle, onnxruntime; "auto" is resolved on construction (serving_backend)
     cpu_threads: int = 2
     max_batch_size: int = 32  # texts per micro-batch; the predictor splits it into forward passes by length
     max_wait_ms: float = 5.0
     max_queue: int = 256  # requests waiting for the inference thread; one more is answered 503
     max_texts_per_request: int = 256
     max_body_bytes: int = 1 << 20
+
+    def __post_init__(self):
+        if self.backend == "auto":
+            from ..deploy.predictor import serving_backend
+
+            self.backend = serving_backend(self.model_dir)
 
 
 class BadRequest(Exception):
@@ -128,11 +134,9 @@ class _Service:
 
     def load(self) -> None:
         """Load the model and start the inference thread; a failure is kept for /health to report."""
-        from ..deploy.predictor import Predictor, serving_backend
+        from ..deploy.predictor import Predictor
 
         settings = self.settings
-        if settings.backend == "auto":
-            settings.backend = serving_backend(settings.model_dir)
         try:
             self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
                                        batch_size=settings.max_batch_size)  # fmt: skip
@@ -342,10 +346,8 @@ def serve(settings: ServiceSettings, host: str, port: int) -> None:
 
     import uvicorn
 
-    from ..deploy.predictor import check_export, serving_backend
+    from ..deploy.predictor import check_export
 
-    if settings.backend == "auto":
-        settings.backend = serving_backend(settings.model_dir)
     check_export(settings.model_dir, settings.backend)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
