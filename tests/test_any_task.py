@@ -227,18 +227,20 @@ def test_balanced_class_weights_and_sampler_train(tmp_path, capsys):
     data_dir = skewed_dataset(tmp_path, capsys)
     train_tiny(tmp_path, data_dir, Data={"class_weights": "balanced", "sampler": "class_balanced"})
     log = (tmp_path / "run" / "train.log").read_text()
-    assert "2 classes" in log and (tmp_path / "run" / "best").is_dir()
+    assert "a 2-class classifier" in log and (tmp_path / "run" / "best").is_dir()
 
 
 def test_class_weights_follow_scikit_learn_balanced_rule(tmp_path):
     from sklearn.utils.class_weight import compute_class_weight
 
-    from paddlenlp_fastformer.app.engine.trainer import _class_weights
+    from paddlenlp_fastformer.app.engine.tasks import ClassificationTask
     from paddlenlp_fastformer.app.settings import load_config
 
     config = load_config(write_tiny_config(tmp_path / "c.yaml", tmp_path, tmp_path / "out", Data={"class_weights": "balanced"}))
     labels = [0] * 7 + [1] * 2 + [3]  # class 2 has no example: weight 0
-    weights = _class_weights(config, labels, 4).numpy()
+    task = ClassificationTask(config)
+    task.labels = ["a", "b", "c", "d"]
+    weights = task._class_weights(labels).numpy()
     expected = compute_class_weight("balanced", classes=np.array([0, 1, 3]), y=np.array(labels))
     np.testing.assert_allclose(weights[[0, 1, 3]], expected, rtol=1e-6)
     assert weights[2] == 0

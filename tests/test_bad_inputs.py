@@ -314,7 +314,7 @@ def test_a_yaml_alias_bomb_gives_a_short_error(tmp_path, capsys):
     [
         (lambda last: _edit_json(last / "trainer_state.json", fingerprints=[]), "not a readable training state"),
         (lambda last: _edit_progress(last, epoch="x"), "not a readable training state"),
-        (lambda last: _edit_progress(last, best_macro_f1=float("nan")), "not a readable training state"),
+        (lambda last: _edit_progress(last, best_score=float("nan")), "not a readable training state"),
         (lambda last: _edit_json(last / "trainer_state.json", rng="abc"), "not a readable training state"),
         (lambda last: _edit_json(last / "trainer_state.json", schedule=[]), "not a readable training state"),
         (lambda last: _damage_optimizer(last, "nan"), "holds NaN or inf"),

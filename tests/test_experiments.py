@@ -89,6 +89,16 @@ def test_table_readme_and_figure(kept_runs, tiny_data_dir):
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_rows_per_named_config_and_the_majority_baseline(kept_runs):
+    runs = load_runs(kept_runs / "results")
+    config_of = {run["model"]: run["config_file"] for run in runs}
+    table = results_markdown(runs, row_names={config_of["transformer"]: "Transformer, stage A", config_of["fastformer"]: "Fastformer, stage A"})
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "stage A" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| Transformer, stage A", "| Fastformer, stage A"]  # the order given
+    baseline = next(run["evaluations"][run["test_file"]]["majority_baseline"] for run in runs)
+    assert f'| Always "{baseline["label"]}" (the training split\'s most frequent) | — | {100 * baseline["accuracy"]:.2f} |' in table
+
+
 def test_missing_results_and_bad_readme(tmp_path, kept_runs):
     with pytest.raises(UserError, match="no \\*/metrics.json found"):
         load_runs(tmp_path)

@@ -19,7 +19,8 @@ import paddlenlp_fastformer  # noqa: F401  (registers the Auto classes)
 from paddlenlp_fastformer.app.data.loader import make_collator
 from paddlenlp_fastformer.app.data.labels import STAR_LABELS as LABEL_NAMES
 from paddlenlp_fastformer.app.data.readers import read_prepared
-from paddlenlp_fastformer.app.engine import checkpoint, trainer
+from paddlenlp_fastformer.app.engine import checkpoint, tasks, trainer
+from paddlenlp_fastformer.app.engine.tasks import ClassificationTask
 from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
 from paddlenlp_fastformer.app.engine.evaluate import evaluate_checkpoint
 from paddlenlp_fastformer.app.engine.trainer import train
@@ -32,8 +33,8 @@ from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 # --------------------------------------------------------------------------- helpers
 
 
-def run(config_path, overrides=(), on_step_end=None, fresh_names=True):
-    """Train; return (progress dict, {step: loss}).
+def run(config_path, overrides=(), on_step_end=None, fresh_names=True, task_class=ClassificationTask):
+    """Train (a ``task_class`` of the config: classification unless told); return (progress dict, {step: loss}).
 
     ``fresh_names`` runs in a new paddle unique-name scope, so that parameters get the names they
     would get in a fresh process (see test_resume_in_the_same_process for why that matters).
@@ -47,9 +48,9 @@ def run(config_path, overrides=(), on_step_end=None, fresh_names=True):
 
     config = load_config(config_path, list(overrides))
     if not fresh_names:
-        return train(config, on_step_end=record), losses
+        return train(config, on_step_end=record, task=task_class(config)), losses
     with paddle.utils.unique_name.guard():
-        result = train(config, on_step_end=record)
+        result = train(config, on_step_end=record, task=task_class(config))
     return result, losses
 
 
@@ -169,7 +170,7 @@ def test_resume_ignores_free_settings(tmp_path, tiny_config_path):
 
 
 def test_a_run_saved_before_newer_keys_and_fingerprints_resumes(tmp_path, tiny_config_path):
-    """A last/ written before Data.class_weights, Data.sampler and label.txt's fingerprint existed."""
+    """A last/ written before Data.class_weights, Data.sampler, label.txt's fingerprint and best_score existed."""
     import yaml
 
     run(tiny_config_path, ["Global.max_steps=2"])
@@ -180,6 +181,7 @@ def test_a_run_saved_before_newer_keys_and_fingerprints_resumes(tmp_path, tiny_c
     (last / "train_config.yaml").write_text(yaml.safe_dump(saved))
     state = json.loads((last / "trainer_state.json").read_text())
     state["fingerprints"] = {name: digest for name, digest in state["fingerprints"].items() if not name.endswith("label.txt")}
+    state["progress"]["best_macro_f1"] = state["progress"].pop("best_score") or -1.0  # its name before pretraining existed
     (last / "trainer_state.json").write_text(json.dumps(state))
     _, losses = run(tiny_config_path, ["Global.max_steps=4"])
     assert list(losses) == [3, 4]
@@ -236,24 +238,24 @@ def test_best_is_the_dev_macro_f1_maximum(trained_run):
     assert [record["step"] for record in history] == [40, 80]
     best = json.loads((trained_run["output_dir"] / "best" / "dev_metrics.json").read_text())
     assert best["macro_f1"] == max(record["macro_f1"] for record in history)
-    assert trained_run["result"]["best_macro_f1"] == best["macro_f1"]
+    assert trained_run["result"]["best_score"] == best["macro_f1"]
 
 
 def test_best_is_not_simply_the_last_epoch(tmp_path, tiny_data_dir, trained_run, monkeypatch):
     """With dev macro-F1 scripted to peak at epoch 2 of 3, best/ holds the epoch-2 weights."""
     scripted = iter([0.3, 0.6, 0.4])
-    real_evaluate = trainer.evaluate
+    real_evaluate = tasks.evaluate
 
     def scripted_evaluate(model, loader, desc="eval"):
         result = real_evaluate(model, loader, desc=desc)
         result["metrics"]["macro_f1"] = next(scripted)
         return result
 
-    monkeypatch.setattr(trainer, "evaluate", scripted_evaluate)
+    monkeypatch.setattr(tasks, "evaluate", scripted_evaluate)
     config_path = write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out", Global={"epochs": 3})
     result, _ = run(config_path)
     assert [record["macro_f1"] for record in result["history"]] == [0.3, 0.6, 0.4]
-    assert result["best_macro_f1"] == 0.6
+    assert result["best_score"] == 0.6
     assert json.loads((tmp_path / "out" / "best" / "dev_metrics.json").read_text())["macro_f1"] == 0.6
     # The constant schedule makes steps 1..80 of this 3-epoch run those of the shared 2-epoch run.
     assert_same_params(tmp_path / "out" / "best", trained_run["output_dir"] / "last")
@@ -429,7 +431,7 @@ def test_runs_made_one_after_another_log_to_their_own_files(tmp_path, tiny_data_
         config = write_tiny_config(tmp_path / f"{name}.yaml", tiny_data_dir, tmp_path / name, Global={"max_steps": 2})
         train(load_config(str(config)))
     first, second = ((tmp_path / name / "train.log").read_text() for name in ("first", "second"))
-    assert "training on" in first and "training on" in second
+    assert "training a 5-class classifier on" in first and "training a 5-class classifier on" in second
     assert str(tmp_path / "second") not in first  # the second run wrote nothing into the first one's log
 
 
@@ -456,7 +458,7 @@ def test_init_from_a_pretraining_directory_loads_every_encoder_weight(tmp_path, 
     config = load_config(write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out"),
                          [f"Global.init_from={tmp_path / 'pretrained'}"])  # fmt: skip
     with paddle.utils.unique_name.guard():
-        started = trainer._start_run(config)
+        started = trainer._start_run(config, ClassificationTask(config))
     expected = pretrained.fastformer.state_dict()  # embeddings and encoder: a masked LM has no pooler
     encoder = started.model.fastformer.state_dict()
     assert set(encoder) - set(expected) == {name for name in encoder if name.startswith("pooler.")} and len(expected) > 10
@@ -480,6 +482,7 @@ def test_init_from_another_architecture_is_one_line(tmp_path, tiny_data_dir, cha
     config = load_config(write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "out"),
                          [f"Global.init_from={tmp_path / 'pretrained'}"])  # fmt: skip
     with pytest.raises(UserError, match=f"Global.init_from=.*{named}"):
-        trainer._start_run(config)
+        trainer._start_run(config, ClassificationTask(config))
     with pytest.raises(UserError, match="Global.init_from=.*not a directory"):
-        trainer._start_run(load_config(write_tiny_config(tmp_path / "d.yaml", tiny_data_dir, tmp_path / "out2"), [f"Global.init_from={tmp_path / 'none'}"]))
+        other = load_config(write_tiny_config(tmp_path / "d.yaml", tiny_data_dir, tmp_path / "out2"), [f"Global.init_from={tmp_path / 'none'}"])
+        trainer._start_run(other, ClassificationTask(other))

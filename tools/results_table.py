@@ -7,7 +7,8 @@
 
 Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py). With --readme, the text
 between the README's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
-default "results"; the category results use --block results-category).
+default "results"; the category results use --block results-category, the natural-skew recipe
+--block results-natural).
 """
 import argparse
 import sys
@@ -31,6 +32,7 @@ def replace_readme_block(readme_path: str, text: str, block: str = "results") ->
 
 
 def parse_set_name(text):
+    """FILE=NAME (an evaluation file's or a config file's display name)."""
     path, separator, name = text.partition("=")
     if not separator or not path or not name:
         raise argparse.ArgumentTypeError(f"expected FILE=NAME, got {text!r}")
@@ -45,11 +47,14 @@ def main(argv=None):
     parser.add_argument("--figure", help="write the best run's confusion matrices to this PNG")
     parser.add_argument("--set-name", type=parse_set_name, action="append", default=[], metavar="FILE=NAME",
                         help="display name of an evaluation file; may repeat")
+    parser.add_argument("--row-name", type=parse_set_name, action="append", default=[], metavar="CONFIG=NAME",
+                        help="one table row per config file, in the order given, with this label (default: a row "
+                             "per config, labelled by its model); may repeat")
     args = parser.parse_args(argv)
     with program.user_errors_exit():
         runs = load_runs(args.results_dir)
         names = dict(args.set_name)
-        table = results_markdown(runs, names)
+        table = results_markdown(runs, names, dict(args.row_name))
         print(table, end="")
         if args.figure:
             plot_confusion_matrices(best_run(runs), args.figure, names)

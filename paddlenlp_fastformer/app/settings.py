@@ -54,6 +54,8 @@ STEP_LIMIT = Rule("equal to -1 or > 0", lambda v: v == -1 or v > 0)
 SEED = Rule("in [0, 2**32)", lambda v: 0 <= v < 2**32)  # what numpy's seeding accepts
 THREADS = Rule("in [0, 1024]", lambda v: 0 <= v <= 1024)  # larger counts overflow paddle's own types
 NON_EMPTY = Rule("that is not empty", lambda v: bool(v.strip()))
+OPEN_PROBABILITY = Rule("in (0, 1)", lambda v: 0 < v < 1)
+FILE_LIST = Rule("that lists file paths (non-empty strings)", lambda v: all(isinstance(x, str) and x.strip() for x in v))
 
 
 def _field(default: Any, doc: str, *, choices: Optional[tuple] = None, rule: Optional[Rule] = None) -> Any:
@@ -124,6 +126,15 @@ class DataConfig:
         "Which training examples an epoch visits: shuffle (each once), or class_balanced (drawn with replacement, "
         "every class equally often). Batches are length-bucketed either way.",
         choices=("shuffle", "class_balanced"),
+    )
+    mask_prob: float = _field(
+        0.15, "Pretraining only: the share of tokens a masked-LM batch chooses as targets (BERT: 0.15).", rule=OPEN_PROBABILITY
+    )
+    held_out_files: Optional[list] = _field(
+        None,
+        "Pretraining only: the dev and test splits (prepared or raw files) of every later fine-tune; tools/pretrain.py "
+        "refuses pretraining text that holds any of their reviews, naming the file.",
+        rule=FILE_LIST,
     )
 
 

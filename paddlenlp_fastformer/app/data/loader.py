@@ -8,7 +8,7 @@ from paddlenlp.data import DataCollatorWithPadding
 
 from .readers import Example
 
-__all__ = ["ReviewDataset", "LengthBucketBatchSampler", "make_collator", "make_dataloader"]
+__all__ = ["ReviewDataset", "TextDataset", "LengthBucketBatchSampler", "make_collator", "make_dataloader"]
 
 
 def _encode(tokenizer, texts: List[str], max_seq_len: int) -> List[List[int]]:
@@ -45,6 +45,26 @@ class ReviewDataset(paddle.io.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"input_ids": self.input_ids[index], "label": self.labels[index]}
+
+
+class TextDataset(paddle.io.Dataset):
+    """Unlabelled texts tokenized once, truncated and not padded, for masked-LM pretraining.
+
+    Items are ``{"input_ids": list[int], "index": int}``: the index lets a masking collator draw the
+    same mask for the same batch of the same epoch, however batches are loaded.
+    """
+
+    def __init__(self, texts: Sequence[str], tokenizer, max_seq_len: int = 256):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.input_ids: List[List[int]] = _encode(tokenizer, list(texts), max_seq_len) if texts else []
+        self.lengths = np.array([len(ids) for ids in self.input_ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_ids": self.input_ids[index], "index": index}
 
 
 class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
@@ -153,12 +173,14 @@ def make_dataloader(
     num_workers: int = 0,
     drop_last: bool = False,
     class_balanced: bool = False,
+    collate_fn=None,
 ) -> paddle.io.DataLoader:
     """A DataLoader over ``dataset`` with length-bucketed batches and dynamic padding.
 
     ``shuffle=True`` for training (call ``loader.batch_sampler.set_epoch(epoch)``
     each epoch), ``False`` for evaluation; see :class:`LengthBucketBatchSampler`.
-    ``class_balanced`` (training only) draws each epoch's examples with replacement, each with
+    ``collate_fn`` defaults to :func:`make_collator`'s padding. ``class_balanced`` (training only)
+    draws each epoch's examples with replacement, each with
     probability 1 / (classes x its class's count), so every class is visited equally often.
     """
     weights = None
@@ -178,6 +200,6 @@ def make_dataloader(
     return paddle.io.DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=make_collator(dataset.tokenizer),
+        collate_fn=collate_fn or make_collator(dataset.tokenizer),
         num_workers=num_workers,
     )

@@ -165,7 +165,7 @@ def _open_bytes(path: PathLike):
         raise UserError(f"cannot read file ({exc.strerror or exc}); expected a readable review file", path) from None
 
 
-def _text_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
+def text_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
     """Yield ``(line number, line)`` of a UTF-8 file, gzip or plain.
 
     Lines are decoded one by one so that a bad byte is reported with its line.
@@ -184,9 +184,9 @@ def _text_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
             raise UserError(f"corrupt gzip data ({exc}); expected a complete gzip file", path) from None
 
 
-def _json_objects(path: PathLike) -> Iterator[Tuple[int, dict]]:
+def json_objects(path: PathLike) -> Iterator[Tuple[int, dict]]:
     """Yield ``(line number, object)`` for each non-blank line of a JSON-lines file."""
-    for number, line in _text_lines(path):
+    for number, line in text_lines(path):
         if not line.strip():
             continue
         try:
@@ -238,7 +238,7 @@ def _json_reviews(path: PathLike, choice: FieldChoice, report: ReadReport) -> It
         raise UserError("--columns names the columns of a CSV/TSV file without a header; this is JSON lines, "
                         "whose fields are named (use --text-column/--label-column)", path)  # fmt: skip
     fields = None
-    for number, obj in _json_objects(path):
+    for number, obj in json_objects(path):
         if fields is None:
             fields = _json_fields(obj, path, number, choice)
             report.star_ratings = fields.stars
@@ -280,7 +280,7 @@ def _delimited_reviews(
 ) -> Iterator[Tuple[int, _RawReview]]:
     """Raw rows of a CSV/TSV file: with a header row, or with the column names ``choice.columns``."""
     names = list(choice.columns) if choice.columns else None
-    reader = csv.DictReader((line for _, line in _text_lines(path)), fieldnames=names, delimiter=delimiter)
+    reader = csv.DictReader((line for _, line in text_lines(path)), fieldnames=names, delimiter=delimiter)
     file_format = "TSV" if delimiter == "\t" else "CSV"
     try:
         header = reader.fieldnames or []
@@ -303,7 +303,7 @@ def _delimiter_for(path: PathLike) -> Optional[str]:
     return {".csv": ",", ".tsv": "\t"}.get(Path(name).suffix)
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     """Whether ``text`` can be written as UTF-8: JSON's "\\ud800" escapes give lone surrogates that cannot."""
     try:
         text.encode("utf-8")
@@ -319,7 +319,7 @@ def _review_text(value: object) -> str:
         raise _SkipRow("text_not_a_string")
     if not value.strip():
         raise _SkipRow("empty_text")
-    if not _is_unicode(value):
+    if not is_unicode(value):
         raise _SkipRow("text_not_valid_unicode")
     return value.strip()
 
@@ -352,7 +352,7 @@ def _named_label(value: object) -> str:
         raise _SkipRow("label_not_a_name")
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return str(int(value))
-    if isinstance(value, str) and _is_unicode(value) and len(value.strip().splitlines()) == 1:
+    if isinstance(value, str) and is_unicode(value) and len(value.strip().splitlines()) == 1:
         return value.strip()
     raise _SkipRow("label_not_a_name")
 
@@ -363,7 +363,7 @@ def _with_title(title: object, text: str) -> str:
     No period is added after a title that already ends a sentence ("Great!").
     A missing or blank title leaves the text alone.
     """
-    if not isinstance(title, str) or not title.strip() or not _is_unicode(title):
+    if not isinstance(title, str) or not title.strip() or not is_unicode(title):
         return text
     title = title.strip()
     separator = " " if title[-1] in ".!?" else ". "
@@ -448,10 +448,10 @@ def read_prepared(path: PathLike, num_labels: int) -> List[Example]:
     rather than a skipped row.
     """
     examples = []
-    for number, obj in _json_objects(path):
+    for number, obj in json_objects(path):
         text, label = obj.get("text"), obj.get("label")
         label_ok = isinstance(label, int) and not isinstance(label, bool) and 0 <= label < num_labels
-        if not isinstance(text, str) or not text.strip() or not label_ok or not _is_unicode(text):
+        if not isinstance(text, str) or not text.strip() or not label_ok or not is_unicode(text):
             raise UserError(
                 f'expected {{"text": non-empty, valid Unicode string, "label": integer 0..{num_labels - 1}}}', path, number
             )

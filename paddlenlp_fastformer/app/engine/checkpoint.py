@@ -90,21 +90,23 @@ def check_model_dir(directory: Optional[str], key: str) -> Path:
     return path
 
 
-def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint"):
-    """Classifier (eval mode) and tokenizer of a trained model directory; ``key`` names the setting in errors.
+def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint", model_class=FastformerForSequenceClassification):
+    """Model (eval mode; a classifier unless ``model_class`` says otherwise) and tokenizer of a trained model
+    directory; ``key`` names the setting in errors.
 
     Every weight must be there, fit the config and be finite; the vocabulary must fit the model.
     """
     path = check_model_dir(directory, key)
     try:
-        model = FastformerForSequenceClassification.from_pretrained(str(path))
+        model = model_class.from_pretrained(str(path))
         tokenizer = FastformerTokenizer.from_pretrained(str(path))
     except (CheckpointError, FastformerConfigError) as error:
         raise UserError(f"{key}={directory!r}: {error}") from None
     # PaddleNLP's own errors for a damaged directory (files of the wrong JSON type, wrong dtypes, ...).
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AssertionError, RuntimeError) as error:
         raise UserError(f"{key}={directory!r}: cannot be loaded ({type(error).__name__}: {one_line(error)[:300]})") from None
-    _check_labels(path / "config.json", model.config)
+    if model_class is FastformerForSequenceClassification:
+        _check_labels(path / "config.json", model.config)
     length = tokenizer.model_max_length
     if type(length) is not int or length < 1:
         raise UserError(f"{path / 'tokenizer_config.json'}: 'model_max_length' is {length!r}; expected a positive integer")
@@ -254,6 +256,7 @@ def load_training_state(last_dir: Path) -> dict:
                         "starts over)")  # fmt: skip
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
+        _upgrade_state(state)
         _check_state_layout(state)
         generator_type = type(paddle.get_rng_state()[0])
         generators = []
@@ -266,6 +269,15 @@ def load_training_state(last_dir: Path) -> dict:
     return {**state, "optimizer": _load_optimizer_state(last_dir, state["optimizer"]), "rng": generators}
 
 
+def _upgrade_state(state) -> None:
+    """States of classification runs saved before pretraining existed call the best dev score best_macro_f1
+    (-1 before any evaluation)."""
+    progress = state.get("progress") if isinstance(state, dict) else None
+    if isinstance(progress, dict) and "best_macro_f1" in progress and "best_score" not in progress:
+        best = progress.pop("best_macro_f1")
+        progress["best_score"] = None if best == -1.0 else best
+
+
 def _check_state_layout(state) -> None:
     """Raise ValueError unless ``state`` has the fields and types :func:`save_training_state` writes."""
     expected = {"progress": dict, "schedule": dict, "optimizer": dict, "rng": list, "fingerprints": dict}
@@ -274,15 +286,17 @@ def _check_state_layout(state) -> None:
     progress = state["progress"]
     counters = ("epoch", "batches_done_in_epoch", "global_step")
     # loss_log (the curve's points) is absent from states saved before it existed.
-    if set(progress) - {"loss_log"} != {*counters, "best_macro_f1", "history"}:
+    if set(progress) - {"loss_log"} != {*counters, "best_score", "history"}:
         raise ValueError(f"progress has the fields {sorted(progress)}")
     if not isinstance(progress.get("loss_log", []), list):
         raise ValueError("progress.loss_log must be a list")
     if any(type(progress[key]) is not int or progress[key] < 0 for key in counters):
         raise ValueError("progress counters must be integers >= 0")
-    best = progress["best_macro_f1"]
-    if type(best) not in (int, float) or not math.isfinite(best) or not isinstance(progress["history"], list):
-        raise ValueError("progress.best_macro_f1 must be a finite number and progress.history a list")
+    best = progress["best_score"]
+    if best is not None and (type(best) not in (int, float) or not math.isfinite(best)):
+        raise ValueError("progress.best_score must be null or a finite number")
+    if not isinstance(progress["history"], list):
+        raise ValueError("progress.history must be a list")
 
 
 def _load_optimizer_state(last_dir: Path, other: dict) -> dict:

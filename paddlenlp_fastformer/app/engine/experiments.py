@@ -108,7 +108,7 @@ def _train_and_evaluate(config: Config, config_path: str, seed: int, overrides, 
         # A resumed run's seconds cover only the part after the restart.
         "resumed": resumed,
         "dev_history": progress["history"],
-        "best_dev_macro_f1": progress["best_macro_f1"],
+        "best_dev_macro_f1": progress["best_score"],
         "test_file": str(Path(config.data.data_dir) / config.data.test_file),
         "evaluations": _evaluate_run(config_path, seed, overrides, output_root, eval_files),
     }
@@ -157,7 +157,7 @@ def load_runs(results_dir: str) -> list[dict]:
 
 # What the table reads from a run record, with the type each must have.
 RECORD_FIELDS = {"model": str, "seed": int, "train_seconds": (int, float), "resumed": bool, "cpu_threads": int,
-                 "dev_history": list, "best_dev_macro_f1": (int, float), "test_file": str, "evaluations": dict}  # fmt: skip
+                 "dev_history": list, "best_dev_macro_f1": (int, float), "test_file": str, "evaluations": dict, "config_file": str}  # fmt: skip
 
 
 def _check_record(path: Path, record) -> None:
@@ -198,8 +198,30 @@ def best_run(runs: list[dict]) -> dict:
     return max(runs, key=lambda run: run["best_dev_macro_f1"])
 
 
-def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = None) -> str:
-    """The README results: mean ± std per model over seeds, the paper's Table 4 beside, then every run."""
+def _row_groups(runs: list[dict], row_names: dict[str, str]) -> list[tuple[str, list[dict]]]:
+    """(row label, runs) per config: in ``row_names``' order with its labels (config file -> label), then the
+    configs it does not name, by model, labelled by their model."""
+    configs = list(row_names) + sorted(
+        {run["config_file"] for run in runs} - set(row_names),
+        key=lambda name: next(list(MODEL_NAMES).index(run["model"]) for run in runs if run["config_file"] == name),
+    )
+    groups = [(name, [run for run in runs if run["config_file"] == name]) for name in configs]
+    return [(row_names.get(name) or MODEL_NAMES[group[0]["model"]], group) for name, group in groups if group]
+
+
+def _majority_row(runs: list[dict], files: list[str]) -> Optional[list[str]]:
+    """What always answering the training split's most frequent label scores on each set, where recorded."""
+    cells, label = [], None
+    for name in files:
+        baseline = next((run["evaluations"][name].get("majority_baseline") for run in runs if name in run["evaluations"]), None)
+        label = label or (baseline or {}).get("label")
+        cells += [f"{100 * baseline['accuracy']:.2f}", f"{100 * baseline['macro_f1']:.2f}"] if baseline else ["—", "—"]
+    return [f"Always \"{label}\" (the training split's most frequent)", "—", *cells, "—"] if label else None
+
+
+def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = None, row_names: Optional[dict[str, str]] = None) -> str:
+    """The README results: mean ± std per config over seeds (``row_names``: config file -> row label), the
+    majority-label baseline and the paper's Table 4 beside, then every run."""
     set_names = set_names or {}
     files = _evaluation_sets(runs)
     models = sorted({run["model"] for run in runs}, key=list(MODEL_NAMES).index)
@@ -209,14 +231,16 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
         header += [f"{label} Acc", f"{label} Macro-F1"]
     header += ["Train time per run (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for model in models:
-        model_runs = [run for run in runs if run["model"] == model]
-        row = [MODEL_NAMES[model], ", ".join(str(run["seed"]) for run in model_runs)]
+    for label, group in _row_groups(runs, row_names or {}):
+        row = [label, ", ".join(str(run["seed"]) for run in group)]
         for name in files:
-            scored = [run["evaluations"][name] for run in model_runs if name in run["evaluations"]]
+            scored = [run["evaluations"][name] for run in group if name in run["evaluations"]]
             row += [_mean_std([m["accuracy"] for m in scored], 100), _mean_std([m["macro_f1"] for m in scored], 100)]
-        row.append(_mean_std([run["train_seconds"] for run in model_runs], digits=0))
+        row.append(_mean_std([run["train_seconds"] for run in group], digits=0))
         lines.append("| " + " | ".join(row) + " |")
+    majority = _majority_row(runs, files)
+    if majority:
+        lines.append("| " + " | ".join(majority) + " |")
     # The paper's own test set is a natural-skew Electronics sample: its figures go in that column pair.
     electronics = next((i for i, name in enumerate(files) if "electronics" in name.lower()), None)
     for model in models if electronics is not None else ():

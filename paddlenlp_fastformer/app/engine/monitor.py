@@ -6,7 +6,7 @@ with ``last/``), so a resumed run draws the whole curve, not just the part after
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from .plots import pyplot, save_png
 
@@ -34,14 +34,16 @@ class TrainingMonitor:
             self.writer.add_scalar("train/learning_rate", learning_rate, step)
             self.writer.add_scalar("train/tokens_per_s", tokens_per_second, step)
 
-    def log_dev(self, step: int, accuracy: float, macro_f1: float) -> None:
+    def log_dev(self, step: int, record: dict) -> None:
+        """The dev metrics of one evaluation (``record``: name -> value), each as ``dev/<name>``."""
         if self.writer is not None:
-            self.writer.add_scalar("dev/accuracy", accuracy, step)
-            self.writer.add_scalar("dev/macro_f1", macro_f1, step)
+            for name, value in record.items():
+                self.writer.add_scalar(f"dev/{name}", value, step)
             self.writer.flush()
 
-    def draw(self, loss_log: list, history: list, title: Optional[str] = None) -> None:
-        """Write ``training_curve.png``: logged training loss by step, and dev accuracy and macro-F1 by step."""
+    def draw(self, loss_log: list, history: list, curve: Sequence[Tuple[str, str]], title: Optional[str] = None) -> None:
+        """Write ``training_curve.png``: logged training loss by step, and by step the dev scores ``curve`` names
+        (``(key of a history record, legend)`` pairs; fractions, drawn as percentages)."""
         if not loss_log:
             return
         figure, loss_axis = pyplot().subplots(figsize=(7, 3.6))
@@ -52,7 +54,7 @@ class TrainingMonitor:
         if history:
             score_axis = loss_axis.twinx()
             dev_steps = [record["step"] for record in history]
-            for key, color, name in (("accuracy", "#d1762a", "dev accuracy"), ("macro_f1", "#4a9a52", "dev macro-F1")):
+            for (key, name), color in zip(curve, ("#d1762a", "#4a9a52")):
                 score_axis.plot(dev_steps, [100 * record[key] for record in history], "o-", color=color, label=name)
             score_axis.set_ylabel("dev score (%)")
             handles = loss_axis.get_legend_handles_labels()[0] + score_axis.get_legend_handles_labels()[0]

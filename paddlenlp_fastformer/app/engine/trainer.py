@@ -1,4 +1,5 @@
-"""Training of text classifiers from a YAML config.
+"""Training from a YAML config: text classifiers (``tools/train.py``) and masked-LM pretraining
+(``tools/pretrain.py``), one loop for both; a :mod:`.tasks` object says what is trained.
 
 A hand-written loop rather than PaddleNLP's Trainer, for what the Trainer does not give on this
 stack: ``best/`` and ``last/`` as complete ``from_pretrained`` directories (model, config with label
@@ -18,28 +19,25 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import paddle
 import paddle.distributed as dist
 from paddlenlp.transformers import ConstScheduleWithWarmup, LinearDecayWithWarmup
 from tqdm import tqdm
 
-from ...configuration import FastformerConfig
 from ...file_utils import write_text_atomically
-from ...modeling import FastformerForSequenceClassification
 from ...tokenizer import FastformerTokenizer
-from ..data.labels import LABEL_FILE, dataset_labels
-from ..data.loader import ReviewDataset, make_dataloader
-from ..data.readers import read_split
 from ..errors import UserError, one_line
 from ..settings import Config
 from . import checkpoint
-from .evaluate import eval_loader, evaluate
 from .monitor import TrainingMonitor
 from .runtime import is_main_process, logging_to, seed_everything, set_cpu_threads
+from .tasks import ClassificationTask, MaskedLMTask
 
-__all__ = ["train", "build_model"]
+__all__ = ["train", "Task"]
+
+Task = Union[ClassificationTask, MaskedLMTask]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -51,7 +49,7 @@ class Progress:
     epoch: int = 0
     batches_done_in_epoch: int = 0
     global_step: int = 0
-    best_macro_f1: float = -1.0
+    best_score: Optional[float] = None  # the task's dev score (higher is better) of best/, None before one
     history: List[dict] = field(default_factory=list)
     loss_log: List[list] = field(default_factory=list)  # [step, loss] at each log interval, for the curve
 
@@ -61,6 +59,7 @@ class _Run:
     """Everything one training run works with."""
 
     config: Config
+    task: Task
     model: paddle.nn.Layer
     trained_model: paddle.nn.Layer  # the model, or its DataParallel wrapper
     tokenizer: FastformerTokenizer
@@ -72,25 +71,11 @@ class _Run:
     progress: Progress
     output_dir: Path
     data_fingerprints: dict  # of the data files as this run read them, saved with last/
-    class_weights: Optional[paddle.Tensor]  # of the loss, or None for plain cross-entropy
     monitor: TrainingMonitor
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.loader.batch_sampler)
-
-
-def build_model(config: Config, tokenizer: FastformerTokenizer, label_names: List[str]) -> FastformerForSequenceClassification:
-    """The classifier described by the ``Model`` section, sized to the tokenizer's vocabulary and the label set."""
-    model_config = FastformerConfig(
-        vocab_size=tokenizer.vocab_size,
-        pad_token_id=tokenizer.pad_token_id,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: index for index, name in enumerate(label_names)},
-        **config.model,
-    )
-    return FastformerForSequenceClassification(model_config)
 
 
 def _build_optimizer(config: Config, model: paddle.nn.Layer, total_steps: int):
@@ -112,11 +97,13 @@ def _build_optimizer(config: Config, model: paddle.nn.Layer, total_steps: int):
     return optimizer, schedule
 
 
-def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = None) -> dict:
-    """Train per ``config``; returns the final progress (history of per-epoch dev metrics, best macro-F1).
+def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = None, task: Optional[Task] = None) -> dict:
+    """Train per ``config``; returns the final progress (history of per-epoch dev metrics, best dev score).
 
+    ``task`` is what is trained (default: a :class:`~.tasks.ClassificationTask` of ``config``).
     ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
     """
+    task = task or ClassificationTask(config)
     output_dir = Path(config.global_.output_dir)
     # Rank 0 writes and holds the run directory; other data-parallel ranks of the same run read only.
     main = is_main_process()
@@ -128,7 +115,7 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
         if main:
             for action in checkpoint.recover_run_directory(output_dir):
                 logger.info("%s", action)
-        run = _start_run(config)
+        run = _start_run(config, task)
         try:
             while run.progress.epoch < config.global_.epochs and run.progress.global_step < run.total_steps:
                 _train_epoch(run, on_step_end)
@@ -137,19 +124,13 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
         return run.progress.__dict__
 
 
-def _data_path(config: Config, name: str) -> Path:
-    return Path(config.data.data_dir) / name
-
-
-def _data_fingerprints(config: Config) -> dict:
+def _data_fingerprints(task: Task) -> dict:
     """SHA-256 of the data files the run learns from or selects its best model on, keyed by path."""
-    names = [LABEL_FILE, config.data.train_file] + ([config.data.dev_file] if config.global_.eval_every_epoch else [])
-    paths = [_data_path(config, name) for name in names]
     # A missing file gets no fingerprint here: reading it, next, says what is wrong.
-    return {str(path): checkpoint.file_fingerprint(path) for path in paths if path.is_file()}
+    return {str(path): checkpoint.file_fingerprint(path) for path in task.data_files() if path.is_file()}
 
 
-def _start_run(config: Config) -> _Run:
+def _start_run(config: Config, task: Task) -> _Run:
     """Read the data, then build (or restore from ``last/``) the tokenizer, model and optimizer."""
     world_size = dist.get_world_size()
     if world_size > 1:
@@ -160,12 +141,8 @@ def _start_run(config: Config) -> _Run:
     for name in (checkpoint.LAST, checkpoint.BEST):  # found now, not after an epoch of training
         if os.path.lexists(output_dir / name) and not (output_dir / name).is_dir():
             raise UserError(f"{output_dir / name}: exists and is not a directory; expected a checkpoint of the run")
-    data_fingerprints = _data_fingerprints(config)  # before reading: what is saved must be what was read
-    labels = _label_set(config)
-    train_examples = read_split(_data_path(config, config.data.train_file), labels, "training split")
-    dev_examples = None
-    if config.global_.eval_every_epoch:
-        dev_examples = read_split(_data_path(config, config.data.dev_file), labels, "dev split")
+    data_fingerprints = _data_fingerprints(task)  # before reading: what is saved must be what was read
+    train_examples, dev_examples = task.read()
     last_dir = output_dir / checkpoint.LAST
     saved = _resumable_state(config, last_dir, data_fingerprints)
     init_from = None if saved else config.global_.init_from
@@ -173,74 +150,44 @@ def _start_run(config: Config) -> _Run:
         tokenizer = FastformerTokenizer.from_pretrained(str(last_dir))
     elif init_from:  # the pretrained embeddings index its vocabulary
         tokenizer = FastformerTokenizer.from_pretrained(str(checkpoint.check_model_dir(init_from, "Global.init_from")))
+        # This run truncates where its own Data.max_seq_len says, and so must everything after it.
+        tokenizer.model_max_length = config.data.max_seq_len
     else:
-        tokenizer = _build_tokenizer(config, train_examples)
-    loader = make_dataloader(
-        ReviewDataset(train_examples, tokenizer, config.data.max_seq_len),
-        config.data.batch_size,
-        shuffle=True,
-        seed=config.global_.seed,
-        num_replicas=world_size,
-        rank=dist.get_rank(),
-        num_workers=config.data.num_workers,
-        class_balanced=config.data.sampler == "class_balanced",
-    )
+        tokenizer = _build_tokenizer(config, task.texts(train_examples))
+    loader = task.train_loader(train_examples, tokenizer, world_size, dist.get_rank())
     total_steps = len(loader.batch_sampler) * config.global_.epochs
     if config.global_.max_steps > 0:
         total_steps = min(total_steps, config.global_.max_steps)
-    model = checkpoint.load_checkpoint(str(last_dir), "last/")[0] if saved else build_model(config, tokenizer, labels)
+    if saved:
+        model = checkpoint.load_checkpoint(str(last_dir), "last/", task.model_class)[0]
+    else:
+        model = task.build_model(dict(config.model, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id))
     if init_from:
         copied = checkpoint.initialise_encoder(model, init_from)
-        logger.info("started the embeddings and encoder (%d tensors) and the vocabulary from %s; the classifier head is new", copied, init_from)
+        logger.info("started the embeddings and encoder (%d tensors) and the vocabulary from %s; the task head is new", copied, init_from)
     optimizer, schedule = _build_optimizer(config, model, total_steps)
     progress = _restore_state(last_dir, saved, optimizer, schedule, model) if saved else Progress()
     dev_loader = None
     if dev_examples:
-        dev_loader = eval_loader(ReviewDataset(dev_examples, tokenizer, config.data.max_seq_len), config)
+        dev_loader = task.dev_loader(dev_examples, tokenizer)
     trained_model = paddle.DataParallel(model) if world_size > 1 else model
     run = _Run(
-        config, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress, output_dir,
-        data_fingerprints, _class_weights(config, loader.dataset.labels, len(labels)),
-        TrainingMonitor(output_dir, config.global_.use_visualdl and is_main_process()),
+        config, task, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress,
+        output_dir, data_fingerprints, TrainingMonitor(output_dir, config.global_.use_visualdl and is_main_process()),
     )  # fmt: skip
     logger.info(
-        "training on %d examples (%s, %d classes), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
-        len(loader.dataset), config.data.data_dir, len(labels), run.steps_per_epoch, config.global_.epochs,
+        "training %s on %d texts (%s), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
+        task.describe(), len(loader.dataset), config.data.data_dir, run.steps_per_epoch, config.global_.epochs,
         config.data.batch_size, world_size, threads,
     )  # fmt: skip
     return run
 
 
-def _label_set(config: Config) -> List[str]:
-    """The dataset's label names in class-id order (its ``label.txt``)."""
-    labels = dataset_labels(config.data.data_dir)
-    if labels is None:
-        raise UserError(f"{_data_path(config, LABEL_FILE)}: missing; expected the label set of a folder written by tools/prepare_data.py")
-    if len(labels) < 2:
-        raise UserError(f"{_data_path(config, LABEL_FILE)}: names a single label; a classifier needs at least two classes")
-    return labels
-
-
-def _class_weights(config: Config, labels: List[int], num_labels: int) -> Optional[paddle.Tensor]:
-    """``balanced`` loss weights, or None: n / (classes x count), scikit-learn's ``class_weight="balanced"``.
-
-    ``classes`` counts those the training split holds; a class it lacks gets weight 0 (nothing to weigh).
-    """
-    if config.data.class_weights == "none":
-        return None
-    counts = [0] * num_labels
-    for label in labels:
-        counts[label] += 1
-    present = sum(1 for count in counts if count)
-    weights = [len(labels) / (present * count) if count else 0.0 for count in counts]
-    return paddle.to_tensor(weights, dtype="float32")
-
-
-def _build_tokenizer(config: Config, train_examples) -> FastformerTokenizer:
-    """The vocabulary of the training split; its ``model_max_length`` is where every later step truncates."""
+def _build_tokenizer(config: Config, texts) -> FastformerTokenizer:
+    """The vocabulary of the training texts; its ``model_max_length`` is where every later step truncates."""
     try:
         return FastformerTokenizer.build_from_corpus(
-            (example["text"] for example in train_examples),
+            texts,
             max_vocab_size=config.data.max_vocab_size,
             min_freq=config.data.min_freq,
             model_max_length=config.data.max_seq_len,
@@ -329,6 +276,8 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
     """Train from where the epoch stands to its end (or to the step limit), then evaluate and save."""
     config, progress = run.config, run.progress
     run.loader.batch_sampler.set_epoch(progress.epoch)
+    if hasattr(run.loader, "masking"):
+        run.loader.masking.set_epoch(progress.epoch)
     run.trained_model.train()
     bar = tqdm(
         itertools.islice(iter(run.loader), progress.batches_done_in_epoch, None),
@@ -359,18 +308,14 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
         _evaluate_and_keep_best(run)
     _save_last(run)
     if is_main_process():
-        run.monitor.draw(progress.loss_log, progress.history, title=f"{run.output_dir.name}: {config.data.data_dir}")
+        run.monitor.draw(progress.loss_log, progress.history, run.task.curve, title=f"{run.output_dir.name}: {config.data.data_dir}")
     if dist.get_world_size() > 1:
         dist.barrier()
 
 
 def _train_step(run: _Run, batch: dict) -> float:
     """One optimizer step; returns the loss, refusing a non-finite one."""
-    logits = run.trained_model(
-        paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"])
-    )
-    # paddle's cross-entropy, which the model's own loss also is; here with the optional class weights.
-    loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(batch["labels"]), weight=run.class_weights)
+    loss = run.task.loss(run.trained_model, batch)
     loss_value = float(loss)
     progress = run.progress
     if not math.isfinite(loss_value):
@@ -413,13 +358,14 @@ def _log_step(run: _Run, bar, loss_value: float, tokens_per_second: float) -> No
 
 def _evaluate_and_keep_best(run: _Run) -> None:
     progress = run.progress
-    metrics = evaluate(run.model, run.dev_loader, desc="dev")["metrics"]
-    record = {"epoch": progress.epoch, "step": progress.global_step, **{k: metrics[k] for k in ("accuracy", "macro_f1")}}
-    progress.history.append(record)
-    logger.info("dev after step %d: accuracy %.4f macro-F1 %.4f", progress.global_step, metrics["accuracy"], metrics["macro_f1"])
-    run.monitor.log_dev(progress.global_step, metrics["accuracy"], metrics["macro_f1"])
-    if metrics["macro_f1"] > progress.best_macro_f1:
-        progress.best_macro_f1 = metrics["macro_f1"]
+    result = run.task.evaluate(run.model, run.dev_loader)
+    metrics, score = result["metrics"], result["metrics"][run.task.score_key]
+    progress.history.append({"epoch": progress.epoch, "step": progress.global_step, **result["record"]})
+    shown = " ".join(f"{name} {value:.4f}" for name, value in result["record"].items())
+    logger.info("dev after step %d: %s", progress.global_step, shown)
+    run.monitor.log_dev(progress.global_step, result["record"])
+    if progress.best_score is None or score > progress.best_score:
+        progress.best_score = score
         best_dir = run.output_dir / checkpoint.BEST
         _check_weights_finite(run, best_dir)
         metrics_text = json.dumps(metrics, indent=2)
@@ -427,4 +373,4 @@ def _evaluate_and_keep_best(run: _Run) -> None:
             best_dir, run.model, run.tokenizer, run.config,
             lambda staging: write_text_atomically(os.path.join(staging, "dev_metrics.json"), metrics_text),
         )  # fmt: skip
-        logger.info("new best dev macro-F1 %.4f: saved %s", metrics["macro_f1"], best_dir)
+        logger.info("new best dev score (%s): saved %s", shown, best_dir)

@@ -1,0 +1,143 @@
+"""Unlabelled text for masked-LM pretraining: a corpus folder drawn from review files, and the leak check
+that keeps every later dev and test review out of it. No paddle here.
+
+A corpus folder holds ``train.jsonl`` and ``dev.jsonl`` (one ``{"text": str}`` a line) and ``stats.json``.
+Texts are compared for leaks and duplicates by their *leak key*: case-folded, whitespace collapsed, so
+that a review re-typed with other spacing or capitals still counts as the same review.
+"""
+import json
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+
+import numpy as np
+
+from ...file_utils import write_directory_atomically, write_text_atomically
+from ..errors import UserError
+from .readers import PathLike, is_unicode, json_objects, text_lines
+
+__all__ = ["TEXT_FIELDS", "CORPUS_STATS_FILE", "iter_texts", "read_corpus_split", "leak_key", "check_no_leak", "prepare_corpus"]
+
+# The text field of a prepared split or text corpus, of McAuley files and of MARC files, in that order.
+TEXT_FIELDS = ("text", "reviewText", "review_body")
+CORPUS_STATS_FILE = "stats.json"
+CORPUS_SPLITS = ("train", "dev")
+
+
+def iter_texts(path: PathLike) -> Iterator[Tuple[int, str]]:
+    """``(line number, text)`` of each usable text of a file: JSON lines (the first of :data:`TEXT_FIELDS` a row
+    has; labels and other fields are ignored) or, for a ``.txt`` file, each non-blank line. Gzip or plain.
+
+    Rows without a non-empty string text are skipped; a line that is not a JSON object is an error.
+    """
+    if Path(path).name.endswith((".txt", ".txt.gz")):
+        for number, line in text_lines(path):
+            if line.strip() and is_unicode(line):
+                yield number, line.rstrip("\r\n")
+        return
+    for number, obj in json_objects(path):
+        text = next((obj[name] for name in TEXT_FIELDS if name in obj), None)
+        if isinstance(text, str) and text.strip() and is_unicode(text):
+            yield number, text
+
+
+def read_corpus_split(path: PathLike, role: str) -> List[str]:
+    """The texts of a corpus split (or of any file :func:`iter_texts` reads); a missing or empty one is refused."""
+    if not Path(path).is_file():
+        raise UserError(f"{role} not found; expected a file written by tools/prepare_corpus.py", path)
+    texts = [text for _, text in iter_texts(path)]
+    if not texts:
+        raise UserError(f"{role} holds no text", path)
+    return texts
+
+
+def leak_key(text: str) -> str:
+    """What two texts must share to count as the same review."""
+    return " ".join(text.split()).casefold()
+
+
+def _held_out_keys(held_out: Sequence[PathLike]) -> Dict[str, Tuple[str, int]]:
+    """Leak key -> (held-out file, line) of every text of the held-out files."""
+    keys: Dict[str, Tuple[str, int]] = {}
+    for path in held_out:
+        if not Path(path).is_file():
+            raise UserError("held-out file not found; expected a dev or test split (or raw review file) to keep out", path)
+        for number, text in iter_texts(path):
+            keys.setdefault(leak_key(text), (str(path), number))
+    return keys
+
+
+def check_no_leak(corpus: Dict[str, Sequence[str]], held_out: Sequence[PathLike]) -> None:
+    """Refuse pretraining text that holds any review of the ``held_out`` files (the dev and test splits of
+    later fine-tunes). ``corpus`` maps each corpus file's name to its texts; the error names both files."""
+    keys = _held_out_keys(held_out)
+    for name, texts in corpus.items():
+        leaked = [index for index, text in enumerate(texts) if leak_key(text) in keys]
+        if leaked:
+            held_path, held_line = keys[leak_key(texts[leaked[0]])]
+            raise UserError(
+                f"{name}: holds {len(leaked)} review(s) of the held-out file {held_path} (the first is its line "
+                f"{held_line}, text {leaked[0] + 1} here); expected pretraining text without any dev or test review "
+                "used later (tools/prepare_corpus.py --exclude drops them)"
+            )
+
+
+def _pooled_texts(inputs: Sequence[PathLike], excluded: Dict[str, Tuple[str, int]]) -> Tuple[List[str], List[dict]]:
+    """The distinct texts of ``inputs`` in reading order, without excluded ones; and what each input gave."""
+    seen, texts, reports = set(), [], []
+    for path in inputs:
+        report = {"path": str(path), "texts": 0, "kept": 0, "duplicates": 0, "excluded": 0}
+        for _, text in iter_texts(path):
+            report["texts"] += 1
+            key = leak_key(text)
+            if key in excluded:
+                report["excluded"] += 1
+            elif key in seen:
+                report["duplicates"] += 1
+            else:
+                seen.add(key)
+                texts.append(text)
+                report["kept"] += 1
+        if not report["texts"]:
+            raise UserError(f"holds no text in a field {' / '.join(TEXT_FIELDS)} (or lines of a .txt file)", path)
+        reports.append(report)
+    return texts, reports
+
+
+def prepare_corpus(
+    inputs: Sequence[PathLike], output_dir: PathLike, dev_size: int, seed: int = 42,
+    exclude: Sequence[PathLike] = (), overwrite: bool = False,
+) -> dict:  # fmt: skip
+    """Write a corpus folder: the distinct texts of ``inputs`` minus every text of the ``exclude`` files,
+    shuffled with ``numpy.random.default_rng(seed)``, ``dev_size`` of them to ``dev.jsonl`` (for the
+    masked-LM dev loss) and the rest to ``train.jsonl``. Written as one unit; returns ``stats.json``'s content.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError("exists and is not a directory; expected a folder for the corpus", output_dir)
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise UserError("already holds files; pass --overwrite to replace the corpus there", output_dir)
+        if not (output_dir / CORPUS_STATS_FILE).is_file():
+            raise UserError(f"holds files but no earlier corpus ({CORPUS_STATS_FILE}); choose a new or empty folder", output_dir)
+    texts, reports = _pooled_texts(inputs, _held_out_keys(exclude))
+    if dev_size < 1 or dev_size >= len(texts):
+        raise UserError(f"--dev-size {dev_size}: expected at least 1 and fewer than the {len(texts)} distinct texts kept")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    splits = {"dev": [texts[i] for i in order[:dev_size]], "train": [texts[i] for i in order[dev_size:]]}
+    stats = {
+        "inputs": reports, "excluded_files": [str(path) for path in exclude], "seed": seed,
+        "splits": {name: {"count": len(split), "mean_words": round(float(np.mean([len(t.split()) for t in split])), 1)}
+                   for name, split in splits.items()},
+    }  # fmt: skip
+
+    def write(staging: str) -> None:
+        for name in CORPUS_SPLITS:
+            write_text_atomically(Path(staging, f"{name}.jsonl"), _jsonl(splits[name]))
+        write_text_atomically(Path(staging, CORPUS_STATS_FILE), json.dumps(stats, indent=2) + "\n")
+
+    write_directory_atomically(write, str(output_dir), overwrite=overwrite)
+    return stats
+
+
+def _jsonl(texts: Iterable[str]) -> str:
+    return "".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in texts)

@@ -1,0 +1,203 @@
+"""What the training loop trains: a task gives the data, model, loss and dev score of one kind of run.
+
+:class:`ClassificationTask` (``tools/train.py``) learns a label set of a prepared dataset and keeps the
+model of the best dev macro-F1; :class:`MaskedLMTask` (``tools/pretrain.py``) pretrains on a text corpus
+and keeps the model of the lowest dev masked-LM loss. The loop in :mod:`.trainer` is the same for both.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import paddle
+
+from ...configuration import FastformerConfig
+from ...modeling import FastformerForMaskedLM, FastformerForSequenceClassification, token_cross_entropy
+from ..data.corpus import check_no_leak, read_corpus_split
+from ..data.labels import LABEL_FILE, dataset_labels
+from ..data.loader import ReviewDataset, TextDataset, make_dataloader
+from ..data.masking import MaskingCollator
+from ..data.readers import read_split
+from ..errors import UserError
+from ..settings import Config
+from .evaluate import eval_loader, evaluate
+
+__all__ = ["ClassificationTask", "MaskedLMTask"]
+
+
+class ClassificationTask:
+    """Text classification on a folder of ``tools/prepare_data.py``: cross-entropy, optionally class-weighted."""
+
+    model_class = FastformerForSequenceClassification
+    score_key = "macro_f1"  # the dev metric best/ is chosen by; higher is better
+    curve = (("accuracy", "dev accuracy (%)"), ("macro_f1", "dev macro-F1 (%)"))
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.labels: List[str] = []
+        self.class_weights: Optional[paddle.Tensor] = None
+
+    def path(self, name: str) -> Path:
+        return Path(self.config.data.data_dir) / name
+
+    def describe(self) -> str:
+        return f"a {len(self.labels)}-class classifier"
+
+    def data_files(self) -> List[Path]:
+        """The files the run learns from or selects its best model on (fingerprinted in ``last/``)."""
+        names = [LABEL_FILE, self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
+        return [self.path(name) for name in names]
+
+    def read(self):
+        """The training and dev examples (dev None without per-epoch evaluation)."""
+        self.labels = self._label_set()
+        train = read_split(self.path(self.config.data.train_file), self.labels, "training split")
+        dev = read_split(self.path(self.config.data.dev_file), self.labels, "dev split") if self.config.global_.eval_every_epoch else None
+        return train, dev
+
+    @staticmethod
+    def texts(examples) -> Sequence[str]:
+        return [example["text"] for example in examples]
+
+    def _label_set(self) -> List[str]:
+        labels = dataset_labels(self.config.data.data_dir)
+        if labels is None:
+            raise UserError(f"{self.path(LABEL_FILE)}: missing; expected the label set of a folder written by tools/prepare_data.py")
+        if len(labels) < 2:
+            raise UserError(f"{self.path(LABEL_FILE)}: names a single label; a classifier needs at least two classes")
+        return labels
+
+    def build_model(self, model_config: dict) -> FastformerForSequenceClassification:
+        names = self.labels
+        return FastformerForSequenceClassification(FastformerConfig(
+            num_labels=len(names), id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)}, **model_config,
+        ))  # fmt: skip
+
+    def train_loader(self, examples, tokenizer, num_replicas: int, rank: int):
+        data = self.config.data
+        loader = make_dataloader(
+            ReviewDataset(examples, tokenizer, data.max_seq_len), data.batch_size, shuffle=True, seed=self.config.global_.seed,
+            num_replicas=num_replicas, rank=rank, num_workers=data.num_workers, class_balanced=data.sampler == "class_balanced",
+        )  # fmt: skip
+        self.class_weights = self._class_weights(loader.dataset.labels)
+        return loader
+
+    def dev_loader(self, examples, tokenizer):
+        return eval_loader(ReviewDataset(examples, tokenizer, self.config.data.max_seq_len), self.config)
+
+    def _class_weights(self, labels: List[int]) -> Optional[paddle.Tensor]:
+        """``balanced`` loss weights, or None: n / (classes x count), scikit-learn's ``class_weight="balanced"``.
+
+        ``classes`` counts those the training split holds; a class it lacks gets weight 0 (nothing to weigh).
+        """
+        if self.config.data.class_weights == "none":
+            return None
+        counts = np.bincount(labels, minlength=len(self.labels))
+        present = int((counts > 0).sum())
+        weights = [len(labels) / (present * count) if count else 0.0 for count in counts]
+        return paddle.to_tensor(weights, dtype="float32")
+
+    def loss(self, model, batch: dict) -> paddle.Tensor:
+        logits = model(paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]))
+        # paddle's cross-entropy, which the model's own loss also is; here with the optional class weights.
+        return paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(batch["labels"]), weight=self.class_weights)
+
+    def evaluate(self, model, loader) -> dict:
+        """Every dev metric (saved with best/) and the ones kept in the run's history."""
+        metrics = evaluate(model, loader, desc="dev")["metrics"]
+        return {"metrics": metrics, "record": {key: metrics[key] for key in ("accuracy", "macro_f1")}}
+
+
+class MaskedLMTask:
+    """Masked-LM pretraining on a folder of ``tools/prepare_corpus.py``, refusing text of held-out splits."""
+
+    model_class = FastformerForMaskedLM
+    score_key = "neg_loss"  # minus the dev masked-LM loss: higher is better, as for every task's score
+    curve = (("masked_accuracy", "dev masked-token accuracy (%)"),)
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def path(self, name: str) -> Path:
+        return Path(self.config.data.data_dir) / name
+
+    def describe(self) -> str:
+        return f"a masked language model ({self.config.data.mask_prob:.0%} of tokens masked)"
+
+    def data_files(self) -> List[Path]:
+        names = [self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
+        return [self.path(name) for name in names] + [Path(path) for path in self.config.data.held_out_files or ()]
+
+    def read(self):
+        train_path, dev_path = self.path(self.config.data.train_file), self.path(self.config.data.dev_file)
+        train = read_corpus_split(train_path, "pretraining text")
+        dev = read_corpus_split(dev_path, "pretraining dev text") if self.config.global_.eval_every_epoch else None
+        corpus = {str(train_path): train, **({str(dev_path): dev} if dev else {})}
+        check_no_leak(corpus, self.config.data.held_out_files or ())
+        return train, dev
+
+    @staticmethod
+    def texts(examples) -> Sequence[str]:
+        return examples
+
+    def build_model(self, model_config: dict) -> FastformerForMaskedLM:
+        return FastformerForMaskedLM(FastformerConfig(**model_config))
+
+    def _collator(self, tokenizer, stream: int) -> MaskingCollator:
+        try:
+            return MaskingCollator(tokenizer, self.config.data.mask_prob, self.config.global_.seed, stream)
+        except ValueError as error:
+            raise UserError(f"{self.config.data.data_dir}: {error}") from None
+
+    def train_loader(self, texts, tokenizer, num_replicas: int, rank: int):
+        data = self.config.data
+        collator = self._collator(tokenizer, stream=0)
+        loader = make_dataloader(
+            TextDataset(texts, tokenizer, data.max_seq_len), data.batch_size, shuffle=True, seed=self.config.global_.seed,
+            num_replicas=num_replicas, rank=rank, num_workers=data.num_workers, collate_fn=collator,
+        )  # fmt: skip
+        loader.masking = collator  # the trainer sets its epoch with the sampler's
+        return loader
+
+    def dev_loader(self, texts, tokenizer):
+        data = self.config.data
+        # Stream 1, epoch 0 always: every evaluation scores the same masked dev tokens.
+        return make_dataloader(
+            TextDataset(texts, tokenizer, data.max_seq_len), data.eval_batch_size, shuffle=False,
+            num_workers=data.num_workers, collate_fn=self._collator(tokenizer, stream=1),
+        )  # fmt: skip
+
+    @staticmethod
+    def _masked_logits(model, batch: dict):
+        """Vocabulary logits at the masked positions only: the projection onto the vocabulary, the costliest
+        matrix product of pretraining, is then done for 15% of the tokens."""
+        hidden = model.fastformer(
+            paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]), return_dict=True
+        ).last_hidden_state  # b n d
+        labels = paddle.to_tensor(batch["labels"]).reshape([-1])
+        positions = paddle.nonzero(labels != -100).reshape([-1])
+        chosen = paddle.gather(hidden.reshape([-1, hidden.shape[-1]]), positions)  # m d
+        return model.lm_head(chosen), paddle.gather(labels, positions)
+
+    def loss(self, model, batch: dict) -> paddle.Tensor:
+        logits, targets = self._masked_logits(model, batch)
+        return token_cross_entropy(logits, targets)
+
+    @paddle.no_grad()
+    def evaluate(self, model, loader) -> dict:
+        """Dev masked-LM loss (mean over masked tokens), its perplexity and the masked-token accuracy."""
+        model.eval()
+        total_loss, correct, count = 0.0, 0, 0
+        for batch in loader:
+            logits, targets = self._masked_logits(model, batch)
+            if targets.shape[0] == 0:
+                continue
+            total_loss += float(paddle.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            correct += int((logits.argmax(axis=-1) == targets).sum())
+            count += targets.shape[0]
+        loss = total_loss / max(count, 1)
+        metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "masked_accuracy": correct / max(count, 1),
+                   "masked_tokens": count, "neg_loss": -loss}  # fmt: skip
+        return {"metrics": metrics, "record": {key: metrics[key] for key in ("loss", "perplexity", "masked_accuracy")}}
