@@ -18,6 +18,7 @@ _PUBLIC_NAMES = {
     "FastformerForSequenceClassification": "modeling",
     "FastformerForTokenClassification": "modeling",
     "FastformerForMaskedLM": "modeling",
+    "FastformerForCausalLM": "modeling",
     "tune_cpu": "cpu",
 }
 __all__ = list(_PUBLIC_NAMES)

@@ -134,6 +134,9 @@ class FastformerConfig(PretrainedConfig):
             Defaults to True.
         num_labels (int, optional): Number of classes of the classification heads. Defaults to 5
             (review ratings 1..5). ``num_classes`` is accepted as an alias.
+        is_decoder (bool, optional): PaddleNLP's switch for a causal model: each position attends to itself
+            and the positions before it only, and a cache carries the state from one call to the next
+            (``FastformerForCausalLM`` sets it). Defaults to False.
 
     Raises:
         FastformerConfigError: a value of the wrong type or out of range, or a combination that no
@@ -211,6 +214,13 @@ class FastformerConfig(PretrainedConfig):
         if self.attention_type == "softmax" and self.formulation != "official":
             raise FastformerConfigError(
                 "attention_type", "'softmax' exists only with formulation='official'", ("formulation",)
+            )
+        if self.is_decoder and self.attention_type == "additive" and self.attention_probs_dropout_prob > 0:
+            raise FastformerConfigError(
+                "attention_probs_dropout_prob",
+                f"got {self.attention_probs_dropout_prob}; causal additive attention (is_decoder) has no dropout on "
+                "its pooling weights: expected 0.0",
+                ("is_decoder",),
             )
         if self.formulation == "official":
             self._validate_official()

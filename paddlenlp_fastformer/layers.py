@@ -1,7 +1,8 @@
 """The layers of Fastformer ("Fastformer: Additive Attention Can Be All You Need", arXiv 2108.09084).
 
-The paper's equations, top to bottom: additive-attention pooling, the two public formulations of
-additive attention (and the softmax baseline), the block, the embeddings and the attention pooler.
+The paper's equations, top to bottom: additive-attention pooling (over all tokens, or causal: over
+each token and those before it), the two public formulations of additive attention (and the softmax
+baseline), the block, the embeddings and the attention pooler.
 :mod:`.modeling` assembles them into PaddleNLP models. The non-matmul work of each layer goes
 through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or in plain Paddle
 (``FastformerConfig.use_fused_ops``). Shapes: B batch, N tokens, D hidden, H heads, d features per head.
@@ -9,11 +10,12 @@ through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or 
 from __future__ import annotations
 
 from functools import partial
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from .configuration import FastformerConfig
 from .kernels import fused_ops
@@ -21,6 +23,8 @@ from .kernels.fused_ops import FlatLinear
 
 __all__ = [
     "AdditivePooling",
+    "PoolState",
+    "causal_additive_pool",
     "OfficialAdditiveAttention",
     "LucidrainsAdditiveAttention",
     "SoftmaxSelfAttention",
@@ -71,14 +75,19 @@ class RotaryEmbedding(nn.Layer):
             quarter_turn[first + 1, first], quarter_turn[first, first + 1] = -1.0, 1.0
         self.register_buffer("quarter_turn", paddle.to_tensor(quarter_turn), persistable=False)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        """Rotate x [B, N, heads, head_size] by position (axis 1)."""
+    def forward(self, x: paddle.Tensor, positions: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+        """Rotate x [B, N, heads, head_size] by position: 0..N-1 along axis 1, or each row's ``positions`` [B, N]
+        (a decoder's, which continue from the tokens it has seen)."""
         # Angles in the frequencies' dtype (float32 unless the model was cast), as the reference computes them.
-        positions = paddle.arange(paddle.shape(x)[1], dtype=self.inv_freq.dtype)  # run-time N: exports stay dynamic
-        angles = positions.unsqueeze(1) * self.inv_freq.unsqueeze(0)  # n f
-        angles = paddle.stack([angles, angles], axis=-1).reshape([0, -1])  # n (f 2)
-        unrotated = paddle.zeros([paddle.shape(x)[1], self.head_size - self.rotary_size], dtype=angles.dtype)
-        cos = paddle.concat([angles.cos(), unrotated + 1.0], axis=-1).astype(x.dtype)  # n d
+        if positions is None:
+            positions = paddle.arange(paddle.shape(x)[1], dtype=self.inv_freq.dtype)  # run-time N: exports stay dynamic
+            angles = positions.unsqueeze(1) * self.inv_freq.unsqueeze(0)  # n f
+            angles = paddle.stack([angles, angles], axis=-1).reshape([0, -1])  # n (f 2)
+        else:
+            angles = positions.astype(self.inv_freq.dtype).unsqueeze(-1) * self.inv_freq  # b n f
+            angles = paddle.stack([angles, angles], axis=-1).reshape([0, 0, -1])  # b n (f 2)
+        unrotated = paddle.zeros(angles.shape[:-1] + [self.head_size - self.rotary_size], dtype=angles.dtype)
+        cos = paddle.concat([angles.cos(), unrotated + 1.0], axis=-1).astype(x.dtype)  # [b] n d
         sin = paddle.concat([angles.sin(), unrotated], axis=-1).astype(x.dtype)
         return fused_ops.rotate(x, cos, sin, self.quarter_turn, self.use_fused_ops)
 
@@ -105,6 +114,85 @@ class AdditivePooling(nn.Layer):
 
 
 # ----------------------------------------------------------------------------------------------
+# causal additive pooling: for each position, the pool of itself and the tokens before it
+# ----------------------------------------------------------------------------------------------
+# A padding token's score. Any real token's outweighs it entirely (exp(MASKED_SCORE - s) is 0 in
+# float32 for any score s above -1e29), yet a prefix of padding alone keeps a finite total: no NaN.
+MASKED_SCORE = -1e30
+
+
+class PoolState(NamedTuple):
+    """The additive pool of some tokens, per head: their largest score, 'b .. h'; their total weight relative to
+    it, sum(exp(score - max_score)), 'b .. h'; and the weighted mean of their values, 'b .. h d'. Keeping the
+    maximum apart (as online softmax does) keeps every weight exact to float precision even for scores of
+    1e4, where a single log-sum-exp total would lose three digits. Decoding folds each new token into one."""
+
+    max_score: paddle.Tensor
+    total: paddle.Tensor
+    pooled: paddle.Tensor
+
+
+def _merge_pools(first: PoolState, second: PoolState) -> PoolState:
+    """The pool of two disjoint sets of tokens, from the pool of each."""
+    max_score = paddle.maximum(first.max_score, second.max_score)
+    weight_first = first.total * paddle.exp(first.max_score - max_score)
+    weight_second = second.total * paddle.exp(second.max_score - max_score)
+    total = weight_first + weight_second
+    pooled = (weight_first / total).unsqueeze(-1) * first.pooled + (weight_second / total).unsqueeze(-1) * second.pooled
+    return PoolState(max_score, total, pooled)
+
+
+def _prefix_pools_within_chunks(scores: paddle.Tensor, values: paddle.Tensor) -> PoolState:
+    """'r c h, r c h d -> r c h, r c h, r c h d' for r chunks of c tokens: at each position t of a chunk, the pool
+    of the chunk's tokens up to t, as one softmax over the chunk with the later tokens masked out."""
+    size = scores.shape[1]
+    later = paddle.triu(paddle.full([size, size], float("-inf"), dtype=scores.dtype), diagonal=1)  # t i
+    grid = scores.unsqueeze(1) + later.unsqueeze(-1)  # r t i h
+    max_score = grid.max(axis=2)  # r t h: finite, as every row holds position t itself
+    weights = paddle.exp(grid - max_score.unsqueeze(2))
+    total = weights.sum(axis=2)  # r t h, at least 1
+    pooled = paddle.matmul(weights.transpose([0, 3, 1, 2]), values.transpose([0, 2, 1, 3])).transpose([0, 2, 1, 3])
+    return PoolState(max_score, total, pooled / total.unsqueeze(-1))  # r t h d
+
+
+def causal_additive_pool(
+    scores: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.Tensor, state: Optional[PoolState] = None,
+    chunk_size: int = 64,
+):  # fmt: skip
+    """Causal additive pooling: at each position t, the softmax over the real tokens up to t (and those
+    ``state`` pooled before) of ``scores`` weighs ``values``. 'b n h, b n 1, b n h d -> b n h d', and the
+    pool of every token, from which decoding continues one token at a time.
+
+    O(N) for the whole sequence: within chunks of ``chunk_size`` tokens a masked softmax (N x chunk_size
+    work), across chunks one running pool carried from chunk to chunk. Every total is kept relative to its
+    own largest score, so no weight overflows or loses precision, however large or however many the scores.
+    """
+    batch, length, heads = scores.shape
+    scores = paddle.where(token_mask, scores, paddle.full_like(scores, MASKED_SCORE))
+    if length == 1 and state is not None:  # a decoding step: fold the one new token into the pool so far
+        state = _merge_pools(state, PoolState(scores[:, 0], paddle.ones_like(scores[:, 0]), values[:, 0]))
+        return state.pooled.unsqueeze(1), state
+    size = min(chunk_size, length)
+    padding = -length % size  # the tail chunk is filled with padding, which no position attends to
+    if padding:
+        scores = paddle.concat([scores, paddle.full([batch, padding, heads], MASKED_SCORE, scores.dtype)], axis=1)
+        values = paddle.concat([values, paddle.zeros([batch, padding] + values.shape[2:], values.dtype)], axis=1)
+    chunks, features = scores.shape[1] // size, values.shape[-1]
+    within = _prefix_pools_within_chunks(scores.reshape([-1, size, heads]), values.reshape([-1, size, heads, features]))
+    within = PoolState(*(part.reshape([batch, chunks, size, heads] + part.shape[3:]) for part in within))
+    if state is None:  # no token yet: no weight
+        empty = paddle.zeros([batch, heads], scores.dtype)
+        state = PoolState(empty + MASKED_SCORE, empty, paddle.zeros([batch, heads, features], values.dtype))
+    outputs = []
+    for chunk in range(chunks):
+        before = PoolState(*(part.unsqueeze(1) for part in state))  # b 1 h [d]
+        prefix = _merge_pools(before, PoolState(*(part[:, chunk] for part in within)))  # b c h [d]
+        outputs.append(prefix.pooled)
+        state = PoolState(*(part[:, -1] for part in prefix))
+    return paddle.concat(outputs, axis=1)[:, :length], state
+
+
+# ----------------------------------------------------------------------------------------------
 # additive attention: the two public formulations
 # ----------------------------------------------------------------------------------------------
 class OfficialAdditiveAttention(nn.Layer):
@@ -127,10 +215,13 @@ class OfficialAdditiveAttention(nn.Layer):
         self.transform = linear(hidden, hidden)
         self.output = linear(hidden, hidden)
         self.pool = AdditivePooling(config)
+        self.causal = config.is_decoder
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
-        """The attended states 'b n D', and with ``output_attentions`` the weights of the global query and
-        global key, 'b 2 h n' (else None)."""
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
+        """The attended states 'b n D'; with ``output_attentions`` the weights of the global query and
+        global key, 'b 2 h n' (else None); and in causal mode the two pools to continue from (else None)."""
+        if self.causal:
+            return self._causal_forward(hidden_states, token_mask, cache)
         query = self.query(hidden_states)  # b n D
         key = self.key(hidden_states)
         query_heads = split_heads(query, self.num_heads)  # b n h d
@@ -139,7 +230,20 @@ class OfficialAdditiveAttention(nn.Layer):
         global_key, beta = self.pool(self.key_att(mixed), token_mask, split_heads(mixed, self.num_heads), output_attentions)
         weighted_values = fused_ops.scale_tokens(query, merge_heads(global_key), self.fused)  # u = k_g * q (query = value)
         attended = self.output(self.transform(weighted_values, residual=query))
-        return attended, paddle.stack([alpha, beta], axis=1) if output_attentions else None
+        return attended, paddle.stack([alpha, beta], axis=1) if output_attentions else None, None
+
+    def _causal_forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, cache):
+        """Position t pools queries up to t into q_g(t); p_i = q_g(i) * k_i; keys p up to t into k_g(t); u_t = k_g(t) * q_t."""
+        query, key = self.query(hidden_states), self.key(hidden_states)  # b n D
+        query_pool, key_pool = cache if cache is not None else (None, None)
+        scale = self.pool.scale
+        query_logits = self.query_att(query) * scale
+        global_query, query_pool = causal_additive_pool(query_logits, token_mask, split_heads(query, self.num_heads), query_pool)
+        mixed = key * merge_heads(global_query)  # b n D
+        key_logits = self.key_att(mixed) * scale
+        global_key, key_pool = causal_additive_pool(key_logits, token_mask, split_heads(mixed, self.num_heads), key_pool)
+        attended = self.output(self.transform(query * merge_heads(global_key), residual=query))
+        return attended, None, (query_pool, key_pool)
 
 
 class LucidrainsAdditiveAttention(nn.Layer):
@@ -170,16 +274,19 @@ class LucidrainsAdditiveAttention(nn.Layer):
         self.to_out = linear(heads * head_size, config.hidden_size)
         self.rotary = rotary
         self.pool = AdditivePooling(config)
+        self.causal = config.is_decoder
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
-        """The attended states 'b n D', and with ``output_attentions`` the weights of the global query and
-        global key, 'b 2 h n' (else None)."""
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
+        """The attended states 'b n D'; with ``output_attentions`` the weights of the global query and
+        global key, 'b 2 h n' (else None); and in causal mode the two pools to continue from (else None)."""
         qkv = split_heads(self.to_qkv(hidden_states), 3 * self.num_heads)  # b n (3 h) d
         query, key, value = qkv.chunk(3, axis=2)
         if self.rotary is not None:
-            query_aggr, key_aggr, value_aggr = self.rotary(qkv).chunk(3, axis=2)  # one rotation for all three
+            query_aggr, key_aggr, value_aggr = self.rotary(qkv, positions).chunk(3, axis=2)  # one rotation for all three
         else:
             query_aggr, key_aggr, value_aggr = query, key, value
+        if self.causal:
+            return self._causal_forward(query, key, query_aggr, key_aggr, value_aggr, token_mask, cache)
 
         query_logits = self.to_q_attn_logits(query).squeeze(-1)  # b n h
         global_query, alpha = self.pool(query_logits, token_mask, query_aggr, output_attentions)  # b 1 h d
@@ -191,10 +298,26 @@ class LucidrainsAdditiveAttention(nn.Layer):
         global_key, beta = self.pool(key_logits, token_mask, key_aggr, output_attentions)  # raw keys, not k'
 
         weighted_values = fused_ops.scale_tokens(value_aggr, global_key, self.fused)
+        return self._output(weighted_values, query), paddle.stack([alpha, beta], axis=1) if output_attentions else None, None
+
+    def _output(self, weighted_values: paddle.Tensor, query: paddle.Tensor) -> paddle.Tensor:
         if self.rotary is not None:
             weighted_values = sum_adjacent_pairs(weighted_values)
-        attended = self.to_out(merge_heads(self.to_r(weighted_values, residual=query)))
-        return attended, paddle.stack([alpha, beta], axis=1) if output_attentions else None
+        return self.to_out(merge_heads(self.to_r(weighted_values, residual=query)))
+
+    def _causal_forward(self, query, key, query_aggr, key_aggr, value_aggr, token_mask: paddle.Tensor, cache):
+        """Position t pools (rotated) queries up to t into q_g(t); k'_i = k_i * q_g(i) scores the (rotated) raw keys
+        up to t into k_g(t); u_t = v_t * k_g(t)."""
+        query_pool, key_pool = cache if cache is not None else (None, None)
+        scale = self.pool.scale
+        query_logits = self.to_q_attn_logits(query).squeeze(-1) * scale  # b n h
+        global_query, query_pool = causal_additive_pool(query_logits, token_mask, query_aggr, query_pool)  # b n h d
+        biased_key = key * global_query
+        if self.rotary is not None:
+            biased_key = sum_adjacent_pairs(biased_key)
+        key_logits = self.to_k_attn_logits(biased_key).squeeze(-1) * scale
+        global_key, key_pool = causal_additive_pool(key_logits, token_mask, key_aggr, key_pool)
+        return self._output(value_aggr * global_key, query), None, (query_pool, key_pool)
 
 
 class SoftmaxSelfAttention(nn.Layer):
@@ -205,18 +328,45 @@ class SoftmaxSelfAttention(nn.Layer):
         self.attention = nn.MultiHeadAttention(
             config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob
         )
+        self.causal = config.is_decoder
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
-        """The attended states 'b n D', and with ``output_attentions`` the weights 'b h n n' (else None)."""
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
+        """The attended states 'b n D'; with ``output_attentions`` the weights 'b h n n' (else None); and in
+        causal mode the keys, values and key mask so far, the KV cache (else None)."""
+        if self.causal:
+            return self._causal_forward(hidden_states, token_mask, cache)
         keep = token_mask.squeeze(-1).unsqueeze([1, 2])  # b 1 1 n: every query may attend to real keys
         if not output_attentions:
-            return self.attention(hidden_states, attn_mask=keep), None
+            return self.attention(hidden_states, attn_mask=keep), None, None
         self.attention.need_weights = True  # paddle's switch for returning the weights too
         try:
             attended, weights = self.attention(hidden_states, attn_mask=keep)
         finally:
             self.attention.need_weights = False
-        return attended, weights * keep.astype(weights.dtype)  # padding keys: exactly 0
+        return attended, weights * keep.astype(weights.dtype), None  # padding keys: exactly 0
+
+    def _causal_forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, cache):
+        """Each query attends to the real keys at or before it: those of the cache, then its own sequence's."""
+        attention = self.attention
+        query, key, value = (
+            split_heads(projection(hidden_states), attention.num_heads).transpose([0, 2, 1, 3])  # b h n d
+            for projection in (attention.q_proj, attention.k_proj, attention.v_proj)
+        )
+        key_mask = token_mask.squeeze(-1)  # b n
+        if cache is not None:
+            key, value = paddle.concat([cache[0], key], axis=2), paddle.concat([cache[1], value], axis=2)
+            key_mask = paddle.concat([cache[2], key_mask], axis=1)
+        length, total = query.shape[2], key.shape[2]
+        earlier = paddle.arange(total).unsqueeze(0) <= paddle.arange(total - length, total).unsqueeze(1)  # n t
+        scores = paddle.matmul(query, key, transpose_y=True) * attention.head_dim**-0.5  # b h n t
+        # Padding keys get MASKED_SCORE and later keys -inf: a query with only padding before it (itself padding)
+        # still attends to no later key, and every row keeps a finite entry, its own position.
+        scores = paddle.where(key_mask.unsqueeze([1, 2]), scores, paddle.full_like(scores, MASKED_SCORE))
+        scores = paddle.where(earlier.unsqueeze([0, 1]), scores, paddle.full_like(scores, float("-inf")))
+        weights = F.softmax(scores, axis=-1)
+        weights = F.dropout(weights, attention.dropout, training=self.training)
+        attended = merge_heads(paddle.matmul(weights, value).transpose([0, 2, 1, 3]))  # b n D
+        return attention.out_proj(attended), None, (key, value, key_mask)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,15 +390,18 @@ class FastformerLayer(nn.Layer):
     def feed_forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.ffn_out(self.ffn_in(x, activation=self.activation))
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False):
-        """The block's output 'b n D', and the attention's weights (None unless ``output_attentions``)."""
+    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
+        """The block's output 'b n D', the attention's weights (None unless ``output_attentions``), and in causal
+        mode the attention's cache (see each attention's ``forward``)."""
         if self.pre_norm:
-            attended, weights = self.attention(self.norm(self.attention_norm, hidden_states), token_mask, output_attentions)
+            attended, weights, cache = self.attention(
+                self.norm(self.attention_norm, hidden_states), token_mask, output_attentions, cache, positions
+            )
             hidden_states = hidden_states + self.dropout(attended)
-            return hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states))), weights
-        attended, weights = self.attention(hidden_states, token_mask, output_attentions)
+            return hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states))), weights, cache
+        attended, weights, cache = self.attention(hidden_states, token_mask, output_attentions, cache, positions)
         hidden_states = self.norm(self.attention_norm, hidden_states, self.dropout(attended))
-        return self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states))), weights
+        return self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states))), weights, cache
 
     def norm(self, norm: nn.LayerNorm, x: paddle.Tensor, residual: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         """``norm(x + residual)``, or ``norm(x)``."""
@@ -271,10 +424,13 @@ class FastformerEmbeddings(nn.Layer):
         self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps) if official else None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: Optional[paddle.Tensor] = None, inputs_embeds: Optional[paddle.Tensor] = None) -> paddle.Tensor:
-        """Token vectors of ``input_ids`` [B, N], or the given ``inputs_embeds`` [B, N, D], plus positions."""
+    def forward(self, input_ids=None, inputs_embeds=None, positions: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+        """Token vectors of ``input_ids`` [B, N], or the given ``inputs_embeds`` [B, N, D], plus positions:
+        0..N-1, or each row's ``positions`` [B, N] (a decoder's, which continue from the tokens it has seen)."""
         embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        if self.position_embeddings is not None:
+        if self.position_embeddings is not None and positions is not None:
+            embeddings = embeddings + self.position_embeddings(positions)
+        elif self.position_embeddings is not None:
             positions = paddle.arange(paddle.shape(embeddings)[1], dtype="int64")
             embeddings = embeddings + fused_ops.broadcast_as(self.position_embeddings(positions).unsqueeze(0), embeddings)
         if self.layer_norm is not None:

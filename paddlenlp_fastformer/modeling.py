@@ -21,7 +21,7 @@ from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import FlatLinear
 from .layers import FastformerEmbeddings, FastformerPooler, build_layers
-from .outputs import FastformerModelOutput, FastformerSequenceClassifierOutput
+from .outputs import DecoderCache, FastformerModelOutput, FastformerSequenceClassifierOutput
 
 __all__ = [
     "FastformerPretrainedModel",
@@ -29,6 +29,7 @@ __all__ = [
     "FastformerForSequenceClassification",
     "FastformerForTokenClassification",
     "FastformerForMaskedLM",
+    "FastformerForCausalLM",
 ]
 
 
@@ -144,6 +145,7 @@ class FastformerModel(FastformerPretrainedModel):
         self.embeddings = FastformerEmbeddings(config)
         self.layers = build_layers(config)
         self.pooler = FastformerPooler(config) if add_pooling_layer else None
+        self.causal = config.is_decoder
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word_embeddings
@@ -159,6 +161,8 @@ class FastformerModel(FastformerPretrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         return_dict: bool = False,
+        cache: Optional[DecoderCache] = None,
+        use_cache: bool = False,
     ):
         r"""
         Args:
@@ -172,9 +176,12 @@ class FastformerModel(FastformerPretrainedModel):
             output_hidden_states (bool): also return the embeddings and every block's output.
             output_attentions (bool): also return the weights additive attention pools tokens with.
             return_dict (bool): return a :class:`FastformerModelOutput` instead of a tuple.
+            cache (DecoderCache, optional): causal mode (``config.is_decoder``): the state after the tokens
+                before these (``past_key_values`` of the previous call); these tokens continue them.
+            use_cache (bool): causal mode: also return the state after these tokens.
 
         Returns:
-            tuple or :class:`FastformerModelOutput`: ``(sequence_output, pooled_output[, hidden_states]
+            tuple or :class:`FastformerModelOutput`: ``(sequence_output, pooled_output[, cache][, hidden_states]
             [, attentions])``: the last block's output [B, N, D]; the additive-attention pooled vector
             [B, D] (None without the pooler); with ``output_hidden_states``, the embeddings and each
             block's output; with ``output_attentions``, each block's attention weights. The pooler's token
@@ -188,11 +195,15 @@ class FastformerModel(FastformerPretrainedModel):
                 # sequence_output: [1, 4, 256]; pooled_output: [1, 256] (the padding token 0 is not pooled)
         """
         token_mask = self._token_mask(input_ids, attention_mask, inputs_embeds)
-        hidden_states = self.embeddings(input_ids, inputs_embeds)
+        positions, seen = self._decoder_positions(token_mask, cache) if self.causal else (None, None)
+        hidden_states = self.embeddings(input_ids, inputs_embeds, positions)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
-        for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, token_mask, output_attentions)
+        layer_caches = []
+        for index, layer in enumerate(self.layers):
+            layer_cache = cache.layers[index] if cache is not None else None
+            hidden_states, weights, layer_cache = layer(hidden_states, token_mask, output_attentions, layer_cache, positions)
+            layer_caches.append(layer_cache)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
             if output_attentions:
@@ -206,11 +217,22 @@ class FastformerModel(FastformerPretrainedModel):
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
             attentions=tuple(all_attentions) if output_attentions else None,
             pooler_attentions=pooler_weights if output_attentions else None,
+            past_key_values=DecoderCache(tuple(layer_caches), seen) if self.causal and use_cache else None,
         )
         if return_dict:
             return output
-        extras = tuple(value for value in (output.hidden_states, output.attentions) if value is not None)
+        extras = tuple(value for value in (output.past_key_values, output.hidden_states, output.attentions) if value is not None)
         return (hidden_states, pooled_output) + extras
+
+    def _decoder_positions(self, token_mask: paddle.Tensor, cache: Optional[DecoderCache]):
+        """Causal mode: each real token's position, counting the row's real tokens before it ([B, N]; padding
+        takes its neighbour's), and how many real tokens each row has seen after these ([B])."""
+        seen = cache.seen if cache is not None else paddle.zeros([token_mask.shape[0]], dtype="int64")
+        counts = paddle.cumsum(token_mask.squeeze(-1).astype("int64"), axis=1)  # b n
+        positions = (seen.unsqueeze(1) + counts - 1).clip(min=0)
+        if paddle.in_dynamic_mode() and int(positions.max()) >= self.max_positions:
+            raise ValueError(f"the sequence has grown past max_position_embeddings={self.max_positions} tokens")
+        return positions, seen + counts[:, -1]
 
     def _token_mask(self, input_ids, attention_mask, inputs_embeds) -> paddle.Tensor:
         """The real-token mask [B, N, 1] (bool), after checking the inputs' shapes."""
@@ -440,5 +462,8 @@ class FastformerForMaskedLM(FastformerPretrainedModel):
         loss = None if labels is None else token_cross_entropy(logits, labels)
         return _task_outputs(MaskedLMOutput, loss, logits, base, return_dict)
 
+
+# The decoder heads live in their own file; PaddleNLP's Auto classes look every head up in this module.
+from .modeling_decoder import FastformerForCausalLM  # noqa: E402
 
 register_with_paddlenlp_auto()

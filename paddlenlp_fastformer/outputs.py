@@ -7,12 +7,22 @@ states once more. Those weights over tokens are what ``output_attentions=True`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import paddle
 from paddlenlp.transformers.model_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
-__all__ = ["FastformerModelOutput", "FastformerSequenceClassifierOutput"]
+__all__ = ["DecoderCache", "FastformerModelOutput", "FastformerSequenceClassifierOutput"]
+
+
+class DecoderCache(NamedTuple):
+    """What a causal Fastformer keeps between decoding steps: per block, its attention's cache (additive
+    attention: the pools of the global query and the global key, a fixed size whatever the length; softmax
+    attention: every key and value so far), and per row how many real tokens it has seen (the next one's
+    position)."""
+
+    layers: tuple
+    seen: paddle.Tensor  # b, int64
 
 
 @dataclass
@@ -29,9 +39,11 @@ class FastformerModelOutput(BaseModelOutputWithPooling):
             Padding always gets exactly 0.
         pooler_attentions (Tensor, optional): the pooler's token weights [B, N], summing to 1 over real
             tokens, 0 on padding.
+        past_key_values (DecoderCache, optional): a causal model's state after these tokens, with ``use_cache``.
     """
 
     pooler_attentions: Optional[paddle.Tensor] = None
+    past_key_values: Optional[DecoderCache] = None
 
 
 @dataclass

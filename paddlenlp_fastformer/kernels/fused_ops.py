@@ -193,16 +193,18 @@ def linear(
 def rotate(
     x: paddle.Tensor, cos: paddle.Tensor, sin: paddle.Tensor, quarter_turn: paddle.Tensor, use_fused_ops: bool
 ) -> paddle.Tensor:
-    """``x * cos + turn(x) * sin`` for x [B, N, K, d], cos and sin [N, d]; turn maps each pair (x0, x1) to (-x1, x0).
+    """``x * cos + turn(x) * sin`` for x [B, N, K, d], cos and sin [N, d] (or [B, N, d]: a position per row and
+    token, which only the plain ops take); turn maps each pair (x0, x1) to (-x1, x0).
 
     The reference does the turn as one small matrix product with ``quarter_turn`` [d, d]: slicing,
     stacking and concatenating the features instead cost more than the rest of the attention backward.
     """
-    if available(x, use_fused_ops):
+    if cos.ndim == 2 and available(x, use_fused_ops):
         return _kernels().fastformer_rotary(_dense(x), _dense(cos), _dense(sin))
     head_size = quarter_turn.shape[0]
     turned = paddle.matmul(x.reshape([-1, head_size]), quarter_turn.astype(x.dtype)).reshape(paddle.shape(x))
-    return x * broadcast_as(cos[None, :, None, :], x) + turned * broadcast_as(sin[None, :, None, :], x)
+    cos, sin = (table.unsqueeze(-2) if table.ndim == 3 else table[None, :, None, :] for table in (cos, sin))
+    return x * broadcast_as(cos, x) + turned * broadcast_as(sin, x)
 
 
 class FlatLinear(nn.Linear):

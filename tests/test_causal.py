@@ -1,0 +1,201 @@
+"""Causal Fastformer: causality, equality with a per-prefix loop written from the definition, decoding with the
+fixed-size state, numerical stability, and generation through PaddleNLP's generate()."""
+import numpy as np
+import paddle
+import pytest
+
+from paddlenlp_fastformer import FastformerConfig, FastformerForCausalLM
+from paddlenlp_fastformer.layers import causal_additive_pool, split_heads
+
+SMALL = dict(vocab_size=60, hidden_size=32, num_attention_heads=4, intermediate_size=48, hidden_dropout_prob=0.0,
+             max_position_embeddings=160, bos_token_id=2, eos_token_id=3)  # fmt: skip
+VARIANTS = {
+    "official": {},
+    "lucidrains": {"formulation": "lucidrains", "layer_norm_eps": 1e-5},
+    "lucidrains-rotary": {"formulation": "lucidrains", "position_embedding_type": "rotary", "attention_head_size": 8},
+    "softmax": {"attention_type": "softmax"},
+}
+
+
+def causal_lm(variant: str, seed: int = 0, **changes) -> FastformerForCausalLM:
+    paddle.seed(seed)
+    model = FastformerForCausalLM(FastformerConfig(**{**SMALL, **VARIANTS[variant], **changes}))
+    model.eval()
+    return model
+
+
+def batch(length: int = 70, seed: int = 1):
+    """Two rows: one full, one left-padded by 5 (as generate() batches prompts of different lengths)."""
+    paddle.seed(seed)
+    ids = paddle.randint(5, SMALL["vocab_size"], [2, length])
+    mask = paddle.ones([2, length], dtype="int64")
+    mask[1, :5] = 0
+    return ids, mask
+
+
+# ------------------------------------------------------------------------------------------ causality
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_position_depends_on_a_later_one(variant):
+    model = causal_lm(variant)
+    ids, mask = batch()
+    changed = ids.clone()
+    changed[:, 40:] = (changed[:, 40:] + 7) % SMALL["vocab_size"]
+    before, after = model(ids, attention_mask=mask), model(changed, attention_mask=mask)
+    assert np.array_equal(before[:, :40].numpy(), after[:, :40].numpy())  # bit-identical, padding positions too
+    assert not np.allclose(before[:, 40:].numpy(), after[:, 40:].numpy())
+
+
+# ------------------------------------------------------------------------------------------ the definition
+def prefix_pools(scores, mask, values):
+    """Written from the definition, in float64: at each t, softmax over the real i <= t of scores[i] weighs values[i]."""
+    length, heads = scores.shape
+    pooled = np.zeros(values.shape)
+    for t in range(length):
+        real = [i for i in range(t + 1) if mask[i]]
+        for head in range(heads):
+            if real:
+                weights = np.exp(scores[real, head] - scores[real, head].max())
+                pooled[t, head] = (weights / weights.sum()) @ values[real, head]
+    return pooled
+
+
+def as_numpy(tensor):
+    return tensor.numpy()[0].astype(np.float64)
+
+
+def official_reference(attention, x, mask):
+    """q_g(t) pools the queries up to t; p_i = q_g(i) * k_i; k_g(t) pools p up to t; u_t = k_g(t) * q_t."""
+    heads, scale = attention.num_heads, attention.pool.scale
+    query, key = attention.query(x), attention.key(x)
+    global_query = prefix_pools(as_numpy(attention.query_att(query)) * scale, mask, as_numpy(split_heads(query, heads)))
+    mixed = as_numpy(key) * global_query.reshape(len(mask), -1)
+    mixed_tensor = paddle.to_tensor(mixed[None], dtype="float32")
+    global_key = prefix_pools(as_numpy(attention.key_att(mixed_tensor)) * scale, mask, mixed.reshape(len(mask), heads, -1))
+    weighted = paddle.to_tensor((as_numpy(query) * global_key.reshape(len(mask), -1))[None], dtype="float32")
+    return as_numpy(attention.output(attention.transform(weighted, residual=query)))
+
+
+def lucidrains_reference(attention, x, mask):
+    """q_g(t) pools the queries up to t; k'_i = k_i * q_g(i) scores the raw keys up to t into k_g(t); u_t = v_t * k_g(t)."""
+    heads, scale = attention.num_heads, attention.pool.scale
+    query, key, value = split_heads(attention.to_qkv(x), 3 * heads).chunk(3, axis=2)
+    query_scores = as_numpy(attention.to_q_attn_logits(query).squeeze(-1)) * scale
+    global_query = prefix_pools(query_scores, mask, as_numpy(query))
+    biased_key = paddle.to_tensor((as_numpy(key) * global_query)[None], dtype="float32")
+    global_key = prefix_pools(as_numpy(attention.to_k_attn_logits(biased_key).squeeze(-1)) * scale, mask, as_numpy(key))
+    weighted = paddle.to_tensor((as_numpy(value) * global_key)[None], dtype="float32")
+    return as_numpy(attention.to_out(attention.to_r(weighted, residual=query).reshape([1, len(mask), -1])))
+
+
+@pytest.mark.parametrize("variant, reference", [("official", official_reference), ("lucidrains", lucidrains_reference)])
+def test_whole_sequence_equals_the_per_prefix_definition(variant, reference):
+    model = causal_lm(variant)
+    attention = model.fastformer.layers[0].attention
+    paddle.seed(3)
+    x = paddle.randn([1, 150, SMALL["hidden_size"]])  # over two chunks of the O(N) computation
+    mask = np.ones(150, dtype=bool)
+    mask[[0, 1, 77]] = False
+    attended = attention(x, paddle.to_tensor(mask).reshape([1, -1, 1]))[0]
+    np.testing.assert_allclose(as_numpy(attended)[mask], reference(attention, x, mask)[mask], atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ decoding with the state
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_token_by_token_decoding_equals_the_whole_sequence(variant):
+    model = causal_lm(variant)
+    ids, mask = batch()
+    whole = model(ids, attention_mask=mask).numpy()
+    cache, steps = None, []
+    for t in range(ids.shape[1]):
+        logits, cache = model(ids[:, t : t + 1], attention_mask=mask[:, : t + 1], cache=cache, use_cache=True)
+        steps.append(logits.numpy())
+    real = mask.numpy().astype(bool)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1)[real], whole[real], atol=1e-5)
+    prefix, cache = model(ids[:, :33], attention_mask=mask[:, :33], use_cache=True)  # a prompt, then the rest at once
+    rest = model(ids[:, 33:], attention_mask=mask, cache=cache)
+    np.testing.assert_allclose(np.concatenate([prefix.numpy(), rest.numpy()], axis=1)[real], whole[real], atol=1e-5)
+
+
+def test_the_additive_state_has_a_fixed_size():
+    model = causal_lm("official")
+    ids, mask = batch()
+    sizes = []
+    for length in (10, 70):
+        _, cache = model(ids[:, :length], attention_mask=mask[:, :length], use_cache=True)
+        sizes.append([tuple(t.shape) for layer in cache.layers for pool in layer for t in pool])
+    assert sizes[0] == sizes[1]
+
+
+def online_pools(scores, values):
+    """Float64 reference by a running maximum, one token at a time."""
+    running_max = np.full(scores.shape[1], -np.inf)
+    total, weighted = np.zeros(scores.shape[1]), np.zeros(values.shape[1:])
+    pooled = np.empty(values.shape)
+    for t in range(len(scores)):
+        new_max = np.maximum(running_max, scores[t])
+        rescale = np.exp(running_max - new_max)
+        total = total * rescale + np.exp(scores[t] - new_max)
+        weighted = weighted * rescale[:, None] + np.exp(scores[t] - new_max)[:, None] * values[t]
+        running_max = new_max
+        pooled[t] = weighted / total[:, None]
+    return pooled
+
+
+def test_pooling_is_stable_for_8192_tokens_and_scores_of_1e4():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(-1e4, 1e4, size=(8192, 2))
+    scores[:100] = -1e4  # a long run of tiny weights, then much larger ones
+    values = rng.normal(size=(8192, 2, 4))
+    mask = paddle.ones([1, 8192, 1], dtype="bool")
+    pooled, state = causal_additive_pool(
+        paddle.to_tensor(scores[None], dtype="float32"), mask, paddle.to_tensor(values[None], dtype="float32")
+    )
+    assert np.isfinite(pooled.numpy()).all()
+    np.testing.assert_allclose(pooled.numpy()[0], online_pools(scores.astype(np.float32).astype(np.float64), values), atol=1e-5)
+    np.testing.assert_allclose(state.pooled.numpy()[0], pooled.numpy()[0, -1], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ generation
+@pytest.mark.parametrize("variant", ["official", "softmax"])
+def test_greedy_generate_equals_a_hand_written_greedy_loop(variant):
+    model = causal_lm(variant, eos_token_id=None)
+    prompt = batch(12)[0]
+    generated, _ = model.generate(prompt, decode_strategy="greedy_search", max_new_tokens=8)
+    ids = prompt
+    for _ in range(8):  # no cache: the whole sequence again at every step
+        next_token = model(ids)[:, -1].argmax(axis=-1, keepdim=True)
+        ids = paddle.concat([ids, next_token], axis=1)
+    assert np.array_equal(generated.numpy(), ids[:, 12:].numpy())
+
+
+def test_sampling_and_beam_search_return_valid_sequences():
+    model = causal_lm("official")
+    prompt = batch(12)[0]
+    sampled, _ = model.generate(prompt, decode_strategy="sampling", top_k=5, max_new_tokens=6, seed=1)
+    beams, scores = model.generate(prompt, decode_strategy="beam_search", num_beams=4, num_return_sequences=2, max_new_tokens=6)
+    for ids in (sampled, beams):
+        assert ids.shape[1] <= 6 and ((ids >= 0) & (ids < SMALL["vocab_size"])).all()
+    assert beams.shape[0] == 4 and np.isfinite(scores.numpy()).all()
+    for row in beams.numpy():  # after the end token, only padding
+        ends = np.flatnonzero(row == SMALL["eos_token_id"])
+        assert not len(ends) or (row[ends[0] + 1 :] == 0).all()
+
+
+@pytest.mark.parametrize("variant", ["official", "lucidrains-rotary"])
+def test_save_load_and_auto_round_trip(tmp_path, variant):
+    from paddlenlp.transformers import AutoModelForCausalLM
+
+    model = causal_lm(variant)
+    model.save_pretrained(str(tmp_path))
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path))
+    assert type(loaded) is FastformerForCausalLM and loaded.config.is_decoder
+    loaded.eval()
+    ids, mask = batch()
+    np.testing.assert_array_equal(loaded(ids, attention_mask=mask).numpy(), model(ids, attention_mask=mask).numpy())
+
+
+def test_causal_attention_refuses_dropout_on_its_pooling_weights():
+    from paddlenlp_fastformer.configuration import FastformerConfigError
+
+    with pytest.raises(FastformerConfigError, match="attention_probs_dropout_prob"):
+        FastformerForCausalLM(FastformerConfig(**SMALL, attention_probs_dropout_prob=0.1))
