@@ -19,6 +19,7 @@ _PUBLIC_NAMES = {
     "FastformerForTokenClassification": "modeling",
     "FastformerForMaskedLM": "modeling",
     "FastformerForCausalLM": "modeling",
+    "FastformerForConditionalGeneration": "modeling",
     "tune_cpu": "cpu",
 }
 __all__ = list(_PUBLIC_NAMES)

@@ -23,11 +23,14 @@ from paddlenlp.transformers.configuration_utils import PretrainedConfig
 
 from .auto_registration import register_with_paddlenlp_auto
 
-__all__ = ["FastformerConfig", "FastformerConfigError", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES"]
+__all__ = [
+    "FastformerConfig", "FastformerConfigError", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES", "CROSS_ATTENTION_TYPES",
+]  # fmt: skip
 
 FORMULATIONS = ("official", "lucidrains")
 POSITION_EMBEDDING_TYPES = ("absolute", "rotary")
 ATTENTION_TYPES = ("additive", "softmax")
+CROSS_ATTENTION_TYPES = ("softmax", "additive")
 
 
 class FastformerConfigError(ValueError):
@@ -84,6 +87,7 @@ _FIELD_RULES = {
     "attention_head_size": _Rule((int, type(None)), lambda v: v is None or v > 0, "a positive integer or None"),
     "attention_type": _Rule((str,), lambda v: v in ATTENTION_TYPES, f"one of {ATTENTION_TYPES}"),
     "use_fused_ops": _Rule((bool,), lambda v: True, "true or false"),
+    "cross_attention_type": _Rule((str,), lambda v: v in CROSS_ATTENTION_TYPES, f"one of {CROSS_ATTENTION_TYPES}"),
 }
 
 
@@ -132,6 +136,12 @@ class FastformerConfig(PretrainedConfig):
             same values and always serve exported graphs, other dtypes and devices. The environment
             variable ``PADDLENLP_FASTFORMER_FUSED_OPS`` (0 or 1), when set, overrides this field.
             Defaults to True.
+        cross_attention_type (str, optional): How the decoder of ``FastformerForConditionalGeneration`` reads
+            the encoder: "softmax" (standard multi-head attention to every encoder token; the encoder's keys and
+            values are computed once per source) or "additive" (the encoder's keys pooled once by additive
+            attention into one global key per head, which multiplies each decoder query element-wise: O(1) per
+            decoder token whatever the source length). Defaults to "softmax", the standard form
+            (docs/causal.md gives what each costs per generated token).
         num_labels (int, optional): Number of classes of the classification heads. Defaults to 5
             (review ratings 1..5). ``num_classes`` is accepted as an alias.
         is_decoder (bool, optional): PaddleNLP's switch for a causal model: each position attends to itself
@@ -165,6 +175,7 @@ class FastformerConfig(PretrainedConfig):
         attention_head_size: Optional[int] = None,
         attention_type: str = "additive",
         use_fused_ops: bool = True,
+        cross_attention_type: str = "softmax",
         **kwargs,
     ):
         # "dropout" is an alias (attribute_map) that must win over the default of the named argument.
@@ -191,6 +202,7 @@ class FastformerConfig(PretrainedConfig):
         self.attention_head_size = attention_head_size
         self.attention_type = attention_type
         self.use_fused_ops = use_fused_ops
+        self.cross_attention_type = cross_attention_type
         self._validate()
 
     @property

@@ -373,14 +373,18 @@ class SoftmaxSelfAttention(nn.Layer):
 # block, embeddings, pooler
 # ----------------------------------------------------------------------------------------------
 class FastformerLayer(nn.Layer):
-    """Attention and feed-forward, each a residual branch: post-LN (official) or pre-LN (lucidrains)."""
+    """Attention, (in an encoder-decoder's decoder) cross-attention to the encoder, and feed-forward, each a
+    residual branch: post-LN (official) or pre-LN (lucidrains)."""
 
-    def __init__(self, config: FastformerConfig, attention: nn.Layer):
+    def __init__(self, config: FastformerConfig, attention: nn.Layer, cross_attention: Optional[nn.Layer] = None):
         super().__init__()
         self.pre_norm = config.formulation == "lucidrains"
         self.fused = config.use_fused_ops
         self.attention = attention
         self.attention_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.cross_attention = cross_attention
+        if cross_attention is not None:
+            self.cross_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
         self.ffn_in = FlatLinear(config.hidden_size, config.intermediate_size, self.fused)
         self.activation = config.hidden_act
         self.ffn_out = FlatLinear(config.intermediate_size, config.hidden_size, self.fused)
@@ -390,18 +394,28 @@ class FastformerLayer(nn.Layer):
     def feed_forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.ffn_out(self.ffn_in(x, activation=self.activation))
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
+    def forward(self, hidden_states, token_mask, output_attentions: bool = False, cache=None, positions=None, memory=None):
         """The block's output 'b n D', the attention's weights (None unless ``output_attentions``), and in causal
-        mode the attention's cache (see each attention's ``forward``)."""
+        mode its cache (see each attention's ``forward``; with cross-attention, the pair (self, cross)).
+        ``memory`` is what cross-attention reads: (encoder states 'b m D', their real-token mask 'b m')."""
+        self_cache, cross_cache = cache if self.cross_attention is not None and cache is not None else (cache, None)
         if self.pre_norm:
-            attended, weights, cache = self.attention(
-                self.norm(self.attention_norm, hidden_states), token_mask, output_attentions, cache, positions
+            attended, weights, self_cache = self.attention(
+                self.norm(self.attention_norm, hidden_states), token_mask, output_attentions, self_cache, positions
             )
             hidden_states = hidden_states + self.dropout(attended)
-            return hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states))), weights, cache
-        attended, weights, cache = self.attention(hidden_states, token_mask, output_attentions, cache, positions)
-        hidden_states = self.norm(self.attention_norm, hidden_states, self.dropout(attended))
-        return self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states))), weights, cache
+            if self.cross_attention is not None:
+                attended, cross_cache = self.cross_attention(self.norm(self.cross_norm, hidden_states), *memory, cross_cache)
+                hidden_states = hidden_states + self.dropout(attended)
+            hidden_states = hidden_states + self.dropout(self.feed_forward(self.norm(self.ffn_norm, hidden_states)))
+        else:
+            attended, weights, self_cache = self.attention(hidden_states, token_mask, output_attentions, self_cache, positions)
+            hidden_states = self.norm(self.attention_norm, hidden_states, self.dropout(attended))
+            if self.cross_attention is not None:
+                attended, cross_cache = self.cross_attention(hidden_states, *memory, cross_cache)
+                hidden_states = self.norm(self.cross_norm, hidden_states, self.dropout(attended))
+            hidden_states = self.norm(self.ffn_norm, hidden_states, self.dropout(self.feed_forward(hidden_states)))
+        return hidden_states, weights, (self_cache, cross_cache) if self.cross_attention is not None else self_cache
 
     def norm(self, norm: nn.LayerNorm, x: paddle.Tensor, residual: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         """``norm(x + residual)``, or ``norm(x)``."""
@@ -460,10 +474,14 @@ class FastformerPooler(nn.Layer):
         return pooled, weights.squeeze(-1)
 
 
-def build_layers(config: FastformerConfig) -> nn.LayerList:
+def build_layers(config: FastformerConfig, cross_attention=None) -> nn.LayerList:
+    """The blocks of ``config``; ``cross_attention(config)``, when given, makes each block's cross-attention."""
+    def cross():
+        return cross_attention(config) if cross_attention is not None else None
+
     if config.formulation == "official":
         attention_class = SoftmaxSelfAttention if config.attention_type == "softmax" else OfficialAdditiveAttention
-        return nn.LayerList([FastformerLayer(config, attention_class(config)) for _ in range(config.num_hidden_layers)])
+        return nn.LayerList([FastformerLayer(config, attention_class(config), cross()) for _ in range(config.num_hidden_layers)])
     # fast-transformer-pytorch ties its score projections and its rotary table across layers.
     head_size = config.head_size
     rotary = None
@@ -474,7 +492,7 @@ def build_layers(config: FastformerConfig) -> nn.LayerList:
     to_k_attn_logits = FlatLinear(key_score_size, 1, config.use_fused_ops, bias_attr=False)
     return nn.LayerList(
         [
-            FastformerLayer(config, LucidrainsAdditiveAttention(config, to_q_attn_logits, to_k_attn_logits, rotary))
+            FastformerLayer(config, LucidrainsAdditiveAttention(config, to_q_attn_logits, to_k_attn_logits, rotary), cross())
             for _ in range(config.num_hidden_layers)
         ]
     )

@@ -30,6 +30,7 @@ __all__ = [
     "FastformerForTokenClassification",
     "FastformerForMaskedLM",
     "FastformerForCausalLM",
+    "FastformerForConditionalGeneration",
 ]
 
 
@@ -136,14 +137,16 @@ class FastformerModel(FastformerPretrainedModel):
     Args:
         config (FastformerConfig): the model configuration.
         add_pooling_layer (bool): build the pooler (task heads that work per token skip it).
+        cross_attention (callable, optional): ``cross_attention(config)`` makes each block's cross-attention to
+            an encoder's states (the decoder of ``FastformerForConditionalGeneration``).
     """
 
-    def __init__(self, config: FastformerConfig, add_pooling_layer: bool = True):
+    def __init__(self, config: FastformerConfig, add_pooling_layer: bool = True, cross_attention=None):
         super().__init__(config)
         self.pad_token_id = config.pad_token_id
         self.max_positions = config.max_position_embeddings
         self.embeddings = FastformerEmbeddings(config)
-        self.layers = build_layers(config)
+        self.layers = build_layers(config, cross_attention)
         self.pooler = FastformerPooler(config) if add_pooling_layer else None
         self.causal = config.is_decoder
 
@@ -163,6 +166,8 @@ class FastformerModel(FastformerPretrainedModel):
         return_dict: bool = False,
         cache: Optional[DecoderCache] = None,
         use_cache: bool = False,
+        encoder_hidden_states: Optional[paddle.Tensor] = None,
+        encoder_attention_mask: Optional[paddle.Tensor] = None,
     ):
         r"""
         Args:
@@ -179,6 +184,8 @@ class FastformerModel(FastformerPretrainedModel):
             cache (DecoderCache, optional): causal mode (``config.is_decoder``): the state after the tokens
                 before these (``past_key_values`` of the previous call); these tokens continue them.
             use_cache (bool): causal mode: also return the state after these tokens.
+            encoder_hidden_states, encoder_attention_mask (Tensor, optional): with cross-attention, the encoder's
+                states [B, M, D] and its real-token mask [B, M] (1 or True for real tokens).
 
         Returns:
             tuple or :class:`FastformerModelOutput`: ``(sequence_output, pooled_output[, cache][, hidden_states]
@@ -199,10 +206,14 @@ class FastformerModel(FastformerPretrainedModel):
         hidden_states = self.embeddings(input_ids, inputs_embeds, positions)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
+        memory = None
+        if encoder_hidden_states is not None:
+            memory_mask = encoder_attention_mask if encoder_attention_mask is not None else paddle.ones(encoder_hidden_states.shape[:2])
+            memory = (encoder_hidden_states, memory_mask.astype("bool"))
         layer_caches = []
         for index, layer in enumerate(self.layers):
             layer_cache = cache.layers[index] if cache is not None else None
-            hidden_states, weights, layer_cache = layer(hidden_states, token_mask, output_attentions, layer_cache, positions)
+            hidden_states, weights, layer_cache = layer(hidden_states, token_mask, output_attentions, layer_cache, positions, memory)
             layer_caches.append(layer_cache)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
@@ -464,6 +475,6 @@ class FastformerForMaskedLM(FastformerPretrainedModel):
 
 
 # The decoder heads live in their own file; PaddleNLP's Auto classes look every head up in this module.
-from .modeling_decoder import FastformerForCausalLM  # noqa: E402
+from .modeling_decoder import FastformerForCausalLM, FastformerForConditionalGeneration  # noqa: E402
 
 register_with_paddlenlp_auto()

@@ -1,0 +1,99 @@
+"""FastformerForConditionalGeneration: decoding with the cache equals teacher forcing, generate() against a
+hand-written greedy loop, beam search, save/load through the Auto class, and a pretrained encoder."""
+import numpy as np
+import paddle
+import pytest
+
+from paddlenlp_fastformer import FastformerConfig, FastformerForConditionalGeneration, FastformerForMaskedLM
+
+SMALL = dict(vocab_size=60, hidden_size=32, num_attention_heads=4, intermediate_size=48, hidden_dropout_prob=0.0,
+             max_position_embeddings=96, bos_token_id=2, eos_token_id=3, decoder_start_token_id=2)  # fmt: skip
+CASES = {
+    "additive, softmax cross": {},
+    "additive, additive cross": {"cross_attention_type": "additive"},
+    "lucidrains, softmax cross": {"formulation": "lucidrains"},
+    "transformer": {"attention_type": "softmax"},
+}
+
+
+def seq2seq(case: str, **changes) -> FastformerForConditionalGeneration:
+    paddle.seed(0)
+    model = FastformerForConditionalGeneration(FastformerConfig(**{**SMALL, **CASES[case], **changes}))
+    model.eval()
+    return model
+
+
+def source_and_target():
+    paddle.seed(1)
+    source = paddle.randint(5, SMALL["vocab_size"], [2, 30])
+    source[1, 24:] = 0  # a shorter source, padded
+    return source, paddle.randint(5, SMALL["vocab_size"], [2, 12])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_decoding_with_the_cache_equals_teacher_forcing(case):
+    model = seq2seq(case)
+    source, target = source_and_target()
+    loss, logits = model(source, labels=target)
+    assert np.isfinite(float(loss))
+    decoder_input = model.shift_right(target)
+    assert (decoder_input[:, 0] == SMALL["decoder_start_token_id"]).all() and (decoder_input[:, 1:] == target[:, :-1]).all()
+    encoded, mask = model.get_encoder()(source, source != 0), source != 0
+    cache, steps = None, []
+    for t in range(target.shape[1]):
+        step, cache = model(attention_mask=mask, encoder_output=encoded, decoder_input_ids=decoder_input[:, t : t + 1], cache=cache, use_cache=True)
+        steps.append(step.numpy())
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), logits.numpy(), atol=1e-5)
+
+
+def test_the_source_padding_is_not_read():
+    model = seq2seq("additive, softmax cross")
+    source, target = source_and_target()
+    changed = source.clone()
+    changed[1, 24:] = 9  # the padding's ids, under a mask that still says padding
+    mask = (source != 0).astype("int64")
+    first = model(source, attention_mask=mask, labels=target)[1]
+    second = model(changed, attention_mask=mask, labels=target)[1]
+    np.testing.assert_allclose(first.numpy()[1], second.numpy()[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["additive, softmax cross", "additive, additive cross"])
+def test_greedy_generate_equals_a_hand_written_greedy_loop(case):
+    model = seq2seq(case, eos_token_id=None)
+    source, _ = source_and_target()
+    generated, _ = model.generate(source, decode_strategy="greedy_search", max_new_tokens=7)
+    target = paddle.full([2, 1], SMALL["decoder_start_token_id"], dtype="int64")
+    for _ in range(7):  # no cache: the source and the whole target again at every step
+        logits = model(source, decoder_input_ids=target)
+        target = paddle.concat([target, logits[:, -1].argmax(axis=-1, keepdim=True)], axis=1)
+    assert np.array_equal(generated.numpy(), target[:, 1:].numpy())
+
+
+def test_beam_search_returns_valid_sequences():
+    model = seq2seq("additive, softmax cross")
+    source, _ = source_and_target()
+    ids, scores = model.generate(source, decode_strategy="beam_search", num_beams=4, num_return_sequences=2, max_new_tokens=8)
+    assert ids.shape[0] == 4 and ids.shape[1] <= 8 and np.isfinite(scores.numpy()).all()
+    assert ((ids >= 0) & (ids < SMALL["vocab_size"])).all()
+
+
+def test_save_load_and_auto_round_trip(tmp_path):
+    from paddlenlp.transformers import AutoModelForConditionalGeneration
+
+    model = seq2seq("additive, additive cross")
+    model.save_pretrained(str(tmp_path))
+    loaded = AutoModelForConditionalGeneration.from_pretrained(str(tmp_path))
+    assert type(loaded) is FastformerForConditionalGeneration and loaded.config.cross_attention_type == "additive"
+    loaded.eval()
+    source, target = source_and_target()
+    np.testing.assert_array_equal(loaded(source, labels=target)[1].numpy(), model(source, labels=target)[1].numpy())
+
+
+def test_a_pretrained_masked_lm_starts_the_encoder(tmp_path):
+    paddle.seed(5)
+    pretrained = FastformerForMaskedLM(FastformerConfig(**SMALL))
+    pretrained.save_pretrained(str(tmp_path))
+    model = FastformerForConditionalGeneration.from_pretrained(str(tmp_path))
+    for name, weight in pretrained.fastformer.state_dict().items():
+        np.testing.assert_array_equal(model.fastformer.state_dict()[name].numpy(), weight.numpy(), err_msg=name)
+    assert not model.fastformer.causal and model.decoder.causal
