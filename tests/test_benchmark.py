@@ -268,3 +268,13 @@ def test_commit_measurement_survives_its_round_trip_to_the_measuring_process():
 
     measurement = commits.Measurement("/tmp/checkout", "paddle-official", "official", 1)
     assert eval(repr(measurement), {"Measurement": commits.Measurement}) == measurement
+
+
+def test_generation_benchmark_prints_both_tables():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.generation", "--contexts", "16", "40", "--new_tokens", "2", "--repeats", "1", "--threads", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 16 |") or line.startswith("| 40 |")]
+    assert len(rows) == 4 and "Decoder-only" in result.stdout and "Encoder-decoder" in result.stdout
