@@ -97,3 +97,50 @@ def test_a_pretrained_masked_lm_starts_the_encoder(tmp_path):
     for name, weight in pretrained.fastformer.state_dict().items():
         np.testing.assert_array_equal(model.fastformer.state_dict()[name].numpy(), weight.numpy(), err_msg=name)
     assert not model.fastformer.causal and model.decoder.causal
+
+
+# ------------------------------------------------------------------------------------------ training from YAML
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory):
+    """Synthetic reviews and their titles as a pairs folder (train 240, dev 40, test 40)."""
+    from paddlenlp_fastformer.app.data.pairs import prepare_pairs
+    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
+
+    root = tmp_path_factory.mktemp("pairs")
+    splits = [write_synthetic_reviews(root / f"{name}.json", size, seed) for name, size, seed in (("a", 240, 1), ("b", 40, 2), ("c", 40, 3))]
+    prepare_pairs(splits, root / "pairs", (0, 0, 0))
+    return root / "pairs"
+
+
+def test_tools_train_learns_titles_and_its_best_model_writes_them(tmp_path, pairs_dir):
+    from conftest import write_tiny_config
+    from test_training import run
+
+    from paddlenlp_fastformer.app.engine.tasks import Seq2SeqTask
+    from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+    config = write_tiny_config(tmp_path / "c.yaml", pairs_dir, tmp_path / "out", Global={"task": "seq2seq", "epochs": 2},
+                               Data={"max_target_len": 12})  # fmt: skip
+    result, losses = run(config, task_class=Seq2SeqTask)
+    assert len(losses) == 60 and losses[60] < losses[1]
+    assert [record["step"] for record in result["history"]] == [30, 60] and result["history"][1]["loss"] < result["history"][0]["loss"]
+    model = FastformerForConditionalGeneration.from_pretrained(str(tmp_path / "out" / "best"))
+    tokenizer = FastformerTokenizer.from_pretrained(str(tmp_path / "out" / "best"))
+    model.eval()
+    source = tokenizer(["The sound is great and the battery lasts."], return_tensors="pd", return_token_type_ids=False)
+    ids, _ = model.generate(source["input_ids"], attention_mask=source["attention_mask"], max_new_tokens=8)
+    assert ids.shape[0] == 1 and (model.config.decoder_start_token_id, model.config.eos_token_id) == (tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+
+def test_pairs_without_a_title_are_a_one_line_error(tmp_path, capsys):
+    import sys
+
+    from conftest import PROJECT_ROOT, assert_one_line_error, run_main
+
+    sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+    import prepare_pairs as prepare_pairs_tool
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"review_body": "a text without a title"}\n')
+    result = run_main(prepare_pairs_tool.main, ["--input", str(rows), str(rows), str(rows), "--output-dir", str(tmp_path / "p")], capsys)
+    assert_one_line_error(result, str(rows), "summary")

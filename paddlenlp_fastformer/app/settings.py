@@ -87,6 +87,12 @@ class GlobalConfig:
     use_visualdl: bool = _field(
         False, "Also write VisualDL scalars (loss, learning rate, tokens/s, dev accuracy and macro-F1) to output_dir/vdl."
     )
+    task: str = _field(
+        "classification",
+        "What tools/train.py trains: classification (a label per text, folders of tools/prepare_data.py) or seq2seq "
+        "(a summary per text, e.g. a review's title: folders of tools/prepare_pairs.py, FastformerForConditionalGeneration).",
+        choices=("classification", "seq2seq"),
+    )
     init_from: Optional[str] = _field(
         None,
         "A from_pretrained directory (a pretraining output, or a classifier of another task) whose vocabulary, "
@@ -129,6 +135,9 @@ class DataConfig:
     )
     mask_prob: float = _field(
         0.15, "Pretraining only: the share of tokens a masked-LM batch chooses as targets (BERT: 0.15).", rule=OPEN_PROBABILITY
+    )
+    max_target_len: int = _field(
+        32, "Sequence-to-sequence only: tokens kept per summary (a review's title), its end token included.", rule=POSITIVE
     )
     held_out_files: Optional[list] = _field(
         None,
@@ -396,6 +405,11 @@ def _model_values(given: dict[str, tuple[Any, str]]) -> dict[str, Any]:
 
 def _check_consistency(config: Config) -> None:
     """Constraints that span sections, which no single model or data class can see."""
+    if config.global_.task == "seq2seq" and config.data.max_target_len > config.model["max_position_embeddings"]:
+        raise UserError(
+            f"'Data.max_target_len' ({config.data.max_target_len}) exceeds 'Model.max_position_embeddings' "
+            f"({config.model['max_position_embeddings']}); the decoder has no positions for the extra tokens"
+        )
     if config.data.max_seq_len > config.model["max_position_embeddings"]:
         raise UserError(
             f"'Data.max_seq_len' ({config.data.max_seq_len}) exceeds 'Model.max_position_embeddings' "

@@ -8,7 +8,7 @@ from paddlenlp.data import DataCollatorWithPadding
 
 from .readers import Example
 
-__all__ = ["ReviewDataset", "TextDataset", "LengthBucketBatchSampler", "make_collator", "make_dataloader"]
+__all__ = ["ReviewDataset", "TextDataset", "PairDataset", "LengthBucketBatchSampler", "make_collator", "make_dataloader"]
 
 
 def _encode(tokenizer, texts: List[str], max_seq_len: int) -> List[List[int]]:
@@ -65,6 +65,26 @@ class TextDataset(paddle.io.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"input_ids": self.input_ids[index], "index": index}
+
+
+class PairDataset(paddle.io.Dataset):
+    """Text -> summary pairs tokenized once: items ``{"input_ids": text ids, "labels": summary ids + [SEP]}``,
+    the text truncated to ``max_seq_len`` tokens and the summary to ``max_target_len`` with its end token;
+    PaddleNLP's ``DataCollatorForSeq2Seq`` pads both (labels with -100). Batches bucket by text length."""
+
+    def __init__(self, pairs: Sequence[dict], tokenizer, max_seq_len: int, max_target_len: int):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.input_ids = _encode(tokenizer, [pair["text"] for pair in pairs], max_seq_len) if pairs else []
+        summaries = _encode(tokenizer, [pair["summary"] for pair in pairs], max_target_len - 1) if pairs else []
+        self.labels = [ids + [tokenizer.sep_token_id] for ids in summaries]
+        self.lengths = np.array([len(ids) for ids in self.input_ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_ids": self.input_ids[index], "labels": self.labels[index]}
 
 
 class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):

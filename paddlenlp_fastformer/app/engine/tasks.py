@@ -2,7 +2,8 @@
 
 :class:`ClassificationTask` (``tools/train.py``) learns a label set of a prepared dataset and keeps the
 model of the best dev macro-F1; :class:`MaskedLMTask` (``tools/pretrain.py``) pretrains on a text corpus
-and keeps the model of the lowest dev masked-LM loss. The loop in :mod:`.trainer` is the same for both.
+and :class:`Seq2SeqTask` (``tools/train.py`` with ``Global.task=seq2seq``) learns to write a summary of
+each text; both keep the model of the lowest dev loss. The loop in :mod:`.trainer` is the same for all.
 """
 from __future__ import annotations
 
@@ -12,19 +13,26 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import paddle
+from paddlenlp.data import DataCollatorForSeq2Seq
 
 from ...configuration import FastformerConfig
-from ...modeling import FastformerForMaskedLM, FastformerForSequenceClassification, token_cross_entropy
+from ...modeling import (
+    FastformerForConditionalGeneration,
+    FastformerForMaskedLM,
+    FastformerForSequenceClassification,
+    token_cross_entropy,
+)
 from ..data.corpus import check_no_leak, read_corpus_split
 from ..data.labels import LABEL_FILE, dataset_labels
-from ..data.loader import ReviewDataset, TextDataset, make_dataloader
+from ..data.loader import PairDataset, ReviewDataset, TextDataset, make_dataloader
 from ..data.masking import MaskingCollator
+from ..data.pairs import read_pairs
 from ..data.readers import read_split
 from ..errors import UserError
 from ..settings import Config
 from .evaluate import eval_loader, evaluate
 
-__all__ = ["ClassificationTask", "MaskedLMTask"]
+__all__ = ["ClassificationTask", "MaskedLMTask", "Seq2SeqTask", "task_for"]
 
 
 class ClassificationTask:
@@ -69,7 +77,7 @@ class ClassificationTask:
             raise UserError(f"{self.path(LABEL_FILE)}: names a single label; a classifier needs at least two classes")
         return labels
 
-    def build_model(self, model_config: dict) -> FastformerForSequenceClassification:
+    def build_model(self, model_config: dict, tokenizer=None) -> FastformerForSequenceClassification:
         names = self.labels
         return FastformerForSequenceClassification(FastformerConfig(
             num_labels=len(names), id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)}, **model_config,
@@ -142,7 +150,7 @@ class MaskedLMTask:
     def texts(examples) -> Sequence[str]:
         return examples
 
-    def build_model(self, model_config: dict) -> FastformerForMaskedLM:
+    def build_model(self, model_config: dict, tokenizer=None) -> FastformerForMaskedLM:
         return FastformerForMaskedLM(FastformerConfig(**model_config))
 
     def _collator(self, tokenizer, stream: int) -> MaskingCollator:
@@ -201,3 +209,84 @@ class MaskedLMTask:
         metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "masked_accuracy": correct / max(count, 1),
                    "masked_tokens": count, "neg_loss": -loss}  # fmt: skip
         return {"metrics": metrics, "record": {key: metrics[key] for key in ("loss", "perplexity", "masked_accuracy")}}
+
+
+class Seq2SeqTask:
+    """Writing a summary of each text (a review's title) with FastformerForConditionalGeneration, from a folder
+    of ``tools/prepare_pairs.py``: cross-entropy of each summary token given the text and the tokens before it."""
+
+    model_class = FastformerForConditionalGeneration
+    score_key = "neg_loss"  # minus the dev loss: higher is better
+    curve = (("token_accuracy", "dev next-token accuracy (%)"),)
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def path(self, name: str) -> Path:
+        return Path(self.config.data.data_dir) / name
+
+    def describe(self) -> str:
+        return f"an encoder-decoder ({self.config.model['cross_attention_type']} cross-attention)"
+
+    def data_files(self) -> List[Path]:
+        names = [self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
+        return [self.path(name) for name in names]
+
+    def read(self):
+        train = read_pairs(self.path(self.config.data.train_file), "training split")
+        dev = read_pairs(self.path(self.config.data.dev_file), "dev split") if self.config.global_.eval_every_epoch else None
+        return train, dev
+
+    @staticmethod
+    def texts(pairs) -> Sequence[str]:
+        return [pair[field] for pair in pairs for field in ("text", "summary")]
+
+    def build_model(self, model_config: dict, tokenizer=None) -> FastformerForConditionalGeneration:
+        # Summaries start after [CLS] and end with [SEP]: the vocabulary's own special tokens.
+        start, end = tokenizer.cls_token_id, tokenizer.sep_token_id
+        return FastformerForConditionalGeneration(
+            FastformerConfig(**model_config, bos_token_id=start, decoder_start_token_id=start, eos_token_id=end)
+        )
+
+    def _loader(self, pairs, tokenizer, batch_size: int, **sampling):
+        data = self.config.data
+        return make_dataloader(
+            PairDataset(pairs, tokenizer, data.max_seq_len, data.max_target_len), batch_size, num_workers=data.num_workers,
+            collate_fn=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="np"), **sampling,
+        )  # fmt: skip
+
+    def train_loader(self, pairs, tokenizer, num_replicas: int, rank: int):
+        seed = self.config.global_.seed
+        return self._loader(pairs, tokenizer, self.config.data.batch_size, shuffle=True, seed=seed, num_replicas=num_replicas, rank=rank)
+
+    def dev_loader(self, pairs, tokenizer):
+        return self._loader(pairs, tokenizer, self.config.data.eval_batch_size, shuffle=False)
+
+    def loss(self, model, batch: dict) -> paddle.Tensor:
+        return model(
+            paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]),
+            labels=paddle.to_tensor(batch["labels"]),
+        )[0]  # fmt: skip
+
+    @paddle.no_grad()
+    def evaluate(self, model, loader) -> dict:
+        """Dev loss (mean over summary tokens, teacher forcing) and the share of summary tokens predicted exactly."""
+        model.eval()
+        total_loss, correct, count = 0.0, 0, 0
+        for batch in loader:
+            labels = paddle.to_tensor(batch["labels"])
+            logits = model(paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]), labels=labels)[1]
+            labelled = labels != -100
+            targets = paddle.masked_select(labels, labelled)
+            chosen = paddle.masked_select(logits, labelled.unsqueeze(-1)).reshape([-1, logits.shape[-1]])
+            total_loss += float(paddle.nn.functional.cross_entropy(chosen, targets, reduction="sum"))
+            correct += int((chosen.argmax(axis=-1) == targets).sum())
+            count += targets.shape[0]
+        loss = total_loss / max(count, 1)
+        metrics = {"loss": loss, "token_accuracy": correct / max(count, 1), "summary_tokens": count, "neg_loss": -loss}
+        return {"metrics": metrics, "record": {key: metrics[key] for key in ("loss", "token_accuracy")}}
+
+
+def task_for(config: Config):
+    """The task ``tools/train.py`` trains: ``Global.task``."""
+    return Seq2SeqTask(config) if config.global_.task == "seq2seq" else ClassificationTask(config)

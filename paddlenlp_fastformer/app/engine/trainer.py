@@ -33,11 +33,11 @@ from ..settings import Config
 from . import checkpoint
 from .monitor import TrainingMonitor
 from .runtime import is_main_process, logging_to, seed_everything, set_cpu_threads
-from .tasks import ClassificationTask, MaskedLMTask
+from .tasks import ClassificationTask, MaskedLMTask, Seq2SeqTask, task_for
 
 __all__ = ["train", "Task"]
 
-Task = Union[ClassificationTask, MaskedLMTask]
+Task = Union[ClassificationTask, MaskedLMTask, Seq2SeqTask]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -100,10 +100,10 @@ def _build_optimizer(config: Config, model: paddle.nn.Layer, total_steps: int):
 def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = None, task: Optional[Task] = None) -> dict:
     """Train per ``config``; returns the final progress (history of per-epoch dev metrics, best dev score).
 
-    ``task`` is what is trained (default: a :class:`~.tasks.ClassificationTask` of ``config``).
+    ``task`` is what is trained (default: the one ``Global.task`` names, :func:`~.tasks.task_for`).
     ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
     """
-    task = task or ClassificationTask(config)
+    task = task or task_for(config)
     output_dir = Path(config.global_.output_dir)
     # Rank 0 writes and holds the run directory; other data-parallel ranks of the same run read only.
     main = is_main_process()
@@ -161,7 +161,7 @@ def _start_run(config: Config, task: Task) -> _Run:
     if saved:
         model = checkpoint.load_checkpoint(str(last_dir), "last/", task.model_class)[0]
     else:
-        model = task.build_model(dict(config.model, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id))
+        model = task.build_model(dict(config.model, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id), tokenizer)
     if init_from:
         copied = checkpoint.initialise_encoder(model, init_from)
         logger.info("started the embeddings and encoder (%d tensors) and the vocabulary from %s; the task head is new", copied, init_from)
