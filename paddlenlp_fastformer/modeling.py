@@ -201,24 +201,22 @@ class FastformerModel(FastformerPretrainedModel):
                 sequence_output, pooled_output = model(paddle.to_tensor([[5, 6, 7, 0]]))
                 # sequence_output: [1, 4, 256]; pooled_output: [1, 256] (the padding token 0 is not pooled)
         """
+        if self.causal and output_attentions:
+            raise ValueError("output_attentions is not available in causal mode: each position pools its own prefix")
         token_mask = self._token_mask(input_ids, attention_mask, inputs_embeds)
         positions, seen = self._decoder_positions(token_mask, cache) if self.causal else (None, None)
         hidden_states = self.embeddings(input_ids, inputs_embeds, positions)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
-        memory = None
-        if encoder_hidden_states is not None:
-            memory_mask = encoder_attention_mask if encoder_attention_mask is not None else paddle.ones(encoder_hidden_states.shape[:2])
-            memory = (encoder_hidden_states, memory_mask.astype("bool"))
+        memory = self._memory(encoder_hidden_states, encoder_attention_mask, cache)
         layer_caches = []
         for index, layer in enumerate(self.layers):
             layer_cache = cache.layers[index] if cache is not None else None
             hidden_states, weights, layer_cache = layer(hidden_states, token_mask, output_attentions, layer_cache, positions, memory)
             layer_caches.append(layer_cache)
-            if output_hidden_states:
-                all_hidden_states.append(hidden_states)
-            if output_attentions:
-                all_attentions.append(weights)
+            for collected, value in ((all_hidden_states, hidden_states), (all_attentions, weights)):
+                if collected is not None:
+                    collected.append(value)
         pooled_output = pooler_weights = None
         if self.pooler is not None:
             pooled_output, pooler_weights = self.pooler(hidden_states, token_mask)
@@ -234,6 +232,15 @@ class FastformerModel(FastformerPretrainedModel):
             return output
         extras = tuple(value for value in (output.past_key_values, output.hidden_states, output.attentions) if value is not None)
         return (hidden_states, pooled_output) + extras
+
+    def _memory(self, encoder_hidden_states, encoder_attention_mask, cache):
+        """What cross-attention reads, (states [B, M, D], real-token mask [B, M] bool), or None without an encoder."""
+        if encoder_hidden_states is None:
+            if cache is None and any(layer.cross_attention is not None for layer in self.layers):
+                raise ValueError("this decoder reads an encoder: give encoder_hidden_states")
+            return None
+        mask = encoder_attention_mask if encoder_attention_mask is not None else paddle.ones(encoder_hidden_states.shape[:2])
+        return encoder_hidden_states, mask.astype("bool")
 
     def _decoder_positions(self, token_mask: paddle.Tensor, cache: Optional[DecoderCache]):
         """Causal mode: each real token's position, counting the row's real tokens before it ([B, N]; padding
@@ -448,18 +455,23 @@ class FastformerForMaskedLM(FastformerPretrainedModel):
         output_hidden_states=False,
         output_attentions=False,
         return_dict=False,
+        masked_positions=None,
     ):
         r"""
         Args:
             input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions: as in
                 ``FastformerModel.forward``.
             labels (Tensor, optional): the token id to predict at each position, int [B, N]; -100 marks
-                positions left out of the loss.
+                positions left out of the loss. With ``masked_positions``: the ids at those positions, int [M].
             return_dict (bool): return a ``MaskedLMOutput`` instead of a tuple.
+            masked_positions (Tensor, optional): int [M], flat positions (row * N + column) of the only tokens to
+                score, as PaddleNLP's BERT pretraining takes them: the projection onto the vocabulary, the
+                costliest product of pretraining, then runs for those alone.
 
         Returns:
-            Tensor, tuple or ``MaskedLMOutput``: the vocabulary logits [B, N, vocab_size] alone, or
-            ``(loss, logits[, hidden_states][, attentions])``; the loss is the mean over labelled positions.
+            Tensor, tuple or ``MaskedLMOutput``: the vocabulary logits [B, N, vocab_size] ([M, vocab_size] with
+            ``masked_positions``) alone, or ``(loss, logits[, hidden_states][, attentions])``; the loss is the
+            mean over labelled positions.
 
         Example:
             .. code-block::
@@ -469,7 +481,10 @@ class FastformerForMaskedLM(FastformerPretrainedModel):
                 # logits: [1, 3, 100]
         """
         base = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True)
-        logits = self.lm_head(base.last_hidden_state)
+        hidden_states = base.last_hidden_state
+        if masked_positions is not None:
+            hidden_states = paddle.gather(hidden_states.reshape([-1, hidden_states.shape[-1]]), masked_positions)  # m D
+        logits = self.lm_head(hidden_states)
         loss = None if labels is None else token_cross_entropy(logits, labels)
         return _task_outputs(MaskedLMOutput, loss, logits, base, return_dict)
 

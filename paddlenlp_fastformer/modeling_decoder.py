@@ -14,9 +14,10 @@ from typing import Optional
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+from paddlenlp.generation import GenerationMixin
 from paddlenlp.transformers.model_outputs import CausalLMOutputWithCrossAttentions, Seq2SeqLMOutput
 
-from .configuration import FastformerConfig
+from .configuration import FastformerConfig, FastformerConfigError
 from .kernels.fused_ops import FlatLinear
 from .layers import MASKED_SCORE, AdditivePooling, merge_heads, split_heads
 from .modeling import FastformerLMHead, FastformerModel, FastformerPretrainedModel, token_cross_entropy
@@ -38,19 +39,35 @@ def reorder_decoder_cache(cache, rows: paddle.Tensor):
     return type(cache)(*parts) if hasattr(cache, "_fields") else type(cache)(parts)
 
 
-def padding_mask_for_generation(input_ids, pad_token_id, eos_token_id):
-    """``generate()``'s first attention mask: [B, N], 1 for real tokens (PaddleNLP's default is an additive
-    [B, 1, 1, N] one, which these models do not take)."""
-    if pad_token_id is None:
-        return paddle.ones_like(input_ids, dtype="int64")
-    return (input_ids != pad_token_id).astype("int64")
+class _GenerationHooks:
+    """What PaddleNLP's ``generate()`` asks of both decoder heads, beyond ``prepare_inputs_for_generation``."""
+
+    @staticmethod
+    def prepare_attention_mask_for_generation(input_ids, pad_token_id, eos_token_id):
+        """The first attention mask: [B, N], 1 for real tokens (PaddleNLP's default is an additive [B, 1, 1, N]
+        one, which these models do not take). As PaddleNLP does, an end token that doubles as padding is real."""
+        if pad_token_id is None or pad_token_id == eos_token_id:
+            return paddle.ones_like(input_ids, dtype="int64")
+        return (input_ids != pad_token_id).astype("int64")
+
+    @staticmethod
+    def reorder_cache(cache, beam_idx):
+        return reorder_decoder_cache(cache, beam_idx)
+
+    @staticmethod
+    def update_model_kwargs_for_generation(outputs, model_kwargs, is_encoder_decoder=False):
+        """PaddleNLP's update, keeping the cache under ``cache`` alone: beam search reorders every key it finds,
+        and the same cache under ``past_key_values`` too would be reordered twice per step."""
+        model_kwargs = GenerationMixin.update_model_kwargs_for_generation(outputs, model_kwargs, is_encoder_decoder)
+        model_kwargs.pop("past_key_values", None)
+        return model_kwargs
 
 
 def _decoder_config(config: FastformerConfig) -> FastformerConfig:
-    """``config``, made causal: a decoder head always is."""
-    if not config.is_decoder:
-        config.is_decoder = True
-        config._validate()
+    """A causal copy of ``config`` (a decoder always is); the caller's config is left as it was."""
+    config = copy.deepcopy(config)
+    config.is_decoder = True
+    config._validate()
     return config
 
 
@@ -111,13 +128,14 @@ class AdditiveCrossAttention(nn.Layer):
 CROSS_ATTENTIONS = {"softmax": SoftmaxCrossAttention, "additive": AdditiveCrossAttention}
 
 
-class FastformerForCausalLM(FastformerPretrainedModel):
+class FastformerForCausalLM(_GenerationHooks, FastformerPretrainedModel):
     """Decoder-only language model: a causal FastformerModel, then the LM head (LayerNorm and a projection onto
     the vocabulary, the word-embedding matrix itself with ``tie_word_embeddings``). Predicts each next token.
     """
 
     def __init__(self, config: FastformerConfig):
-        super().__init__(_decoder_config(config))
+        config = _decoder_config(config)
+        super().__init__(config)
         self.fastformer = FastformerModel(config, add_pooling_layer=False)
         self.lm_head = FastformerLMHead(config)
         self.tie_weights()
@@ -143,7 +161,7 @@ class FastformerForCausalLM(FastformerPretrainedModel):
             attention_mask (Tensor, optional): 1 for real tokens, 0 for padding: [B, N] for these tokens, or
                 [B, past + N] for every token so far (as ``generate()`` passes it; the last N columns are used).
             labels (Tensor, optional): int [B, N], usually the input ids themselves; position t's logits are
-                scored against ``labels[:, t + 1]`` (the shift happens here), -100 left out.
+                scored against ``labels[:, t + 1]`` (the shift happens here); -100 and padding are left out.
             cache (DecoderCache, optional): the state after the tokens before these.
             use_cache (bool): also return the state after these tokens.
             return_dict (bool): return a ``CausalLMOutputWithCrossAttentions`` instead of a tuple.
@@ -157,7 +175,7 @@ class FastformerForCausalLM(FastformerPretrainedModel):
             .. code-block::
 
                 model = FastformerForCausalLM(FastformerConfig(vocab_size=100, bos_token_id=2, eos_token_id=3))
-                ids, scores = model.generate(paddle.to_tensor([[2, 5, 6]]), max_length=8)  # greedy, 8 new tokens at most
+                ids, scores = model.generate(paddle.to_tensor([[2, 5, 6]]), max_new_tokens=8)  # greedy
         """
         length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.shape[1] > length:
@@ -166,7 +184,11 @@ class FastformerForCausalLM(FastformerPretrainedModel):
             input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True, cache, use_cache
         )
         logits = self.lm_head(base.last_hidden_state)
-        loss = None if labels is None else token_cross_entropy(logits[:, :-1], labels[:, 1:])
+        loss = None
+        if labels is not None:
+            if attention_mask is not None:  # padding is never a target
+                labels = paddle.where(attention_mask.astype("bool"), labels, paddle.full_like(labels, -100))
+            loss = token_cross_entropy(logits[:, :-1], labels[:, 1:])
         if return_dict:
             return CausalLMOutputWithCrossAttentions(
                 loss=loss, logits=logits, past_key_values=base.past_key_values,
@@ -182,24 +204,26 @@ class FastformerForCausalLM(FastformerPretrainedModel):
             input_ids = input_ids[:, -1:]
         return {"input_ids": input_ids, "attention_mask": attention_mask, "cache": cache, "use_cache": use_cache}
 
-    prepare_attention_mask_for_generation = staticmethod(padding_mask_for_generation)
-
-    @staticmethod
-    def reorder_cache(cache, beam_idx):
-        return reorder_decoder_cache(cache, beam_idx)
 
 
 # ----------------------------------------------------------------------------------------------
 # the encoder-decoder
 # ----------------------------------------------------------------------------------------------
-class FastformerForConditionalGeneration(FastformerPretrainedModel):
+class FastformerForConditionalGeneration(_GenerationHooks, FastformerPretrainedModel):
     """Encoder-decoder: a Fastformer encoder (``fastformer``: a pretrained encoder loads into it), a causal
     Fastformer decoder whose blocks also read the encoder (``config.cross_attention_type``), and the LM head.
     The decoder has its own word and position embeddings. ``generate(input_ids=source ids)`` writes the target.
     """
 
     def __init__(self, config: FastformerConfig):
+        config = copy.deepcopy(config)
         config.is_encoder_decoder = True
+        start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+        if start is not None and start == config.pad_token_id:
+            raise FastformerConfigError(
+                "decoder_start_token_id", f"got {start}, the padding id: the decoder would read its start token as "
+                "padding; expected another token (a vocabulary of build_from_corpus has [CLS] = 2)", ("pad_token_id",),
+            )  # fmt: skip
         super().__init__(config)
         encoder_config = copy.deepcopy(config)
         encoder_config.is_decoder = False
@@ -271,6 +295,8 @@ class FastformerForConditionalGeneration(FastformerPretrainedModel):
         if encoder_output is None:
             encoder_output = self.get_encoder()(input_ids, attention_mask)
         if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("give decoder_input_ids, or labels to read them from (teacher forcing)")
             decoder_input_ids = self.shift_right(labels)
         base = self.decoder(
             decoder_input_ids, decoder_attention_mask, None, False, False, True, cache, use_cache, encoder_output, attention_mask
@@ -292,8 +318,3 @@ class FastformerForConditionalGeneration(FastformerPretrainedModel):
             "cache": cache, "use_cache": use_cache,
         }  # fmt: skip
 
-    prepare_attention_mask_for_generation = staticmethod(padding_mask_for_generation)
-
-    @staticmethod
-    def reorder_cache(cache, beam_idx):
-        return reorder_decoder_cache(cache, beam_idx)

@@ -199,3 +199,14 @@ def test_causal_attention_refuses_dropout_on_its_pooling_weights():
 
     with pytest.raises(FastformerConfigError, match="attention_probs_dropout_prob"):
         FastformerForCausalLM(FastformerConfig(**SMALL, attention_probs_dropout_prob=0.1))
+
+
+def test_padding_is_never_a_target_and_causal_attentions_are_refused():
+    model = causal_lm("official")
+    ids, mask = batch()
+    loss = float(model(ids, attention_mask=mask, labels=ids)[0])
+    labels = ids.clone()
+    labels[1, :5] = -100  # the padded positions, left out by hand
+    assert loss == pytest.approx(float(model(ids, attention_mask=mask, labels=labels)[0]), rel=1e-6)
+    with pytest.raises(ValueError, match="output_attentions"):
+        model(ids, output_attentions=True)

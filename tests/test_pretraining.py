@@ -84,13 +84,17 @@ def test_masking_follows_bert_statistics(tiny_data_dir):
     assert abs(random / chosen - 0.1) < 0.02 and abs(kept / chosen - 0.1) < 0.02
 
 
-def test_a_batch_gets_the_same_mask_in_the_same_epoch_only(tiny_data_dir):
+def test_a_text_gets_the_same_mask_in_the_same_epoch_whatever_its_batch(tiny_data_dir):
     texts = [text for _, text in iter_texts(tiny_data_dir / "train.jsonl")][:64]
-    first = [batch["input_ids"].copy() for _, _, batch in masked_batches(texts, epochs=2)]
-    second = [batch["input_ids"].copy() for _, _, batch in masked_batches(texts, epochs=2)]
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    half = len(first) // 2
-    assert not all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(first[:half], first[half:]))
+    tokenizer = FastformerTokenizer.build_from_corpus(texts)
+    collator = MaskingCollator(tokenizer, 0.15, seed=0)
+    items = [TextDataset(texts, tokenizer, 64)[i] for i in range(64)]
+    alone = [collator([item])["input_ids"][0] for item in items]
+    together = collator(items[::-1])["input_ids"][::-1]  # one batch, in another order, padded
+    for row, ids in zip(together, alone):
+        np.testing.assert_array_equal(row[: len(ids)], ids)
+    collator.set_epoch(1)
+    assert any(not np.array_equal(collator([item])["input_ids"][0], ids) for item, ids in zip(items, alone))
 
 
 def test_pretraining_resumes_exactly(tmp_path, corpus_dir, tiny_data_dir):
@@ -159,6 +163,22 @@ def test_pretraining_text_holding_a_test_review_is_refused(tmp_path, corpus_dir,
     result = run_main(pretrain_tool.main, ["-c", str(config_path)], capsys)
     assert_one_line_error(result, str(leaky / "train.jsonl"), str(tiny_data_dir / "test.jsonl"), "held-out", alone=False)
     assert not (tmp_path / "out" / "last").exists()
+
+
+def test_a_titled_held_out_split_still_catches_its_bare_body(tmp_path):
+    from paddlenlp_fastformer.app.data.corpus import check_no_leak
+
+    held_out = tmp_path / "test.jsonl"
+    held_out.write_text(json.dumps({"text": "Great value. The battery lasts for days and the screen is bright.", "label": 4}) + "\n")
+    with pytest.raises(UserError, match="holds 1 review"):
+        check_no_leak({"corpus.jsonl": ["the battery lasts for days and the screen is  bright."]}, [held_out])
+    check_no_leak({"corpus.jsonl": ["Great value."]}, [held_out])  # a stock phrase alone is no leak
+
+
+def test_pretraining_needs_its_held_out_list(tmp_path, corpus_dir, tiny_data_dir):
+    config_path = write_tiny_config(tmp_path / "c.yaml", corpus_dir, tmp_path / "out")
+    with pytest.raises(UserError, match="Data.held_out_files is not set"):
+        pretrain(config_path)
 
 
 def test_prepare_corpus_drops_held_out_texts_and_duplicates(tmp_path, tiny_data_dir, capsys):

@@ -144,3 +144,17 @@ def test_pairs_without_a_title_are_a_one_line_error(tmp_path, capsys):
     rows.write_text('{"review_body": "a text without a title"}\n')
     result = run_main(prepare_pairs_tool.main, ["--input", str(rows), str(rows), str(rows), "--output-dir", str(tmp_path / "p")], capsys)
     assert_one_line_error(result, str(rows), "summary")
+
+
+def test_construction_leaves_the_config_alone_and_refuses_a_padding_start_token():
+    from paddlenlp_fastformer import FastformerForCausalLM
+    from paddlenlp_fastformer.configuration import FastformerConfigError
+
+    config = FastformerConfig(**SMALL)
+    FastformerForConditionalGeneration(config)
+    FastformerForCausalLM(config)
+    assert not config.is_decoder and not config.is_encoder_decoder
+    with pytest.raises(FastformerConfigError, match="decoder_start_token_id"):
+        FastformerForConditionalGeneration(FastformerConfig(**{**SMALL, "decoder_start_token_id": 0}))
+    with pytest.raises(ValueError, match="decoder_input_ids, or labels"):
+        seq2seq("additive, softmax cross")(source_and_target()[0])

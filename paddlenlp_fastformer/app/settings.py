@@ -97,7 +97,8 @@ class GlobalConfig:
         None,
         "A from_pretrained directory (a pretraining output, or a classifier of another task) whose vocabulary, "
         "embeddings and encoder start this training; the classification head starts fresh. The Model section "
-        "must describe the same architecture. Ignored when the run resumes from output_dir/last.",
+        "must describe the same architecture. A run resuming from output_dir/last continues its own weights and must "
+        "name the same init_from.",
     )
 
 
@@ -141,8 +142,8 @@ class DataConfig:
     )
     held_out_files: Optional[list] = _field(
         None,
-        "Pretraining only: the dev and test splits (prepared or raw files) of every later fine-tune; tools/pretrain.py "
-        "refuses pretraining text that holds any of their reviews, naming the file.",
+        "Pretraining only, and required there: the dev and test splits (JSON lines or .txt) of every later fine-tune; "
+        "tools/pretrain.py refuses pretraining text that holds any of their reviews, naming the file ([] skips the check).",
         rule=FILE_LIST,
     )
 

@@ -3,7 +3,9 @@ that keeps every later dev and test review out of it. No paddle here.
 
 A corpus folder holds ``train.jsonl`` and ``dev.jsonl`` (one ``{"text": str}`` a line) and ``stats.json``.
 Texts are compared for leaks and duplicates by their *leak key*: case-folded, whitespace collapsed, so
-that a review re-typed with other spacing or capitals still counts as the same review.
+that a review re-typed with other spacing or capitals still counts as the same review. A held-out text
+also counts by what follows each sentence end in its first 200 characters (8 words or more of it), so that
+a split prepared with its titles (``"Title. Body"``) still catches a corpus text that is its body alone.
 """
 import json
 from pathlib import Path
@@ -55,14 +57,24 @@ def leak_key(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+# How far into a held-out text a title can end: the bodies after sentence ends within it count as the text too,
+# if they are long enough not to be a stock phrase ("Works great.") that other reviews share by chance.
+TITLE_SPAN = 200
+MIN_BODY_WORDS = 8
+
+
 def _held_out_keys(held_out: Sequence[PathLike]) -> Dict[str, Tuple[str, int]]:
-    """Leak key -> (held-out file, line) of every text of the held-out files."""
+    """Leak key -> (held-out file, line) of every text of the held-out files, and of its body after a title."""
     keys: Dict[str, Tuple[str, int]] = {}
     for path in held_out:
         if not Path(path).is_file():
-            raise UserError("held-out file not found; expected a dev or test split (or raw review file) to keep out", path)
+            raise UserError("held-out file not found; expected a dev or test split (JSON lines or .txt) to keep out", path)
         for number, text in iter_texts(path):
-            keys.setdefault(leak_key(text), (str(path), number))
+            key = leak_key(text)
+            keys.setdefault(key, (str(path), number))
+            for end in (i for i in range(min(len(key), TITLE_SPAN)) if key[i] in ".!?" and key[i + 1 : i + 2] == " "):
+                if len(key[end + 2 :].split()) >= MIN_BODY_WORDS:
+                    keys.setdefault(key[end + 2 :], (str(path), number))
     return keys
 
 

@@ -66,8 +66,9 @@ MODEL_FILES = ("config.json", VOCABULARY)
 RESUME_INVARIANT_SECTIONS = ("Data", "Model", "Optimizer")
 # ... except these, which change how a run is computed or evaluated, not what it learns.
 RESUME_FREE_KEYS = {("Data", "eval_batch_size"), ("Data", "num_workers"), ("Data", "eval_file"), ("Model", "use_fused_ops")}
-# Global settings that decide what is learnt (the seed orders the batches) and so must not change either.
-RESUME_INVARIANT_GLOBAL_KEYS = ("seed",)
+# Global settings that decide what is learnt (the seed orders the batches, init_from the starting weights, task
+# the model) and so must not change either.
+RESUME_INVARIANT_GLOBAL_KEYS = ("seed", "init_from", "task")
 
 
 def check_model_dir(directory: Optional[str], key: str) -> Path:

@@ -139,6 +139,11 @@ class MaskedLMTask:
         return [self.path(name) for name in names] + [Path(path) for path in self.config.data.held_out_files or ()]
 
     def read(self):
+        if self.config.data.held_out_files is None:
+            raise UserError(
+                "Data.held_out_files is not set: list the dev and test splits of every later fine-tune, which the "
+                "pretraining text must not hold (or [] to pretrain without that check)"
+            )
         train_path, dev_path = self.path(self.config.data.train_file), self.path(self.config.data.dev_file)
         train = read_corpus_split(train_path, "pretraining text")
         dev = read_corpus_split(dev_path, "pretraining dev text") if self.config.global_.eval_every_epoch else None
@@ -156,8 +161,8 @@ class MaskedLMTask:
     def _collator(self, tokenizer, stream: int) -> MaskingCollator:
         try:
             return MaskingCollator(tokenizer, self.config.data.mask_prob, self.config.global_.seed, stream)
-        except ValueError as error:
-            raise UserError(f"{self.config.data.data_dir}: {error}") from None
+        except ValueError as error:  # a vocabulary of an earlier version, from last/ or Global.init_from
+            raise UserError(f"the vocabulary of this run: {error}") from None
 
     def train_loader(self, texts, tokenizer, num_replicas: int, rank: int):
         data = self.config.data
@@ -179,15 +184,15 @@ class MaskedLMTask:
 
     @staticmethod
     def _masked_logits(model, batch: dict):
-        """Vocabulary logits at the masked positions only: the projection onto the vocabulary, the costliest
-        matrix product of pretraining, is then done for 15% of the tokens."""
-        hidden = model.fastformer(
-            paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]), return_dict=True
-        ).last_hidden_state  # b n d
+        """Vocabulary logits at the masked positions only, and their targets (through the model's forward, so that a
+        data-parallel wrapper syncs its gradients)."""
         labels = paddle.to_tensor(batch["labels"]).reshape([-1])
         positions = paddle.nonzero(labels != -100).reshape([-1])
-        chosen = paddle.gather(hidden.reshape([-1, hidden.shape[-1]]), positions)  # m d
-        return model.lm_head(chosen), paddle.gather(labels, positions)
+        logits = model(
+            paddle.to_tensor(batch["input_ids"]), attention_mask=paddle.to_tensor(batch["attention_mask"]),
+            masked_positions=positions,
+        )  # fmt: skip
+        return logits, paddle.gather(labels, positions)
 
     def loss(self, model, batch: dict) -> paddle.Tensor:
         logits, targets = self._masked_logits(model, batch)
