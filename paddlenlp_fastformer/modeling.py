@@ -416,18 +416,9 @@ class FastformerLMHead(nn.Layer):
         return self.decoder(fused_ops.layer_norm(self.layer_norm, hidden_states, self.fused))
 
 
-class FastformerForMaskedLM(FastformerPretrainedModel):
-    """Per-token vocabulary logits; cross-entropy over labels != -100 when labels are given.
-
-    The output projection is the word-embedding matrix itself with ``tie_word_embeddings=True`` (default
-    False, as in fast-transformer-pytorch); either way ``resize_token_embeddings`` resizes both.
-    """
-
-    def __init__(self, config: FastformerConfig):
-        super().__init__(config)
-        self.fastformer = FastformerModel(config, add_pooling_layer=False)
-        self.lm_head = FastformerLMHead(config)
-        self.tie_weights()
+class VocabularyHeadMixin:
+    """For heads that end in a :class:`FastformerLMHead` (``self.lm_head``): it is the output embedding, and
+    ``resize_token_embeddings`` resizes it with the word embeddings (PaddleNLP's own resizes only those)."""
 
     def get_output_embeddings(self) -> VocabularyProjection:
         return self.lm_head.decoder
@@ -445,6 +436,20 @@ class FastformerForMaskedLM(FastformerPretrainedModel):
                 resized.bias[:kept] = decoder.bias[:kept]
             self.lm_head.decoder = resized
         return embeddings
+
+
+class FastformerForMaskedLM(VocabularyHeadMixin, FastformerPretrainedModel):
+    """Per-token vocabulary logits; cross-entropy over labels != -100 when labels are given.
+
+    The output projection is the word-embedding matrix itself with ``tie_word_embeddings=True`` (default
+    False, as in fast-transformer-pytorch); either way ``resize_token_embeddings`` resizes both.
+    """
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__(config)
+        self.fastformer = FastformerModel(config, add_pooling_layer=False)
+        self.lm_head = FastformerLMHead(config)
+        self.tie_weights()
 
     def forward(
         self,

@@ -20,7 +20,7 @@ from paddlenlp.transformers.model_outputs import CausalLMOutputWithCrossAttentio
 from .configuration import FastformerConfig, FastformerConfigError
 from .kernels.fused_ops import FlatLinear
 from .layers import MASKED_SCORE, AdditivePooling, merge_heads, split_heads
-from .modeling import FastformerLMHead, FastformerModel, FastformerPretrainedModel, token_cross_entropy
+from .modeling import FastformerLMHead, FastformerModel, FastformerPretrainedModel, VocabularyHeadMixin, token_cross_entropy
 from .outputs import DecoderCache
 
 __all__ = [
@@ -128,7 +128,7 @@ class AdditiveCrossAttention(nn.Layer):
 CROSS_ATTENTIONS = {"softmax": SoftmaxCrossAttention, "additive": AdditiveCrossAttention}
 
 
-class FastformerForCausalLM(_GenerationHooks, FastformerPretrainedModel):
+class FastformerForCausalLM(_GenerationHooks, VocabularyHeadMixin, FastformerPretrainedModel):
     """Decoder-only language model: a causal FastformerModel, then the LM head (LayerNorm and a projection onto
     the vocabulary, the word-embedding matrix itself with ``tie_word_embeddings``). Predicts each next token.
     """
@@ -139,9 +139,6 @@ class FastformerForCausalLM(_GenerationHooks, FastformerPretrainedModel):
         self.fastformer = FastformerModel(config, add_pooling_layer=False)
         self.lm_head = FastformerLMHead(config)
         self.tie_weights()
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
 
     def forward(
         self,
@@ -209,7 +206,7 @@ class FastformerForCausalLM(_GenerationHooks, FastformerPretrainedModel):
 # ----------------------------------------------------------------------------------------------
 # the encoder-decoder
 # ----------------------------------------------------------------------------------------------
-class FastformerForConditionalGeneration(_GenerationHooks, FastformerPretrainedModel):
+class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, FastformerPretrainedModel):
     """Encoder-decoder: a Fastformer encoder (``fastformer``: a pretrained encoder loads into it), a causal
     Fastformer decoder whose blocks also read the encoder (``config.cross_attention_type``), and the LM head.
     The decoder has its own word and position embeddings. ``generate(input_ids=source ids)`` writes the target.
@@ -231,9 +228,25 @@ class FastformerForConditionalGeneration(_GenerationHooks, FastformerPretrainedM
         decoder_config = _decoder_config(copy.deepcopy(config))
         self.decoder = FastformerModel(decoder_config, add_pooling_layer=False, cross_attention=CROSS_ATTENTIONS[config.cross_attention_type])
         self.lm_head = FastformerLMHead(config)
+        self.tie_weights()  # with tie_word_embeddings, the head is the decoder's word embeddings
 
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The decoder's word embeddings: those the output head scores against (the encoder has its own)."""
+        return self.decoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.decoder.set_input_embeddings(value)
+
+    def resize_token_embeddings(self, new_num_tokens: Optional[int] = None) -> nn.Embedding:
+        """Resize the decoder's word embeddings and the output head, and the encoder's word embeddings with them."""
+        embeddings = super().resize_token_embeddings(new_num_tokens)
+        encoder_embeddings = self.fastformer.get_input_embeddings()
+        size = embeddings.weight.shape[0]
+        if encoder_embeddings.weight.shape[0] != size:
+            self.fastformer.set_input_embeddings(self._get_resized_embeddings(encoder_embeddings, size))
+        for config in (self.config, self.fastformer.config, self.decoder.config):  # each holds its own copy
+            config.vocab_size = size
+        return embeddings
 
     def get_encoder(self):
         """What ``generate()`` encodes the source with: the encoder's last states [B, M, D]."""

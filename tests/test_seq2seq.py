@@ -158,3 +158,16 @@ def test_construction_leaves_the_config_alone_and_refuses_a_padding_start_token(
         FastformerForConditionalGeneration(FastformerConfig(**{**SMALL, "decoder_start_token_id": 0}))
     with pytest.raises(ValueError, match="decoder_input_ids, or labels"):
         seq2seq("additive, softmax cross")(source_and_target()[0])
+
+
+def test_resizing_the_vocabulary_resizes_every_table_of_both_decoder_heads():
+    from paddlenlp_fastformer import FastformerForCausalLM
+
+    model = seq2seq("additive, softmax cross")
+    model.resize_token_embeddings(70)
+    shapes = [model.fastformer.get_input_embeddings().weight.shape[0], model.decoder.get_input_embeddings().weight.shape[0]]
+    assert shapes + [model.lm_head.decoder.weight.shape[0], model.config.vocab_size] == [70, 70, 70, 70]
+    assert model(paddle.to_tensor([[65, 6]]), labels=paddle.to_tensor([[69, 3]]))[1].shape == [1, 2, 70]
+    lm = FastformerForCausalLM(FastformerConfig(**SMALL))
+    lm.resize_token_embeddings(70)
+    assert lm(paddle.to_tensor([[65, 69]])).shape == [1, 2, 70]
