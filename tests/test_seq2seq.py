@@ -112,7 +112,7 @@ def pairs_dir(tmp_path_factory):
     return root / "pairs"
 
 
-def test_tools_train_learns_titles_and_its_best_model_writes_them(tmp_path, pairs_dir):
+def test_tools_train_learns_titles_and_its_best_model_writes_them(tmp_path, pairs_dir, capsys):
     from conftest import write_tiny_config
     from test_training import run
 
@@ -130,6 +130,27 @@ def test_tools_train_learns_titles_and_its_best_model_writes_them(tmp_path, pair
     source = tokenizer(["The sound is great and the battery lasts."], return_tensors="pd", return_token_type_ids=False)
     ids, _ = model.generate(source["input_ids"], attention_mask=source["attention_mask"], max_new_tokens=8)
     assert ids.shape[0] == 1 and (model.config.decoder_start_token_id, model.config.eos_token_id) == (tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+    # tools/eval.py writes a title for every test text and scores them; its ROUGE is that of the written titles.
+    import json
+    import sys
+
+    from conftest import PROJECT_ROOT
+
+    from paddlenlp_fastformer.app.engine.summaries import rouge_scores
+
+    sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+    import eval as eval_tool
+
+    predictions = tmp_path / "titles.jsonl"
+    eval_tool.main(["-c", str(config), "-o", f"Global.checkpoint={tmp_path / 'out' / 'best'}", f"Global.predictions_file={predictions}", "--num_beams", "2"])
+    reported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(rows) == reported["num_examples"] == 40 and reported["num_beams"] == 2
+    recomputed = rouge_scores([row["summary"] for row in rows], [row["reference"] for row in rows])
+    assert {name: reported[name] for name in recomputed} == recomputed and 0 <= recomputed["rougeL"] <= 1
+    perfect = rouge_scores([row["reference"] for row in rows], [row["reference"] for row in rows])
+    assert perfect["rouge1"] == perfect["rougeL"] == 1.0
 
 
 def test_pairs_without_a_title_are_a_one_line_error(tmp_path, capsys):

@@ -1,0 +1,75 @@
+"""Evaluation of a text -> summary model (a review's title): it writes a summary of every text of a pairs split
+with ``generate()``, and ROUGE-1/2/L (the ``rouge-score`` package, Porter stemming, F-measure) scores them
+against the references."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+import paddle
+from tqdm import tqdm
+
+from ...file_utils import write_text_atomically
+from ...modeling import FastformerForConditionalGeneration
+from ..data.pairs import read_pairs
+from ..settings import Config
+from .checkpoint import load_checkpoint, truncation_length
+from .runtime import set_cpu_threads
+
+__all__ = ["rouge_scores", "write_summaries", "evaluate_summaries"]
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict:
+    """Mean ROUGE-1/2/L F-measure of ``predictions`` against ``references`` (rouge-score, with stemming)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    scores = [scorer.score(reference, prediction) for prediction, reference in zip(predictions, references)]
+    return {name: float(np.mean([score[name].fmeasure for score in scores])) for name in ROUGE_TYPES}
+
+
+def _detokenize(tokenizer, ids: Sequence[int]) -> str:
+    """Words up to the end token (the tokenizer splits on words, so they are joined by spaces)."""
+    words = []
+    for token_id in ids:
+        if token_id in (tokenizer.sep_token_id, tokenizer.pad_token_id):
+            break
+        words.append(tokenizer.convert_ids_to_tokens(int(token_id)))
+    return " ".join(words)
+
+
+@paddle.no_grad()
+def write_summaries(model, tokenizer, texts: Sequence[str], batch_size: int, max_new_tokens: int, num_beams: int = 1) -> List[str]:
+    """A summary of each text, in the texts' order; texts go in batches of similar length."""
+    model.eval()
+    length = truncation_length(model, tokenizer)
+    order = np.argsort([len(text.split()) for text in texts], kind="stable")
+    summaries: List[str] = [""] * len(texts)
+    for start in tqdm(range(0, len(texts), batch_size), desc="summaries", leave=False, mininterval=5):
+        rows = order[start : start + batch_size]
+        batch = tokenizer([texts[i] for i in rows], max_length=length, truncation=True, padding=True,
+                          return_tensors="pd", return_token_type_ids=False)  # fmt: skip
+        strategy = {"decode_strategy": "beam_search", "num_beams": num_beams} if num_beams > 1 else {"decode_strategy": "greedy_search"}
+        ids, _ = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens, **strategy)
+        for row, generated in zip(rows, ids.numpy()):
+            summaries[row] = _detokenize(tokenizer, generated)
+    return summaries
+
+
+def evaluate_summaries(config: Config, num_beams: int = 1) -> dict:
+    """ROUGE of ``Global.checkpoint``'s summaries of ``Data.eval_file`` (or the test split); with
+    ``Global.predictions_file``, every text's summary and reference are written there (JSON lines)."""
+    model, tokenizer = load_checkpoint(config.global_.checkpoint, "Global.checkpoint", FastformerForConditionalGeneration)
+    set_cpu_threads(config.global_.num_threads)
+    eval_path = config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
+    pairs = read_pairs(eval_path, "evaluation file")
+    texts, references = [pair["text"] for pair in pairs], [pair["summary"] for pair in pairs]
+    predictions = write_summaries(model, tokenizer, texts, config.data.eval_batch_size, config.data.max_target_len, num_beams)
+    if config.global_.predictions_file:
+        lines = "".join(json.dumps({"summary": p, "reference": r}, ensure_ascii=False) + "\n" for p, r in zip(predictions, references))
+        write_text_atomically(config.global_.predictions_file, lines)
+    return {"file": eval_path, "num_examples": len(pairs), "num_beams": num_beams, **rouge_scores(predictions, references)}
