@@ -35,7 +35,22 @@ from .evaluate import eval_loader, evaluate
 __all__ = ["ClassificationTask", "MaskedLMTask", "Seq2SeqTask", "task_for"]
 
 
-class ClassificationTask:
+class _FolderTask:
+    """What every task shares: its config, and the training and dev files of ``Data.data_dir``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def path(self, name: str) -> Path:
+        return Path(self.config.data.data_dir) / name
+
+    def split_files(self) -> List[Path]:
+        """The training split, and the dev split where the run evaluates each epoch."""
+        names = [self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
+        return [self.path(name) for name in names]
+
+
+class ClassificationTask(_FolderTask):
     """Text classification on a folder of ``tools/prepare_data.py``: cross-entropy, optionally class-weighted."""
 
     model_class = FastformerForSequenceClassification
@@ -43,20 +58,16 @@ class ClassificationTask:
     curve = (("accuracy", "dev accuracy (%)"), ("macro_f1", "dev macro-F1 (%)"))
 
     def __init__(self, config: Config):
-        self.config = config
+        super().__init__(config)
         self.labels: List[str] = []
         self.class_weights: Optional[paddle.Tensor] = None
-
-    def path(self, name: str) -> Path:
-        return Path(self.config.data.data_dir) / name
 
     def describe(self) -> str:
         return f"a {len(self.labels)}-class classifier"
 
     def data_files(self) -> List[Path]:
         """The files the run learns from or selects its best model on (fingerprinted in ``last/``)."""
-        names = [LABEL_FILE, self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
-        return [self.path(name) for name in names]
+        return [self.path(LABEL_FILE)] + self.split_files()
 
     def read(self):
         """The training and dev examples (dev None without per-epoch evaluation)."""
@@ -118,25 +129,18 @@ class ClassificationTask:
         return {"metrics": metrics, "record": {key: metrics[key] for key in ("accuracy", "macro_f1")}}
 
 
-class MaskedLMTask:
+class MaskedLMTask(_FolderTask):
     """Masked-LM pretraining on a folder of ``tools/prepare_corpus.py``, refusing text of held-out splits."""
 
     model_class = FastformerForMaskedLM
     score_key = "neg_loss"  # minus the dev masked-LM loss: higher is better, as for every task's score
     curve = (("masked_accuracy", "dev masked-token accuracy (%)"),)
 
-    def __init__(self, config: Config):
-        self.config = config
-
-    def path(self, name: str) -> Path:
-        return Path(self.config.data.data_dir) / name
-
     def describe(self) -> str:
         return f"a masked language model ({self.config.data.mask_prob:.0%} of tokens masked)"
 
     def data_files(self) -> List[Path]:
-        names = [self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
-        return [self.path(name) for name in names] + [Path(path) for path in self.config.data.held_out_files or ()]
+        return self.split_files() + [Path(path) for path in self.config.data.held_out_files or ()]
 
     def read(self):
         if self.config.data.held_out_files is None:
@@ -216,7 +220,7 @@ class MaskedLMTask:
         return {"metrics": metrics, "record": {key: metrics[key] for key in ("loss", "perplexity", "masked_accuracy")}}
 
 
-class Seq2SeqTask:
+class Seq2SeqTask(_FolderTask):
     """Writing a summary of each text (a review's title) with FastformerForConditionalGeneration, from a folder
     of ``tools/prepare_pairs.py``: cross-entropy of each summary token given the text and the tokens before it."""
 
@@ -224,18 +228,11 @@ class Seq2SeqTask:
     score_key = "neg_loss"  # minus the dev loss: higher is better
     curve = (("token_accuracy", "dev next-token accuracy (%)"),)
 
-    def __init__(self, config: Config):
-        self.config = config
-
-    def path(self, name: str) -> Path:
-        return Path(self.config.data.data_dir) / name
-
     def describe(self) -> str:
         return f"an encoder-decoder ({self.config.model['cross_attention_type']} cross-attention)"
 
     def data_files(self) -> List[Path]:
-        names = [self.config.data.train_file] + ([self.config.data.dev_file] if self.config.global_.eval_every_epoch else [])
-        return [self.path(name) for name in names]
+        return self.split_files()
 
     def read(self):
         train = read_pairs(self.path(self.config.data.train_file), "training split")
