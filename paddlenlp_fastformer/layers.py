@@ -134,7 +134,7 @@ class PoolState(NamedTuple):
 
 def _merge_pools(first: PoolState, second: PoolState) -> PoolState:
     """The pool of two disjoint sets of tokens, from the pool of each."""
-    max_score = paddle.maximum(first.max_score, second.max_score)
+    max_score = paddle.maximum(first.max_score, second.max_score).detach()  # a shift: see _prefix_pools_within_chunks
     weight_first = first.total * paddle.exp(first.max_score - max_score)
     weight_second = second.total * paddle.exp(second.max_score - max_score)
     total = weight_first + weight_second
@@ -148,7 +148,9 @@ def _prefix_pools_within_chunks(scores: paddle.Tensor, values: paddle.Tensor) ->
     size = scores.shape[1]
     later = paddle.triu(paddle.full([size, size], float("-inf"), dtype=scores.dtype), diagonal=1)  # t i
     grid = scores.unsqueeze(1) + later.unsqueeze(-1)  # r t i h
-    max_score = grid.max(axis=2)  # r t h: finite, as every row holds position t itself
+    # r t h: finite, as every row holds position t itself. Only a shift that every pooled value is invariant to,
+    # so it is left out of the gradient, which stays exact; its own (Paddle's max backward) cost more than the rest.
+    max_score = grid.max(axis=2).detach()
     weights = paddle.exp(grid - max_score.unsqueeze(2))
     total = weights.sum(axis=2)  # r t h, at least 1
     pooled = paddle.matmul(weights.transpose([0, 3, 1, 2]), values.transpose([0, 2, 1, 3])).transpose([0, 2, 1, 3])

@@ -155,6 +155,32 @@ def test_pooling_is_stable_for_8192_tokens_and_scores_of_1e4():
     np.testing.assert_allclose(state.pooled.numpy()[0], pooled.numpy()[0, -1], atol=1e-6)
 
 
+def test_pooling_gradients_equal_those_of_a_plain_masked_softmax():
+    """The running maxima are left out of the gradient (they only shift every score alike): the gradients of
+    scores and values must still equal those through a plain masked softmax over each prefix."""
+    rng = np.random.default_rng(2)
+    length, heads, features = 150, 3, 4  # over two chunks, and a padding position
+    scores_np, values_np = rng.normal(size=(1, length, heads)) * 3, rng.normal(size=(1, length, heads, features))
+    mask_np = np.ones((1, length, 1), dtype=bool)
+    mask_np[0, [0, 90]] = False
+    upstream = paddle.to_tensor(rng.normal(size=(1, length, heads, features)), dtype="float32")
+
+    def gradients(pool):
+        scores = paddle.to_tensor(scores_np, dtype="float32", stop_gradient=False)
+        values = paddle.to_tensor(values_np, dtype="float32", stop_gradient=False)
+        (pool(scores, paddle.to_tensor(mask_np), values) * upstream)[:, 1:].sum().backward()
+        return scores.grad.numpy(), values.grad.numpy()
+
+    def plain(scores, mask, values):  # b n h, b n 1, b n h d: t i masked softmax per head
+        allowed = paddle.tril(paddle.ones([length, length], dtype="bool")).unsqueeze(-1) & mask[0].unsqueeze(0)
+        grid = paddle.where(allowed, scores[0].unsqueeze(0).expand([length, length, heads]), paddle.full([length, length, heads], -1e30))
+        weights = paddle.nn.functional.softmax(grid, axis=1)  # t i h
+        return paddle.einsum("tih,ihd->thd", weights, values[0]).unsqueeze(0)
+
+    for chunked, reference in zip(gradients(lambda *a: causal_additive_pool(*a)[0]), gradients(plain)):
+        np.testing.assert_allclose(chunked, reference, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------ generation
 @pytest.mark.parametrize("variant", ["official", "softmax"])
 def test_greedy_generate_equals_a_hand_written_greedy_loop(variant):
