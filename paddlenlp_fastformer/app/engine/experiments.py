@@ -28,6 +28,7 @@ from typing import Iterable, Optional, Sequence
 
 from ...file_utils import write_directory_atomically, write_text_atomically
 from ..data.labels import dataset_labels
+from ..data.pairs import read_pairs
 from ..data.readers import read_split
 from ..errors import UserError
 from ..settings import Config, load_config, save_config
@@ -65,12 +66,7 @@ def run_seeds(
     output_root: str = "output/experiments",
 ) -> list[Path]:
     """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
-    labels = dataset_labels(load_config(config_path, overrides).data.data_dir)
-    for path in eval_files:  # before hours of training: each must be a prepared split the model can score
-        own = dataset_labels(Path(path).parent)
-        if labels is None and own is None:
-            raise UserError(f"{path}: no label.txt beside it or beside the training data; expected prepared datasets")
-        read_split(path, labels or own, "evaluation file")
+    _check_eval_files(load_config(config_path, overrides), eval_files)
     if Path(results_dir).exists() and not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: exists and is not a directory; expected the folder of kept runs")
     kept_dirs = []
@@ -88,6 +84,21 @@ def run_seeds(
         _keep_run(kept, run_dir, config, record)
         logger.info("kept %s (trained in %.0f s)", kept, record["train_seconds"])
     return kept_dirs
+
+
+def _check_eval_files(config: Config, eval_files: Sequence[str]) -> None:
+    """Before hours of training: each evaluation file must be one the model can be scored on (a pairs file for a
+    text writer, a prepared split whose labels are known for a classifier)."""
+    if config.global_.task == "seq2seq":
+        for path in eval_files:
+            read_pairs(path, "evaluation file")
+        return
+    labels = dataset_labels(config.data.data_dir)
+    for path in eval_files:
+        own = dataset_labels(Path(path).parent)
+        if labels is None and own is None:
+            raise UserError(f"{path}: no label.txt beside it or beside the training data; expected prepared datasets")
+        read_split(path, labels or own, "evaluation file")
 
 
 def _train_and_evaluate(config: Config, config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:
