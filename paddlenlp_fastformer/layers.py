@@ -171,7 +171,12 @@ def causal_additive_pool(
     """
     batch, length, heads = scores.shape
     scores = paddle.where(token_mask, scores, paddle.full_like(scores, MASKED_SCORE))
-    if length == 1 and state is not None:  # a decoding step: fold the one new token into the pool so far
+    # One new token (a decoding step; and an exported graph, whose length is known only at run time, is given
+    # one token per call): fold it into the pool so far, or into an empty pool (no weight).
+    if length == 1 or not isinstance(length, int):
+        if state is None:
+            empty = paddle.zeros_like(scores[:, 0])
+            state = PoolState(empty + MASKED_SCORE, empty, paddle.zeros_like(values[:, 0]))
         state = _merge_pools(state, PoolState(scores[:, 0], paddle.ones_like(scores[:, 0]), values[:, 0]))
         return state.pooled.unsqueeze(1), state
     size = min(chunk_size, length)
@@ -399,8 +404,10 @@ class FastformerLayer(nn.Layer):
     def forward(self, hidden_states, token_mask, output_attentions: bool = False, cache=None, positions=None, memory=None):
         """The block's output 'b n D', the attention's weights (None unless ``output_attentions``), and in causal
         mode its cache (see each attention's ``forward``; with cross-attention, the pair (self, cross)).
-        ``memory`` is what cross-attention reads: (encoder states 'b m D', their real-token mask 'b m')."""
+        ``memory`` is what cross-attention reads: (encoder states 'b m D', their real-token mask 'b m'); None
+        when decoding from a cache, which holds what cross-attention computed of it."""
         self_cache, cross_cache = cache if self.cross_attention is not None and cache is not None else (cache, None)
+        memory = memory or (None, None)  # decoding from a cache: cross-attention's holds what it needs
         if self.pre_norm:
             attended, weights, self_cache = self.attention(
                 self.norm(self.attention_norm, hidden_states), token_mask, output_attentions, self_cache, positions

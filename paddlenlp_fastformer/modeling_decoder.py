@@ -278,7 +278,7 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
     ):
         r"""
         Args:
-            input_ids (Tensor, optional): source token ids [B, M]; not needed with ``encoder_output``.
+            input_ids (Tensor, optional): source token ids [B, M]; not needed with ``encoder_output`` or ``cache``.
             attention_mask (Tensor, optional): the source's real-token mask [B, M]; defaults to ``input_ids !=
                 pad_token_id``, or to all real with ``encoder_output``.
             decoder_input_ids (Tensor, optional): target ids read so far [B, N]; defaults to ``labels`` shifted
@@ -305,7 +305,7 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
         """
         if attention_mask is None and input_ids is not None:
             attention_mask = input_ids != self.config.pad_token_id
-        if encoder_output is None:
+        if encoder_output is None and cache is None:  # a cache holds what cross-attention needs of the encoder
             encoder_output = self.get_encoder()(input_ids, attention_mask)
         if decoder_input_ids is None:
             if labels is None:

@@ -1,6 +1,8 @@
-"""Classify texts with an exported model (Paddle Inference or onnxruntime); TIPC inference flags.
+"""Classify texts with an exported model (Paddle Inference or onnxruntime); TIPC inference flags. With a text
+writer's export (Global.task=seq2seq) it writes each text's summary, e.g. a review's title.
 
     python tools/infer.py --model_dir output/amazon/inference --text "Great sound." --text "Died in a week."
+    python tools/infer.py --model_dir output/marc_en_title/inference --data_dir data/marc_en_title/test.jsonl --num_beams 4
     python tools/infer.py --model_dir output/amazon/inference --data_dir data/amazon/test.jsonl \
         --batch_size 64 --cpu_threads 2 --enable_mkldnn True --benchmark True --save_log_path infer.log
 """
@@ -29,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="paddle")
     parser.add_argument("--graph", choices=GRAPHS, default="auto",
                         help="paddle backend: auto (default) runs the export's fused graph where its kernels load, else the portable one")
+    parser.add_argument("--num_beams", type=int, choices=range(1, 33), default=1, metavar="N",
+                        help="a text writer's export: beam search with N beams (default 1: greedy)")
     parser.add_argument("--benchmark", type=program.str2bool, default=False, help="report time per stage and throughput")
     parser.add_argument("--save_log_path", help="also write the benchmark report here")
     return parser
@@ -48,6 +52,7 @@ def main(argv=None):
         use_tensorrt=args.use_tensorrt,
         benchmark=args.benchmark,
         save_log_path=args.save_log_path,
+        num_beams=args.num_beams,
     )
     with program.user_errors_exit():
         run_inference(settings, texts=args.text, data_path=args.data_dir)

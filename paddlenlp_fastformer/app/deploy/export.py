@@ -1,4 +1,5 @@
-"""Export a trained review classifier as a static graph for Paddle Inference and, optionally, ONNX.
+"""Export a trained review classifier as a static graph for Paddle Inference and, optionally, ONNX; a text
+writer (``Global.task=seq2seq``) as the two graphs of :mod:`.generation`.
 
 An export directory holds everything :class:`~paddlenlp_fastformer.app.deploy.predictor.Predictor` needs and nothing
 else:
@@ -44,7 +45,7 @@ from .export_format import (
     FUSED_MODEL_FILES, FUSED_MODEL_PREFIX, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE,
 )  # fmt: skip
 
-__all__ = ["export_inference_model", "export_from_config"]
+__all__ = ["export_inference_model", "export_text_writer", "export_from_config"]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -195,6 +196,36 @@ def _check_outputs_finite(model: paddle.nn.Layer, pretrained_dir: str) -> None:
         raise UserError(f"Global.pretrained_model={pretrained_dir!r}: the model returns NaN or inf; its weights are degenerate")
 
 
+def export_text_writer(pretrained_dir: str, output_dir: str, max_target_len: int) -> list[str]:
+    """Export the encoder-decoder in ``pretrained_dir`` to ``output_dir``: its prefill and step graphs
+    (:mod:`.generation`), the tokenizer and ``inference_config.json``; returns the names of the files written."""
+    from ...modeling import FastformerForConditionalGeneration
+    from .generation import save_generation_graphs
+
+    _check_output_dir(output_dir)
+    model, tokenizer = load_checkpoint(pretrained_dir, "Global.pretrained_model", FastformerForConditionalGeneration)
+    config = model.config
+
+    def save(staging: str) -> None:
+        layout = save_generation_graphs(model, staging)
+        tokenizer.save_pretrained(staging)
+        settings = {
+            "task": "seq2seq", "max_seq_len": truncation_length(model, tokenizer), "max_target_len": max_target_len,
+            "vocab_size": config.vocab_size, "eos_token_id": config.eos_token_id, "attention_type": config.attention_type,
+            "cross_attention_type": config.cross_attention_type, **layout,
+        }  # fmt: skip
+        write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), json.dumps(settings, indent=2) + "\n")
+
+    write_directory_atomically(save, output_dir, overwrite=True)
+    return sorted(os.listdir(output_dir))
+
+
 def export_from_config(config: Config, onnx: bool = False, quantize: Optional[str] = None) -> list[str]:
-    """Export ``Global.pretrained_model`` to ``Global.save_inference_dir``."""
-    return export_inference_model(config.global_.pretrained_model, config.global_.save_inference_dir, onnx, quantize)
+    """Export ``Global.pretrained_model`` to ``Global.save_inference_dir``: a classifier, or with
+    ``Global.task=seq2seq`` a text writer (Paddle Inference only: ``onnx`` and ``quantize`` are refused)."""
+    settings = config.global_
+    if settings.task == "seq2seq":
+        if onnx or quantize:
+            raise UserError("--onnx and --quantize export classifiers; a text writer (Global.task=seq2seq) exports for Paddle Inference only")
+        return export_text_writer(settings.pretrained_model, settings.save_inference_dir, config.data.max_target_len)
+    return export_inference_model(settings.pretrained_model, settings.save_inference_dir, onnx, quantize)

@@ -1,4 +1,5 @@
-"""What ``tools/infer.py`` does once its flags are read: predict, print, score labelled data, report speed."""
+"""What ``tools/infer.py`` does once its flags are read: predict, print, score labelled data, report speed; with a
+text writer's export, write a summary of each text (and score it by ROUGE against references)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ from typing import Callable, Optional, Sequence
 from ...file_utils import write_text_atomically
 from ..engine.metrics import classification_metrics
 from ..errors import UserError
-from .predictor import TIMED_STAGES, Predictor, read_labelled_texts, summarize_timings
+from .export_format import INFERENCE_CONFIG_FILE
+from .predictor import DEFAULT_SPLIT_FILE, TIMED_STAGES, Predictor, read_labelled_texts, summarize_timings
 
 __all__ = ["InferenceSettings", "run_inference"]
 
@@ -32,6 +34,7 @@ class InferenceSettings:
     use_tensorrt: bool = False
     benchmark: bool = False
     save_log_path: Optional[str] = None
+    num_beams: int = 1  # a text writer's export: beam search with this many beams (1: greedy)
 
 
 def run_inference(
@@ -47,6 +50,9 @@ def run_inference(
             raise UserError(f"--{flag} True is not supported on this CPU build; use --{flag} False")
     if settings.save_log_path and os.path.isdir(settings.save_log_path):
         raise UserError(f"--save_log_path {settings.save_log_path} is a directory; expected a file path")
+    if _export_task(settings.model_dir) == "seq2seq":
+        _write_summaries(settings, texts, data_path, emit)
+        return
     predictor = Predictor(
         settings.model_dir,
         backend=settings.backend,
@@ -88,3 +94,37 @@ def _benchmark_report(summary: dict, settings: InferenceSettings, graph: str) ->
             f"throughput: {summary['texts_per_s']:.1f} texts/s, {summary['tokens_per_s']:.0f} tokens/s",
         ]
     )
+
+
+def _export_task(model_dir: str) -> str:
+    """``seq2seq`` for a text writer's export, else ``classification`` (the predictor checks the rest)."""
+    try:
+        with open(os.path.join(model_dir, INFERENCE_CONFIG_FILE), encoding="utf-8") as handle:
+            task = json.load(handle).get("task", "classification")
+    except (OSError, ValueError, AttributeError):
+        return "classification"  # a missing or damaged export: the classifier's checks name what is wrong
+    return task
+
+
+def _write_summaries(settings: InferenceSettings, texts: Optional[Sequence[str]], data_path: Optional[str], emit) -> None:
+    """A text writer's export: one JSON line per text with its summary, then ROUGE if the data has references
+    (a file of tools/prepare_pairs.py, or a folder of them standing for its test.jsonl)."""
+    from ..data.pairs import read_pairs
+    from ..engine.summaries import rouge_scores
+    from .generation import GenerationPredictor
+
+    if settings.backend != "paddle" or settings.precision != "fp32" or settings.enable_mkldnn:
+        raise UserError("a text writer's export runs on --backend paddle, --precision fp32, --enable_mkldnn False")
+    predictor = GenerationPredictor(settings.model_dir, settings.cpu_threads, settings.batch_size)
+    references = None
+    if texts is None:
+        path = os.path.join(data_path, DEFAULT_SPLIT_FILE) if os.path.isdir(data_path) else data_path
+        pairs = read_pairs(path, "data file")
+        texts, references = [pair["text"] for pair in pairs], [pair["summary"] for pair in pairs]
+    logger.info("writing summaries with Paddle Inference, %s", f"beam search of {settings.num_beams}" if settings.num_beams > 1 else "greedy")
+    summaries = predictor.generate(texts, settings.num_beams)
+    for text, summary in zip(texts, summaries):
+        emit(json.dumps({"text": text, "summary": summary}, ensure_ascii=False))
+    if references is not None:
+        scores = rouge_scores(summaries, references)
+        emit(" ".join(f"{name}: {value:.4f}" for name, value in scores.items()) + f"  ({len(references)} texts)")

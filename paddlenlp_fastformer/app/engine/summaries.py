@@ -18,7 +18,7 @@ from ..settings import Config
 from .checkpoint import load_checkpoint, truncation_length
 from .runtime import set_cpu_threads
 
-__all__ = ["rouge_scores", "write_summaries", "evaluate_summaries"]
+__all__ = ["rouge_scores", "detokenize", "write_summaries", "evaluate_summaries"]
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -32,7 +32,7 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict:
     return {name: float(np.mean([score[name].fmeasure for score in scores])) for name in ROUGE_TYPES}
 
 
-def _detokenize(tokenizer, ids: Sequence[int]) -> str:
+def detokenize(tokenizer, ids: Sequence[int]) -> str:
     """Words up to the end token (the tokenizer splits on words, so they are joined by spaces)."""
     words = []
     for token_id in ids:
@@ -56,7 +56,7 @@ def write_summaries(model, tokenizer, texts: Sequence[str], batch_size: int, max
         strategy = {"decode_strategy": "beam_search", "num_beams": num_beams} if num_beams > 1 else {"decode_strategy": "greedy_search"}
         ids, _ = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens, **strategy)
         for row, generated in zip(rows, ids.numpy()):
-            summaries[row] = _detokenize(tokenizer, generated)
+            summaries[row] = detokenize(tokenizer, generated)
     return summaries
 
 

@@ -1,0 +1,123 @@
+"""A text writer's export: its prefill and step graphs on Paddle Inference against the dygraph model (first
+log-probabilities at 1e-5, greedy ids equal to PaddleNLP's generate()), the numpy beam search against an
+exhaustive search, and tools/export_model.py + tools/infer.py against tools/eval.py on a trained model."""
+import itertools
+import json
+
+import numpy as np
+import paddle
+import pytest
+from test_seq2seq import CASES, SMALL, seq2seq, source_and_target
+
+from paddlenlp_fastformer.app.deploy import generation
+from paddlenlp_fastformer.app.deploy.generation import beam_search, greedy_search
+
+
+def exported_search(model, directory, source, mask, num_beams=1, max_new_tokens=10):
+    """Generated ids and first log-probabilities of ``model``'s export (the predictor's own loop)."""
+    layout = generation.save_generation_graphs(model, str(directory))
+    prefill = generation._StaticGraph(str(directory), generation.PREFILL_PREFIX, 1)
+    step_graph = generation._StaticGraph(str(directory), generation.STEP_PREFIX, 1)
+
+    def step(tokens, state):
+        log_probs, *changed = step_graph(tokens.reshape(-1, 1).astype("int64"), *state)
+        state = list(state)
+        for index, part in zip(layout["step_changes"], changed):
+            state[index] = part
+        return log_probs, state
+
+    first, *state = prefill(source, mask)
+    end = model.config.eos_token_id
+    if num_beams > 1:
+        return beam_search(first, state, step, end, max_new_tokens, num_beams), first
+    return greedy_search(first, state, step, end, max_new_tokens), first
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_export_writes_what_the_dygraph_model_writes(case, tmp_path):
+    model = seq2seq(case)
+    source, _ = source_and_target()
+    mask = (source != 0).astype("int64")
+    ids, first = exported_search(model, tmp_path, source.numpy(), mask.numpy())
+    start = paddle.full([2, 1], SMALL["decoder_start_token_id"], dtype="int64")
+    logits = model(source, mask, decoder_input_ids=start)
+    np.testing.assert_allclose(first, paddle.nn.functional.log_softmax(logits[:, -1], axis=-1).numpy(), atol=1e-5)
+    expected, _ = model.generate(source, attention_mask=mask, max_new_tokens=10, decode_strategy="greedy_search")
+    expected = expected.numpy()
+    assert np.array_equal(ids[:, : expected.shape[1]], expected)
+    beam_of_one, _ = exported_search(model, tmp_path / "again", source.numpy(), mask.numpy(), num_beams=1)
+    assert np.array_equal(beam_of_one, ids)
+
+
+def markov_step(table):
+    """A step function whose next-token log-probabilities depend on the last token only (state: unused)."""
+
+    def step(tokens, state):
+        return table[tokens], [part for part in state]
+
+    return step
+
+
+def test_beam_search_with_enough_beams_finds_the_most_likely_sequence():
+    rng = np.random.default_rng(0)
+    vocab, end, length = 5, 4, 3
+    table = np.log(rng.dirichlet(np.ones(vocab), size=vocab))  # last token -> next token's log-probabilities
+    first = np.log(rng.dirichlet(np.ones(vocab), size=2))  # two rows
+    state = [np.zeros((2, 1))]
+    found = beam_search(first, state, markov_step(table), end, length, num_beams=vocab**length)
+    for row in range(2):
+        best, best_score = None, -np.inf
+        for sequence in itertools.chain.from_iterable(itertools.product(range(vocab), repeat=n) for n in range(1, length + 1)):
+            if end in sequence[:-1] or (len(sequence) < length and sequence[-1] != end):
+                continue  # a sequence ends at its end token, or at the length limit
+            score = first[row, sequence[0]] + sum(table[a, b] for a, b in zip(sequence, sequence[1:]))
+            if score > best_score:
+                best, best_score = sequence, score
+        assert tuple(found[row][: len(best)]) == best and all(token == end for token in found[row][len(best) :])
+
+
+def test_beam_search_keeps_rows_and_beams_apart():
+    rng = np.random.default_rng(1)
+    table = np.log(rng.dirichlet(np.ones(7), size=7))
+    first = np.log(rng.dirichlet(np.ones(7), size=3))
+    alone = [beam_search(first[row : row + 1], [np.zeros((1, 2))], markov_step(table), 6, 5, 3)[0] for row in range(3)]
+    together = beam_search(first, [np.zeros((3, 2))], markov_step(table), 6, 5, 3)
+    for row in range(3):
+        assert np.array_equal(together[row][: len(alone[row])], alone[row])
+
+
+def test_tools_export_and_infer_write_the_titles_tools_eval_writes(tmp_path, capsys):
+    """A trained title writer: tools/infer.py on its export writes, text for text, the greedy titles that
+    tools/eval.py writes from its checkpoint, and scores them alike."""
+    import sys
+
+    from conftest import PROJECT_ROOT, write_tiny_config
+    from test_training import run
+
+    from paddlenlp_fastformer.app.data.pairs import prepare_pairs
+    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
+    from paddlenlp_fastformer.app.engine.tasks import Seq2SeqTask
+
+    splits = [write_synthetic_reviews(tmp_path / f"{name}.json", size, seed) for name, size, seed in (("a", 160, 1), ("b", 20, 2), ("c", 30, 3))]
+    prepare_pairs(splits, tmp_path / "pairs", (0, 0, 0))
+    config = write_tiny_config(tmp_path / "c.yaml", tmp_path / "pairs", tmp_path / "out", Global={"task": "seq2seq", "epochs": 1},
+                               Data={"max_target_len": 8})  # fmt: skip
+    run(config, task_class=Seq2SeqTask)
+    sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+    import eval as eval_tool
+    import export_model
+    import infer
+
+    best, export = tmp_path / "out" / "best", tmp_path / "export"
+    export_model.main(["-c", str(config), "-o", f"Global.pretrained_model={best}", f"Global.save_inference_dir={export}"])
+    settings = json.loads((export / "inference_config.json").read_text())
+    assert settings["task"] == "seq2seq" and settings["max_target_len"] == 8
+    titles = tmp_path / "titles.jsonl"
+    capsys.readouterr()
+    eval_tool.main(["-c", str(config), "-o", f"Global.checkpoint={best}", f"Global.predictions_file={titles}"])
+    reported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    infer.main(["--model_dir", str(export), "--data_dir", str(tmp_path / "pairs" / "test.jsonl"), "--cpu_threads", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    written = [json.loads(line)["summary"] for line in lines[:-1]]
+    assert written == [json.loads(line)["summary"] for line in titles.read_text().splitlines()]
+    assert lines[-1].startswith(f"rouge1: {reported['rouge1']:.4f} rouge2: {reported['rouge2']:.4f} rougeL: {reported['rougeL']:.4f}")
