@@ -116,3 +116,30 @@ def test_unreadable_record_names_the_file(tmp_path):
     (tmp_path / "run_seed1" / "metrics.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(UserError, match="run_seed1/metrics.json: unreadable run record"):
         load_runs(tmp_path)
+
+
+def test_text_writer_runs_keep_rouge_and_make_their_own_table(tmp_path):
+    """tools/run_experiment.py on a pairs folder keeps ROUGE of the test titles; the table shows it per config
+    beside the paper's Table 6, and a folder mixing classifiers and text writers is refused."""
+    import json
+
+    from paddlenlp_fastformer.app.data.pairs import prepare_pairs
+    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
+    from paddlenlp_fastformer.app.engine.experiments import summary_results_markdown
+
+    splits = [write_synthetic_reviews(tmp_path / f"{name}.json", size, seed) for name, size, seed in (("a", 64, 1), ("b", 16, 2), ("c", 16, 3))]
+    prepare_pairs(splits, tmp_path / "pairs", (0, 0, 0))
+    config = write_tiny_config(tmp_path / "titles.yaml", tmp_path / "pairs", tmp_path / "unused",
+                               Global={"task": "seq2seq", "max_steps": 2}, Data={"max_target_len": 6})  # fmt: skip
+    result = run_tool(str(PROJECT_ROOT / "tools" / "run_experiment.py"), "-c", str(config), "--seeds", "1",
+                      "--results-dir", str(tmp_path / "results"), "--output-root", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = load_runs(tmp_path / "results")
+    scores = run["evaluations"][run["test_file"]]
+    assert run["task"] == "seq2seq" and scores["num_examples"] == 16 and scores["num_beams"] == 4
+    assert 0 <= scores["rougeL"] <= 1 and run["best_dev_neg_loss"] < 0
+    table = summary_results_markdown([run], {str(config): "Tiny writer"})
+    assert f"| Tiny writer | 1 | {100 * scores['rouge1']:.2f} |" in table and "| Fastformer, paper Table 6 (CNN/DailyMail, other data) | — | 38.54 | 16.22 | 36.21 | — |" in table
+    classifier = json.loads(json.dumps(run)) | {"task": "classification"}
+    with pytest.raises(UserError, match="mix classifiers and text writers"):
+        summary_results_markdown([run, classifier])

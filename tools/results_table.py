@@ -5,8 +5,11 @@
         --set-name data/marc_en/test.jsonl="MARC-en test" \\
         --set-name data/electronics_sample_eval/test.jsonl="Electronics sample"
 
-Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py). With --readme, the text
-between the README's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
+    python tools/results_table.py --results-dir results/marc_en_title --readme README.md --block results-titles \\
+        --row-name configs/marc_en_title.yaml=Fastformer --row-name configs/marc_en_title_transformer.yaml=Transformer
+
+Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py); text writers' runs make a
+ROUGE table. With --readme, the text between the README's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
 default "results"; the category results use --block results-category, the natural-skew recipe
 --block results-natural).
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import program
 
-from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, plot_confusion_matrices, results_markdown
+from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, plot_confusion_matrices, results_markdown, summary_results_markdown
 from paddlenlp_fastformer.app.errors import UserError
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
@@ -54,7 +57,12 @@ def main(argv=None):
     with program.user_errors_exit():
         runs = load_runs(args.results_dir)
         names = dict(args.set_name)
-        table = results_markdown(runs, names, dict(args.row_name))
+        if runs[0]["task"] == "seq2seq":  # text writers: ROUGE (a mixed folder is refused there)
+            if args.figure:
+                raise UserError("--figure draws a classifier's confusion matrices; text writers have none")
+            table = summary_results_markdown(runs, dict(args.row_name))
+        else:
+            table = results_markdown(runs, names, dict(args.row_name))
         print(table, end="")
         if args.figure:
             plot_confusion_matrices(best_run(runs), args.figure, names)

@@ -36,7 +36,10 @@ from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
 from .plots import pyplot, save_png
 from .runtime import logging_to
 
-__all__ = ["run_seeds", "load_runs", "best_run", "results_markdown", "plot_confusion_matrices", "PAPER_TABLE4_AMAZON"]
+__all__ = [
+    "run_seeds", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices",
+    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER",
+]  # fmt: skip
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -176,23 +179,30 @@ def load_runs(results_dir: str) -> list[dict]:
     return runs
 
 
-# What the table reads from a run record, with the type each must have.
+# What the table reads from a run record, with the type each must have; then per task (a record without
+# "task" predates text writers: a classifier's).
 RECORD_FIELDS = {"model": str, "seed": int, "train_seconds": (int, float), "resumed": bool, "cpu_threads": int,
-                 "dev_history": list, "best_dev_macro_f1": (int, float), "test_file": str, "evaluations": dict, "config_file": str}  # fmt: skip
+                 "dev_history": list, "test_file": str, "evaluations": dict, "config_file": str}  # fmt: skip
+TASK_FIELDS = {"classification": ("best_dev_macro_f1", {"accuracy", "macro_f1", "per_class_f1"}),
+               "seq2seq": ("best_dev_neg_loss", {"rouge1", "rouge2", "rougeL"})}  # fmt: skip
 
 
 def _check_record(path: Path, record) -> None:
     """Refuse a run record the table cannot read, naming the field (it may have been edited by hand)."""
     if not isinstance(record, dict):
         raise UserError(f"{path}: holds a JSON {type(record).__name__}; expected a run record (an object)")
-    for field, kind in RECORD_FIELDS.items():
+    task = record.setdefault("task", "classification")
+    if task not in TASK_FIELDS:
+        raise UserError(f"{path}: field 'task' is {task!r}; expected one of {', '.join(TASK_FIELDS)}")
+    score_field, metric_names = TASK_FIELDS[task]
+    for field, kind in {**RECORD_FIELDS, score_field: (int, float)}.items():
         if not isinstance(record.get(field), kind):
             raise UserError(f"{path}: field '{field}' is {record.get(field)!r}; expected {kind}")
     if record["model"] not in MODEL_NAMES:
         raise UserError(f"{path}: field 'model' is {record['model']!r}; expected one of {', '.join(MODEL_NAMES)}")
     for name, metrics in record["evaluations"].items():
-        if not isinstance(metrics, dict) or not {"accuracy", "macro_f1", "per_class_f1"} <= set(metrics):
-            raise UserError(f"{path}: evaluation of {name!r} lacks accuracy, macro_f1 or per_class_f1")
+        if not isinstance(metrics, dict) or not metric_names <= set(metrics):
+            raise UserError(f"{path}: evaluation of {name!r} lacks one of {', '.join(sorted(metric_names))}")
 
 
 def _mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -293,6 +303,36 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
             m = best["evaluations"][name]
             cells.append(f"{100 * m['per_class_f1'][label]:.1f} (n={m['per_class_support'][label]})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+ROUGE_NAMES = ("rouge1", "rouge2", "rougeL")
+# Fastformer paper, Table 6 (%): Fastformer's summaries of news (CNN/DailyMail) and of papers (PubMed).
+PAPER_TABLE6_FASTFORMER = {"CNN/DailyMail": (38.54, 16.22, 36.21), "PubMed": (38.09, 15.44, 34.81)}
+
+
+def summary_results_markdown(runs: list[dict], row_names: Optional[dict[str, str]] = None) -> str:
+    """The README results of text writers: ROUGE-1/2/L (F-measure, %) on the test split, mean ± std per config
+    over seeds (``row_names``: config file -> row label), the paper's Table 6 beside, then every run."""
+    if {run["task"] for run in runs} != {"seq2seq"}:
+        raise UserError("the kept runs mix classifiers and text writers; give a results folder of one kind")
+    header = ["Model", "Seeds", "ROUGE-1", "ROUGE-2", "ROUGE-L", "Train time per run (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, group in _row_groups(runs, row_names or {}):
+        scores = [run["evaluations"][run["test_file"]] for run in group]
+        row = [label, ", ".join(str(run["seed"]) for run in group)]
+        row += [_mean_std([score[name] for score in scores], 100) for name in ROUGE_NAMES]
+        lines.append("| " + " | ".join(row + [_mean_std([run["train_seconds"] for run in group], digits=0)]) + " |")
+    for dataset, figures in PAPER_TABLE6_FASTFORMER.items():
+        lines.append(f"| Fastformer, paper Table 6 ({dataset}, other data) | — | " + " | ".join(f"{value:.2f}" for value in figures) + " | — |")
+    lines += ["", "Every run (the kept log and metrics are in the run's directory):", ""]
+    lines += ["| Run | Dev loss by epoch | ROUGE-1 / 2 / L | Train s | Threads |", "|---|---|---|---|---|"]
+    for run in runs:
+        score = run["evaluations"][run["test_file"]]
+        rouge = " / ".join(f"{100 * score[name]:.2f}" for name in ROUGE_NAMES)
+        seconds = f"{run['train_seconds']:.0f}" + (" (resumed)" if run["resumed"] else "")
+        dev = ", ".join(f"{h['loss']:.3f}" for h in run["dev_history"])
+        lines.append(f"| {run['run']} | {dev} | {rouge} | {seconds} | {run['cpu_threads']} |")
     return "\n".join(lines) + "\n"
 
 
