@@ -9,8 +9,9 @@ paddlenlp loaded.
 Importing ``paddlenlp_fastformer`` itself must stay cheap (its data readers do not need paddle), so
 registration happens at the first of:
 
-* the end of the import of ``configuration``, ``tokenizer`` or ``modeling`` (each calls
-  :func:`register_with_paddlenlp_auto` on its last line, when all of its names exist);
+* the end of the import of any of our modules that imports paddlenlp or another of ours (each calls
+  :func:`register_with_paddlenlp_auto` on its last line, when all of its names exist; whichever of them a
+  user imports first, the registration waits until none is half imported);
 * the end of the import of ``paddlenlp.transformers``, after a bare ``import paddlenlp_fastformer``
   (:func:`register_when_paddlenlp_loads`), so that ``AutoModel.from_pretrained`` resolves our
   directories without the user touching one of our classes first.
@@ -24,19 +25,19 @@ import sys
 __all__ = ["register_with_paddlenlp_auto", "register_when_paddlenlp_loads"]
 
 PACKAGE = __name__.rsplit(".", 1)[0]
-MODEL_MODULES = ("configuration", "tokenizer", "modeling")
+MODEL_MODULES = ("configuration", "tokenizer", "modeling", "modeling_decoder")
 PADDLENLP_ALIAS = "paddlenlp.transformers.fastformer"
 _state = {"done": False, "running": False}
 
 
-def register_with_paddlenlp_auto() -> None:
+def register_with_paddlenlp_auto(caller: str = "") -> None:
     """Make AutoConfig/AutoTokenizer/AutoModel* resolve ``model_type="fastformer"`` directories to our classes.
 
     Idempotent; a call made while registration is already running (our modules import each other
-    during it) returns at once, and so does one made while another of our model modules is half
-    imported: that module registers on its own last line.
+    during it) returns at once, and so does one made while another of our modules is half imported: the
+    model modules register on their own last line (``caller``: that module's name).
     """
-    if _state["done"] or _state["running"] or any(_half_imported(name) for name in MODEL_MODULES):
+    if _state["done"] or _state["running"] or any(_half_imported(name, caller) for name in _our_loaded_modules()):
         return
     _state["running"] = True
     try:
@@ -46,10 +47,25 @@ def register_with_paddlenlp_auto() -> None:
         _state["running"] = False
 
 
-def _half_imported(name: str) -> bool:
-    """Whether our module ``name`` is being imported: loaded, but not every public name defined yet."""
+def _our_loaded_modules() -> list:
+    """The model modules loaded so far (any of them may be half imported: ``layers`` imported first imports
+    ``configuration``, whose registration would import ``modeling``, which needs all of ``layers``). The
+    application is left out: no model module imports it, so its half-imported modules are in no cycle."""
+    names = [name[len(PACKAGE) + 1 :] for name in list(sys.modules) if name.startswith(f"{PACKAGE}.")]
+    return [name for name in names if name != "app" and not name.startswith("app.")]
+
+
+def _half_imported(name: str, caller: str = "") -> bool:
+    """Whether our module ``name`` is being imported: its import has not ended (importlib marks the module's
+    spec as initializing meanwhile, which is also how it words "partially initialized module" errors; the
+    ``caller``, registering from its own last line, is judged by its names alone), or not every public name
+    is defined yet."""
     module = sys.modules.get(f"{PACKAGE}.{name}")
-    return module is not None and not all(hasattr(module, public) for public in getattr(module, "__all__", [""]))
+    if module is None:
+        return False
+    if module.__name__ != caller and getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return True
+    return not all(hasattr(module, public) for public in getattr(module, "__all__", ()))
 
 
 def _register() -> None:

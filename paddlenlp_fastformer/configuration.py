@@ -262,4 +262,4 @@ class FastformerConfig(PretrainedConfig):
             )
 
 
-register_with_paddlenlp_auto()
+register_with_paddlenlp_auto(__name__)

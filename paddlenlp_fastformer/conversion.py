@@ -24,6 +24,7 @@ import paddle
 import paddle.nn as nn
 from paddlenlp.transformers.conversion_utils import StateDictNameMapping
 
+from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .serialization import CheckpointError, check_finite
 from .modeling import FastformerForMaskedLM, FastformerForSequenceClassification, FastformerPretrainedModel
@@ -330,3 +331,6 @@ def read_official_config_json(path: str) -> dict:
         raise ConversionError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
         raise ConversionError(f"{path}: unreadable ({error}); expected the authors' fastformer.json") from None
+
+
+register_with_paddlenlp_auto(__name__)  # see auto_registration: any of our modules may be imported first

@@ -17,6 +17,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import FlatLinear
@@ -505,3 +506,6 @@ def build_layers(config: FastformerConfig, cross_attention=None) -> nn.LayerList
             for _ in range(config.num_hidden_layers)
         ]
     )
+
+
+register_with_paddlenlp_auto(__name__)  # see auto_registration: any of our modules may be imported first

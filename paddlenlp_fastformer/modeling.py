@@ -494,7 +494,17 @@ class FastformerForMaskedLM(VocabularyHeadMixin, FastformerPretrainedModel):
         return _task_outputs(MaskedLMOutput, loss, logits, base, return_dict)
 
 
-# The decoder heads live in their own file; PaddleNLP's Auto classes look every head up in this module.
-from .modeling_decoder import FastformerForCausalLM, FastformerForConditionalGeneration  # noqa: E402
+# The decoder heads live in their own file; PaddleNLP's Auto classes look every head up in this module. Read on
+# first use (PEP 562), as modeling_decoder imports this module: importing either one first then works.
+_DECODER_HEADS = ("FastformerForCausalLM", "FastformerForConditionalGeneration")
 
-register_with_paddlenlp_auto()
+
+def __getattr__(name: str):
+    if name in _DECODER_HEADS:
+        from . import modeling_decoder
+
+        return getattr(modeling_decoder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+register_with_paddlenlp_auto(__name__)

@@ -17,6 +17,7 @@ import paddle.nn.functional as F
 from paddlenlp.generation import GenerationMixin
 from paddlenlp.transformers.model_outputs import CausalLMOutputWithCrossAttentions, Seq2SeqLMOutput
 
+from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig, FastformerConfigError
 from .kernels.fused_ops import FlatLinear
 from .layers import MASKED_SCORE, AdditivePooling, merge_heads, split_heads
@@ -331,3 +332,5 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
             "cache": cache, "use_cache": use_cache,
         }  # fmt: skip
 
+
+register_with_paddlenlp_auto(__name__)

@@ -335,4 +335,4 @@ class FastformerTokenizer(PretrainedTokenizer):
         write_text_atomically(vocab_path, "".join(token + "\n" for token in self.ids_to_tokens))
 
 
-register_with_paddlenlp_auto()
+register_with_paddlenlp_auto(__name__)

@@ -121,6 +121,10 @@ def test_the_spy_sees_the_explicit_tuning_call(monkeypatch):
         "import paddlenlp_fastformer.conversion",
         "import paddle; from paddlenlp_fastformer.kernels import fused_ops",
         "import paddlenlp_fastformer.app.engine.trainer",
+        # a module that the model modules import, first: no circular import, and the registration still happens
+        "import paddlenlp_fastformer.layers",
+        "import paddlenlp_fastformer.outputs",
+        "import paddlenlp_fastformer.modeling_decoder",
     ],
 )
 def test_auto_classes_resolve_whatever_the_import_order(imports):
@@ -128,10 +132,11 @@ def test_auto_classes_resolve_whatever_the_import_order(imports):
         f"{imports}\n"
         "import paddlenlp.transformers as transformers\n"
         "from paddlenlp.transformers.auto.modeling import MAPPING_NAMES\n"
+        "from paddlenlp_fastformer.modeling import FastformerForConditionalGeneration\n"
         "print(transformers.FastformerForMaskedLM.__module__, transformers.FastformerTokenizer.__module__, "
-        "MAPPING_NAMES['Fastformer'])\n"
+        "MAPPING_NAMES['Fastformer'], transformers.AutoModelForCausalLM._name_mapping.get('FastformerForCausalLM'))\n"
     )
-    assert run_python(code) == "paddlenlp_fastformer.modeling paddlenlp_fastformer.tokenizer fastformer"
+    assert run_python(code) == "paddlenlp_fastformer.modeling paddlenlp_fastformer.tokenizer fastformer fastformer"
 
 
 def checkout_files() -> list:
@@ -191,3 +196,4 @@ def test_a_fresh_venv_with_the_wheel_runs_the_fused_kernels(wheel):
     env = {"XDG_CACHE_HOME": str(root / "cache"), "PYTHONPATH": ""}  # a fresh kernel cache: built from the wheel's source
     assert run_python(code, cwd=root, python=python, env=env) == "paddle.Size([1, 5])"
     assert list((root / "cache" / "paddlenlp_fastformer").glob("cpu_ops-*/fastformer_cpu_ops/*.so"))
+
