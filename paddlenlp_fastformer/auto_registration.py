@@ -65,6 +65,8 @@ def _half_imported(name: str, caller: str = "") -> bool:
         return False
     if module.__name__ != caller and getattr(getattr(module, "__spec__", None), "_initializing", False):
         return True
+    # hasattr, not the namespace: modeling's decoder heads load on first use (a half-imported modeling_decoder
+    # makes that fail, and so counts as loading).
     return not all(hasattr(module, public) for public in getattr(module, "__all__", ()))
 
 

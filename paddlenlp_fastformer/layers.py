@@ -170,11 +170,12 @@ def causal_additive_pool(
     work), across chunks one running pool carried from chunk to chunk. Every total is kept relative to its
     own largest score, so no weight overflows or loses precision, however large or however many the scores.
     """
-    batch, length, heads = scores.shape
+    batch, _, heads = scores.shape
+    length = token_mask.shape[1]  # the mask keeps a static length where projections lost it (exported graphs)
+    if not isinstance(length, int):
+        raise ValueError("a causal Fastformer graph must be traced with a fixed number of new tokens (as its generation graphs are)")
     scores = paddle.where(token_mask, scores, paddle.full_like(scores, MASKED_SCORE))
-    # One new token (a decoding step; and an exported graph, whose length is known only at run time, is given
-    # one token per call): fold it into the pool so far, or into an empty pool (no weight).
-    if length == 1 or not isinstance(length, int):
+    if length == 1:  # a decoding step: fold the new token into the pool so far, or into an empty pool (no weight)
         if state is None:
             empty = paddle.zeros_like(scores[:, 0])
             state = PoolState(empty + MASKED_SCORE, empty, paddle.zeros_like(values[:, 0]))

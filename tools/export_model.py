@@ -1,5 +1,6 @@
 """Export a trained classifier for deployment: a static graph with dynamic batch and length, the tokenizer
-and the label names, so that the output directory alone is enough to predict.
+and the label names, so that the output directory alone is enough to predict. With Global.task=seq2seq, a text
+writer: its prefill and step graphs, which tools/infer.py writes titles with.
 
     python tools/export_model.py -c configs/amazon.yaml -o Global.pretrained_model=output/amazon/best \
         Global.save_inference_dir=output/amazon/inference [--onnx] [--quantize int8]

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--model_dir", required=True, help="directory written by tools/export_model.py")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", action="append", help="a text to classify; may repeat")
+    source.add_argument("--text", action="append", help="a text to classify (or, with a text writer's export, to summarise); may repeat")
     source.add_argument("--data_dir", help="a data file (prepared split or raw labelled texts) or a prepared data directory")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1)

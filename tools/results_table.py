@@ -57,7 +57,10 @@ def main(argv=None):
     with program.user_errors_exit():
         runs = load_runs(args.results_dir)
         names = dict(args.set_name)
-        if runs[0]["task"] == "seq2seq":  # text writers: ROUGE (a mixed folder is refused there)
+        tasks = {run["task"] for run in runs}
+        if len(tasks) > 1:
+            raise UserError(f"{args.results_dir}: the kept runs mix classifiers and text writers; give a results folder of one kind")
+        if tasks == {"seq2seq"}:  # text writers: ROUGE
             if args.figure:
                 raise UserError("--figure draws a classifier's confusion matrices; text writers have none")
             table = summary_results_markdown(runs, dict(args.row_name))

@@ -205,13 +205,16 @@ def export_text_writer(pretrained_dir: str, output_dir: str, max_target_len: int
     _check_output_dir(output_dir)
     model, tokenizer = load_checkpoint(pretrained_dir, "Global.pretrained_model", FastformerForConditionalGeneration)
     config = model.config
+    if config.eos_token_id is None or config.pad_token_id is None:
+        raise UserError(f"{pretrained_dir}/config.json: eos_token_id and pad_token_id must be set; a writer's titles end at one, pad with the other")
 
     def save(staging: str) -> None:
         layout = save_generation_graphs(model, staging)
         tokenizer.save_pretrained(staging)
         settings = {
             "task": "seq2seq", "max_seq_len": truncation_length(model, tokenizer), "max_target_len": max_target_len,
-            "vocab_size": config.vocab_size, "eos_token_id": config.eos_token_id, "attention_type": config.attention_type,
+            "vocab_size": config.vocab_size, "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id,
+            "attention_type": config.attention_type,
             "cross_attention_type": config.cross_attention_type, **layout,
         }  # fmt: skip
         write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), json.dumps(settings, indent=2) + "\n")

@@ -23,6 +23,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import UserError, one_line
+from .export_format import INFERENCE_CONFIG_FILE
+
 __all__ = ["PREFILL_PREFIX", "STEP_PREFIX", "save_generation_graphs", "GenerationPredictor", "beam_search", "greedy_search"]
 
 PREFILL_PREFIX, STEP_PREFIX = "generation_prefill", "generation_step"
@@ -119,50 +122,80 @@ def greedy_search(first_log_probs: np.ndarray, state: list, step, end_id: int, m
     return np.stack(tokens, axis=1)
 
 
-def beam_search(first_log_probs: np.ndarray, state: list, step, end_id: int, max_new_tokens: int, num_beams: int) -> np.ndarray:
-    """[B, T] ids: per row, the finished sequence of highest total log-probability among ``num_beams`` beams
-    (the best unfinished one where none finished within ``max_new_tokens``). A sequence's score is the sum of
-    its tokens' log-probabilities, its end token included (PaddleNLP's beam search with length_penalty 0)."""
+def beam_search(
+    first_log_probs: np.ndarray, state: list, step, end_id: int, pad_id: int, max_new_tokens: int, num_beams: int,
+    length_penalty: float = 1.0,
+) -> np.ndarray:  # fmt: skip
+    """[B, T] ids: per row, the best of ``num_beams`` beams, as PaddleNLP 2.8.1's ``generate(decode_strategy=
+    "beam_search")`` chooses it (so that an export writes what ``tools/eval.py`` writes from the checkpoint):
+
+    * each step keeps the ``num_beams`` best continuations of all beams, by total log-probability;
+    * a continuation that ends (the end token, among the best ``num_beams`` candidates) becomes a finished
+      title scored ``total / ((length + 5) / 6) ** length_penalty``, its length counting the tokens before the
+      end token; a row stops once it has ``num_beams`` of them and no live beam could score higher;
+    * at ``max_new_tokens`` the live beams join the finished ones, and the best score wins.
+    """
     rows, vocab = first_log_probs.shape
-    beams = min(num_beams, vocab)
-    first = np.argsort(-first_log_probs, axis=-1, kind="stable")[:, :beams]  # b k
-    scores = np.take_along_axis(first_log_probs, first, axis=-1)  # b k
-    sequences = first[:, :, None]  # b k t
-    finished: List[list] = [[] for _ in range(rows)]  # per row: (score, sequence)
+    beams = num_beams
+    scores = np.full((rows, beams), -np.inf, dtype=np.float32)
+    scores[:, 0] = 0  # every beam starts from the start token: only one of them may continue it
+    sequences = np.zeros((rows, beams, 0), dtype=np.int64)
+    finished = [_FinishedTitles(beams, length_penalty) for _ in range(rows)]
+    done = np.zeros(rows, dtype=bool)
     state = [np.repeat(part, beams, axis=0) for part in state]  # rows b*k
-    for length in range(1, max_new_tokens + 1):
-        ended = sequences[:, :, -1] == end_id
-        for row, beam in zip(*np.nonzero(ended & np.isfinite(scores))):
-            finished[row].append((scores[row, beam], sequences[row, beam]))
-        scores = np.where(ended, -np.inf, scores)
-        if length == max_new_tokens or all(_settled(finished[row], scores[row], beams) for row in range(rows)):
-            break
-        log_probs, state = step(sequences[:, :, -1].reshape(-1), state)
+    log_probs = np.repeat(first_log_probs, beams, axis=0)
+    for generated in range(max_new_tokens):
+        if generated:
+            log_probs, state = step(sequences[:, :, -1].reshape(-1), state)
         candidates = (scores[:, :, None] + log_probs.reshape(rows, beams, vocab)).reshape(rows, -1)  # b k*v
-        best = np.argsort(-candidates, axis=-1, kind="stable")[:, :beams]
-        parent, token = best // vocab, best % vocab
-        scores = np.take_along_axis(candidates, best, axis=-1)
-        sequences = np.concatenate([np.take_along_axis(sequences, parent[:, :, None], axis=1), token[:, :, None]], axis=2)
-        taken = (parent + np.arange(rows)[:, None] * beams).reshape(-1)
-        state = [part[taken] for part in state]
-    return _best_sequences(finished, scores, sequences, end_id)
+        best = np.argsort(-candidates, axis=-1, kind="stable")[:, : 2 * beams]
+        scores = np.zeros((rows, beams), dtype=np.float32)  # a finished row continues with padding, from beam 0
+        tokens, parents = np.full((rows, beams), pad_id, dtype=np.int64), np.zeros((rows, beams), dtype=np.int64)
+        for row in np.nonzero(~done)[0]:
+            kept = 0
+            for rank, index in enumerate(best[row]):
+                parent, token = divmod(int(index), vocab)
+                if token == end_id:
+                    if rank < beams:
+                        finished[row].add(sequences[row, parent], candidates[row, index])
+                    continue
+                scores[row, kept], tokens[row, kept], parents[row, kept] = candidates[row, index], token, parent
+                kept += 1
+                if kept == beams:
+                    break
+            done[row] = finished[row].settled(candidates[row, best[row, 0]], generated)
+        sequences = np.concatenate([np.take_along_axis(sequences, parents[:, :, None], axis=1), tokens[:, :, None]], axis=2)
+        state = [part[(parents + np.arange(rows)[:, None] * beams).reshape(-1)] for part in state]
+        if done.all():
+            break
+    for row in np.nonzero(~done)[0]:
+        for beam in range(beams):
+            finished[row].add(sequences[row, beam], scores[row, beam])
+    chosen = [titles.best() for titles in finished]
+    width = max(len(title) for title in chosen) + 1
+    return np.stack([np.pad(np.append(title, end_id), (0, width - len(title) - 1), constant_values=pad_id) for title in chosen])
 
 
-def _settled(finished: list, alive_scores: np.ndarray, beams: int) -> bool:
-    """True once ``beams`` sequences finished and no live beam can beat the worst of them (log-probabilities
-    only fall as a sequence grows)."""
-    if len(finished) < beams:
-        return not np.isfinite(alive_scores).any()
-    kept = sorted(score for score, _ in finished)[-beams:]
-    return not (alive_scores > kept[0]).any()
+class _FinishedTitles:
+    """The ``size`` best finished titles of one row, each scored by its length-normalised total log-probability."""
 
+    def __init__(self, size: int, length_penalty: float):
+        self.size, self.length_penalty = size, length_penalty
+        self.titles: list = []  # (score, tokens)
 
-def _best_sequences(finished: list, scores: np.ndarray, sequences: np.ndarray, end_id: int) -> np.ndarray:
-    chosen = []
-    for row, done in enumerate(finished):
-        chosen.append(max(done, key=lambda item: item[0])[1] if done else sequences[row, int(np.argmax(scores[row]))])
-    width = max(len(sequence) for sequence in chosen)
-    return np.stack([np.pad(sequence, (0, width - len(sequence)), constant_values=end_id) for sequence in chosen])
+    def _normalised(self, total: float, length: int) -> float:
+        return total / ((length + 5) / 6) ** self.length_penalty
+
+    def add(self, tokens: np.ndarray, total: float) -> None:
+        self.titles.append((self._normalised(float(total), len(tokens)), tokens))
+        self.titles = sorted(self.titles, key=lambda title: title[0], reverse=True)[: self.size]
+
+    def settled(self, best_live_total: float, generated: int) -> bool:
+        """Whether no live beam, ``generated`` tokens long, can beat the worst kept title any more."""
+        return len(self.titles) == self.size and self.titles[-1][0] >= self._normalised(float(best_live_total), generated)
+
+    def best(self) -> np.ndarray:
+        return max(self.titles, key=lambda title: title[0])[1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,6 +224,26 @@ class _StaticGraph:
         return [handle.copy_to_cpu() for handle in self.outputs]
 
 
+WRITER_CONFIG_KEYS = ("max_seq_len", "max_target_len", "eos_token_id", "pad_token_id", "state_parts", "step_changes")
+
+
+def _read_writer_config(model_dir: str) -> dict:
+    """A text writer's ``inference_config.json``, after checking that its graphs and every key it needs are there."""
+    path = os.path.join(model_dir, INFERENCE_CONFIG_FILE)
+    for name in (INFERENCE_CONFIG_FILE, *GENERATION_FILES):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise UserError(f"{os.path.join(model_dir, name)}: missing; expected an export of a text writer (tools/export_model.py)")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: unreadable ({one_line(error)[:200]})") from None
+    missing = [key for key in WRITER_CONFIG_KEYS if not isinstance(config, dict) or key not in config]
+    if missing:
+        raise UserError(f"{path}: lacks {', '.join(missing)}; expected the inference config of a text writer's export")
+    return config
+
+
 class GenerationPredictor:
     """Writes a summary (a review's title) of each text with a text writer's export, on Paddle Inference.
 
@@ -203,8 +256,9 @@ class GenerationPredictor:
     def __init__(self, model_dir: str, cpu_threads: Optional[int] = None, batch_size: int = 32):
         from ...tokenizer import FastformerTokenizer
 
-        with open(os.path.join(model_dir, "inference_config.json"), encoding="utf-8") as handle:
-            self.config = json.load(handle)
+        if type(batch_size) is not int or batch_size < 1:
+            raise UserError(f"--batch_size {batch_size!r}: expected a positive integer")
+        self.config = _read_writer_config(model_dir)
         threads = cpu_threads or os.cpu_count() or 1
         self.prefill = _StaticGraph(model_dir, PREFILL_PREFIX, threads)
         self.step_graph = _StaticGraph(model_dir, STEP_PREFIX, threads)
@@ -221,11 +275,15 @@ class GenerationPredictor:
 
     def generate_ids(self, input_ids: np.ndarray, attention_mask: np.ndarray, num_beams: int = 1, max_new_tokens: Optional[int] = None) -> np.ndarray:
         """[B, T] generated ids of one batch of source ids (padded with ``end`` after each row's end token)."""
-        max_new_tokens = max_new_tokens or self.config["max_target_len"]
+        max_new_tokens = self.config["max_target_len"] if max_new_tokens is None else max_new_tokens
+        if type(max_new_tokens) is not int or not 1 <= max_new_tokens <= self.config["max_target_len"]:
+            raise UserError(f"max_new_tokens {max_new_tokens!r}: expected 1 to {self.config['max_target_len']}, the export's Data.max_target_len")
+        if type(num_beams) is not int or num_beams < 1:
+            raise UserError(f"--num_beams {num_beams!r}: expected a positive integer")
         log_probs, *state = self.prefill(input_ids.astype("int64"), attention_mask.astype("int64"))
         end_id = self.config["eos_token_id"]
         if num_beams > 1:
-            return beam_search(log_probs, state, self._step, end_id, max_new_tokens, num_beams)
+            return beam_search(log_probs, state, self._step, end_id, self.config["pad_token_id"], max_new_tokens, num_beams)
         return greedy_search(log_probs, state, self._step, end_id, max_new_tokens)
 
     def generate(self, texts: Sequence[str], num_beams: int = 1, max_new_tokens: Optional[int] = None) -> List[str]:

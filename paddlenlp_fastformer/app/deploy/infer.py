@@ -53,6 +53,8 @@ def run_inference(
     if _export_task(settings.model_dir) == "seq2seq":
         _write_summaries(settings, texts, data_path, emit)
         return
+    if settings.num_beams != 1:
+        raise UserError(f"--num_beams {settings.num_beams}: beam search is for a text writer's export; {settings.model_dir} holds a classifier")
     predictor = Predictor(
         settings.model_dir,
         backend=settings.backend,
@@ -113,8 +115,11 @@ def _write_summaries(settings: InferenceSettings, texts: Optional[Sequence[str]]
     from ..engine.summaries import rouge_scores
     from .generation import GenerationPredictor
 
-    if settings.backend != "paddle" or settings.precision != "fp32" or settings.enable_mkldnn:
-        raise UserError("a text writer's export runs on --backend paddle, --precision fp32, --enable_mkldnn False")
+    offered = {"backend": "paddle", "precision": "fp32", "enable_mkldnn": False, "graph": "auto", "benchmark": False, "save_log_path": None}
+    for flag, value in offered.items():
+        if getattr(settings, flag) != value:
+            raise UserError(f"--{flag} {getattr(settings, flag)}: not offered for a text writer's export (Paddle Inference, fp32, "
+                            "standard operators, no benchmark report); leave it out")  # fmt: skip
     predictor = GenerationPredictor(settings.model_dir, settings.cpu_threads, settings.batch_size)
     references = None
     if texts is None:

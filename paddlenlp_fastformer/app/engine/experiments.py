@@ -236,8 +236,13 @@ def _row_groups(runs: list[dict], row_names: dict[str, str]) -> list[tuple[str, 
         {run["config_file"] for run in runs} - set(row_names),
         key=lambda name: next(list(MODEL_NAMES).index(run["model"]) for run in runs if run["config_file"] == name),
     )
-    groups = [(name, [run for run in runs if run["config_file"] == name]) for name in configs]
-    return [(row_names.get(name) or MODEL_NAMES[group[0]["model"]], group) for name, group in groups if group]
+    groups = [(name, [run for run in runs if run["config_file"] == name]) for name in configs if any(run["config_file"] == name for run in runs)]
+    models = [group[0]["model"] for _, group in groups]
+    # A model with several unnamed configs (e.g. two cross-attentions) is told apart by the config's file name.
+    return [
+        (row_names.get(name) or MODEL_NAMES[group[0]["model"]] + (f" ({Path(name).stem})" if models.count(group[0]["model"]) > 1 else ""), group)
+        for name, group in groups
+    ]  # fmt: skip
 
 
 def _majority_row(runs: list[dict], files: list[str]) -> Optional[list[str]]:
