@@ -288,15 +288,9 @@ class GenerationPredictor:
 
     def generate(self, texts: Sequence[str], num_beams: int = 1, max_new_tokens: Optional[int] = None) -> List[str]:
         """One summary per text, in the texts' order."""
-        from ..engine.summaries import detokenize
+        from ..engine.summaries import summaries_in_batches
 
-        order = np.argsort([len(text.split()) for text in texts], kind="stable")
-        summaries: List[str] = [""] * len(texts)
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in rows], max_length=self.max_seq_len, truncation=True, padding=True,
-                                   return_token_type_ids=False, return_tensors="np")  # fmt: skip
-            ids = self.generate_ids(batch["input_ids"], batch["attention_mask"], num_beams, max_new_tokens)
-            for row, generated in zip(rows, ids):
-                summaries[row] = detokenize(self.tokenizer, generated)
-        return summaries
+        def generate_ids(input_ids, attention_mask):
+            return self.generate_ids(input_ids, attention_mask, num_beams, max_new_tokens)
+
+        return summaries_in_batches(texts, self.tokenizer, self.max_seq_len, self.batch_size, generate_ids)

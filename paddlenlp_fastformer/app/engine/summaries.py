@@ -18,7 +18,7 @@ from ..settings import Config
 from .checkpoint import load_checkpoint, truncation_length
 from .runtime import set_cpu_threads
 
-__all__ = ["rouge_scores", "detokenize", "write_summaries", "evaluate_summaries"]
+__all__ = ["rouge_scores", "detokenize", "summaries_in_batches", "write_summaries", "evaluate_summaries"]
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -42,22 +42,32 @@ def detokenize(tokenizer, ids: Sequence[int]) -> str:
     return " ".join(words)
 
 
-@paddle.no_grad()
-def write_summaries(model, tokenizer, texts: Sequence[str], batch_size: int, max_new_tokens: int, num_beams: int = 1) -> List[str]:
-    """A summary of each text, in the texts' order; texts go in batches of similar length."""
-    model.eval()
-    length = truncation_length(model, tokenizer)
+def summaries_in_batches(texts: Sequence[str], tokenizer, max_length: int, batch_size: int, generate_ids) -> List[str]:
+    """A summary of each text, in the texts' order: texts go in batches of similar length to ``generate_ids(input_ids,
+    attention_mask)`` (numpy in, generated ids [B, T] out), by the checkpoint's generate() or an export's graphs."""
     order = np.argsort([len(text.split()) for text in texts], kind="stable")
     summaries: List[str] = [""] * len(texts)
     for start in tqdm(range(0, len(texts), batch_size), desc="summaries", leave=False, mininterval=5):
         rows = order[start : start + batch_size]
-        batch = tokenizer([texts[i] for i in rows], max_length=length, truncation=True, padding=True,
-                          return_tensors="pd", return_token_type_ids=False)  # fmt: skip
-        strategy = {"decode_strategy": "beam_search", "num_beams": num_beams} if num_beams > 1 else {"decode_strategy": "greedy_search"}
-        ids, _ = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens, **strategy)
-        for row, generated in zip(rows, ids.numpy()):
+        batch = tokenizer([texts[i] for i in rows], max_length=max_length, truncation=True, padding=True,
+                          return_tensors="np", return_token_type_ids=False)  # fmt: skip
+        for row, generated in zip(rows, generate_ids(batch["input_ids"], batch["attention_mask"])):
             summaries[row] = detokenize(tokenizer, generated)
     return summaries
+
+
+@paddle.no_grad()
+def write_summaries(model, tokenizer, texts: Sequence[str], batch_size: int, max_new_tokens: int, num_beams: int = 1) -> List[str]:
+    """A summary of each text by the model's ``generate()``: greedy, or beam search of ``num_beams``."""
+    model.eval()
+    strategy = {"decode_strategy": "beam_search", "num_beams": num_beams} if num_beams > 1 else {"decode_strategy": "greedy_search"}
+
+    def generate_ids(input_ids, attention_mask):
+        ids, _ = model.generate(paddle.to_tensor(input_ids), attention_mask=paddle.to_tensor(attention_mask),
+                                max_new_tokens=max_new_tokens, **strategy)  # fmt: skip
+        return ids.numpy()
+
+    return summaries_in_batches(texts, tokenizer, truncation_length(model, tokenizer), batch_size, generate_ids)
 
 
 def evaluate_summaries(config: Config, num_beams: int = 1) -> dict:
