@@ -24,7 +24,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError, one_line
-from .export_format import INFERENCE_CONFIG_FILE
+from .export_format import INFERENCE_CONFIG_FILE, INPUT_NAMES
 
 __all__ = ["PREFILL_PREFIX", "STEP_PREFIX", "save_generation_graphs", "GenerationPredictor", "beam_search", "greedy_search"]
 
@@ -58,7 +58,8 @@ def _graph_layers(model):
     is_bool = [parts[i].dtype == paddle.bool for i in firsts]
     # What cross-attention computed once from the source goes into a step and is not returned by it (a graph
     # cannot return its own input): the step returns the parts it changes, and the caller keeps the rest.
-    changed = [index for index, i in enumerate(firsts) if flatten(stepped)[i] is not parts[i]]
+    after_step = flatten(stepped)
+    changed = [index for index, i in enumerate(firsts) if after_step[i] is not parts[i]]
 
     def outputs(logits, cache, kept=range(len(firsts))):
         flat = flatten(cache)
@@ -96,7 +97,7 @@ def save_generation_graphs(model, directory: str) -> dict:
     import paddle
 
     prefill, step, layout, changed = _graph_layers(model)
-    source = [paddle.static.InputSpec([None, None], "int64", name) for name in ("input_ids", "attention_mask")]
+    source = [paddle.static.InputSpec([None, None], "int64", name) for name in INPUT_NAMES]
     paddle.jit.save(paddle.jit.to_static(prefill, input_spec=source, full_graph=True), os.path.join(directory, PREFILL_PREFIX))
     state = [paddle.static.InputSpec([None] * rank, dtype, f"state_{index}") for index, (dtype, rank) in enumerate(layout)]
     token = paddle.static.InputSpec([None, 1], "int64", "token")
