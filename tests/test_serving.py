@@ -108,6 +108,8 @@ def test_health_metadata_metrics_and_docs(server, export_dir):
     assert metadata["max_seq_len"] == 64 and metadata["backend"] == "paddle"
     status, metrics = call(server.port, "/metrics")
     assert status == 200 and {"routes", "batch_sizes", "forward_passes", "resident_memory_mb"} <= set(metrics)
+    cpu = metrics["cpu_seconds"]  # the service has loaded a model and answered: each part has spent CPU
+    assert cpu["process"] > 0 and cpu["event_loop"] > 0 and cpu["event_loop"] + cpu["inference_thread"] + cpu["other_threads"] <= cpu["process"] + 0.05
     status, schema = call(server.port, "/openapi.json")
     assert {"/predict", "/models/fastformer", "/health", "/metadata", "/metrics"} <= set(schema["paths"])
 
@@ -264,6 +266,9 @@ def test_load_test_tool_measures_levels_and_a_soak(server, export_dir, tmp_path,
     assert int(fields["valid_ok"]) + int(fields["bad_refused_4xx"]) == 60
     rows = list(csv.DictReader(table.open()))
     assert [row["concurrency"] for row in rows] == ["1", "4"] and all(float(row["texts_per_s"]) > 0 for row in rows)
+    assert "CPU ms per request" in out and all(float(row["cpu_ms_available"]) > 0 for row in rows)
+    # CPU time comes in clock ticks (10 ms): over both levels the inference thread and the generator have spent some
+    assert sum(float(row["cpu_ms_inference_thread"]) for row in rows) > 0 and sum(float(row["cpu_ms_load_generator"]) for row in rows) > 0
 
 
 def test_load_test_refuses_other_hosts_and_absent_services(tmp_path, capsys):

@@ -5,18 +5,21 @@
 
 Each request carries one text (cycled from --texts: a prepared split, a raw labelled file, or a .txt file with
 one text per line). Per concurrency level: texts/s, p50/p95/p99 latency, failed requests, and the service's
-memory before and after. With --model_dir (the export the service runs) the offline predictor's texts/s
-on the same texts, measured in this process before the load, is the reference (and, for comparison, the
-predictor given them a micro-batch at a time in arrival order). --soak then sends that
+memory before and after, and where the CPU went per request (the service's event loop, inference thread
+and engine workers, and this load generator, against what the cores offered). With --model_dir (the export
+the service runs) the offline predictor's texts/s on the same texts, measured in this process before the
+load, is the reference (and, for comparison, the predictor given them a micro-batch at a time in arrival
+order). --soak then sends that
 many requests with --bad_fraction of them malformed, and reports the service's memory before and after.
 Only loopback URLs are accepted. Prints a Markdown table and writes the rows as CSV.
 """
 import csv
 import io
+import time
 
 import program
 
-from paddlenlp_fastformer.app.serving.load_test import get_json, read_texts, run_level, soak
+from paddlenlp_fastformer.app.serving.load_test import cpu_ms_per_request, get_json, read_texts, run_level, soak
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
 
@@ -55,6 +58,15 @@ def offline_texts_per_second(model_dir: str, texts: list, batch_size: int, threa
     return statistics.median(sorted_runs), statistics.median(arrival_runs)
 
 
+def print_cpu_table(rows: list) -> None:
+    roles = [key for key in rows[0] if key.startswith("cpu_ms_")]
+    print("\nCPU ms per request (service threads from its /metrics; available = cores x wall time):")
+    print("| concurrency | " + " | ".join(role.removeprefix("cpu_ms_").replace("_", " ") for role in roles) + " |")
+    print("|---:|" + "---:|" * len(roles))
+    for row in rows:
+        print(f"| {row['concurrency']} | " + " | ".join(f"{row[role]:.3f}" for role in roles) + " |")
+
+
 def measure(args, texts: list) -> list:
     metadata = get_json(args.url, "/metadata")
     offline = None
@@ -68,16 +80,19 @@ def measure(args, texts: list) -> list:
     run_level(args.url, texts[:64], max(args.concurrency))  # warm-up of the service
     rows = []
     for concurrency in args.concurrency:
-        before = get_json(args.url, "/metrics")["resident_memory_mb"]
+        before = get_json(args.url, "/metrics")
+        generator_cpu = time.process_time()
         level = run_level(args.url, texts, concurrency)
+        generator_cpu = time.process_time() - generator_cpu
         after = get_json(args.url, "/metrics")
         rows.append({
             "concurrency": concurrency, "requests": level.requests, "failed": level.failed,
             "texts_per_s": round(level.texts_per_second, 1),
             "vs_offline": round(level.texts_per_second / offline, 3) if offline else None,
             "p50_ms": round(level.p50_ms, 1), "p95_ms": round(level.p95_ms, 1), "p99_ms": round(level.p99_ms, 1),
-            "memory_before_mb": before, "memory_after_mb": after["resident_memory_mb"],
+            "memory_before_mb": before["resident_memory_mb"], "memory_after_mb": after["resident_memory_mb"],
             "mean_batch_size": after["mean_batch_size"],
+            **cpu_ms_per_request(before["cpu_seconds"], after["cpu_seconds"], generator_cpu, level),
         })  # fmt: skip
     return rows
 
@@ -97,6 +112,7 @@ def main(argv=None):
             ratio = f"{row['vs_offline']:.2f}x" if row["vs_offline"] else "—"
             print(f"| {row['concurrency']} | {row['requests']} | {row['failed']} | {row['texts_per_s']:,.1f} | {ratio} | "
                   f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['memory_before_mb']} -> {row['memory_after_mb']} |")  # fmt: skip
+        print_cpu_table(rows)
         if args.soak:
             result = soak(args.url, available, args.soak, args.bad_fraction)
             print("soak: " + ", ".join(f"{key} {value}" for key, value in result.items()))

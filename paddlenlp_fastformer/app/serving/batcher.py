@@ -69,6 +69,11 @@ class MicroBatcher:
     def queued(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def thread_id(self) -> int:
+        """The inference thread's native id (for CPU accounting)."""
+        return self._thread.native_id
+
     def stop(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then end the worker thread."""
         self._stopping.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-__all__ = ["LevelResult", "run_level", "soak", "get_json", "read_texts", "BAD_BODIES"]
+__all__ = ["LevelResult", "run_level", "cpu_ms_per_request", "soak", "get_json", "read_texts", "BAD_BODIES"]
 
 # Bad requests mixed into the soak: each must get a 4xx and leave the service as it was.
 BAD_BODIES = (
@@ -143,6 +144,16 @@ def _run_async(coroutine):
 def run_level(url: str, texts: Sequence[str], concurrency: int) -> LevelResult:
     """Send every text of ``texts`` as its own request, ``concurrency`` at a time."""
     return _run_async(_run(url, texts, concurrency))
+
+
+def cpu_ms_per_request(before: dict, after: dict, generator_seconds: float, level: LevelResult) -> dict:
+    """Where the machine's CPU went during one level, in CPU milliseconds per request: the service's threads
+    (from its /metrics), this load generator, and what the machine's cores offered in the level's wall time."""
+    per_request = 1000 / level.requests
+    spent = {f"cpu_ms_{role}": round((after[role] - before[role]) * per_request, 3) for role in after if role in before}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {**spent, "cpu_ms_load_generator": round(generator_seconds * per_request, 3),
+            "cpu_ms_available": round(cores * level.seconds * per_request, 3)}  # fmt: skip
 
 
 async def _get(url: str, path: str) -> dict:

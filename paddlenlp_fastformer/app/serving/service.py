@@ -244,9 +244,9 @@ async def metadata(request: Request):
 
 
 async def metrics(request: Request):
-    """Requests and errors per route, batch sizes, latency quantiles, queue, memory."""
-    service = request.app.state.service
-    return service.metrics.snapshot(queued=service.batcher.queued if service.batcher else 0)
+    """Requests and errors per route, batch sizes, latency quantiles, queue, memory, CPU seconds by thread."""
+    service, batcher = request.app.state.service, request.app.state.service.batcher
+    return service.metrics.snapshot(queued=batcher.queued if batcher else 0, inference_thread_id=batcher.thread_id if batcher else None)
 
 
 async def page(request: Request):
