@@ -1,8 +1,8 @@
 """The layers of Fastformer ("Fastformer: Additive Attention Can Be All You Need", arXiv 2108.09084).
 
-The paper's equations, top to bottom: additive-attention pooling (over all tokens, or causal: over
-each token and those before it), the two public formulations of additive attention (and the softmax
-baseline), the block, the embeddings and the attention pooler.
+The paper's equations, top to bottom: the two public formulations of additive attention (and the softmax
+baseline), the block, the embeddings and the attention pooler; the additive-attention pooling they are
+built on (over each text's tokens, or causal: over each token and those before it) is in :mod:`.pooling`.
 :mod:`.modeling` assembles them into PaddleNLP models. The non-matmul work of each layer goes
 through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or in plain Paddle
 (``FastformerConfig.use_fused_ops``). Shapes: B batch, N tokens, D hidden, H heads, d features per head.
@@ -10,7 +10,7 @@ through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or 
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
 import paddle
@@ -21,11 +21,9 @@ from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import FlatLinear
+from .pooling import MASKED_SCORE, AdditivePooling, PackedTexts, causal_additive_pool
 
 __all__ = [
-    "AdditivePooling",
-    "PoolState",
-    "causal_additive_pool",
     "OfficialAdditiveAttention",
     "LucidrainsAdditiveAttention",
     "SoftmaxSelfAttention",
@@ -91,114 +89,6 @@ class RotaryEmbedding(nn.Layer):
         cos = paddle.concat([angles.cos(), unrotated + 1.0], axis=-1).astype(x.dtype)  # [b] n d
         sin = paddle.concat([angles.sin(), unrotated], axis=-1).astype(x.dtype)
         return fused_ops.rotate(x, cos, sin, self.quarter_turn, self.use_fused_ops)
-
-
-class AdditivePooling(nn.Layer):
-    """Additive attention over real tokens: softmax over tokens of ``logits / sqrt(d)`` weighs ``values``.
-
-    'b n h, b n h d -> b 1 h d'; optional dropout on the weights (``attention_probs_dropout_prob``).
-    With ``return_weights``, also the weights themselves, 'b h n' (before dropout, exactly 0 on padding).
-    """
-
-    def __init__(self, config: FastformerConfig):
-        super().__init__()
-        self.scale = config.head_size**-0.5
-        self.weights_dropout = nn.Dropout(config.attention_probs_dropout_prob)
-        self.fused = config.use_fused_ops
-
-    def forward(self, logits: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.Tensor, return_weights: bool = False):
-        pooled = fused_ops.additive_pool(logits, self.scale, token_mask, values, self.weights_dropout, self.fused)
-        if not return_weights:
-            return pooled, None
-        weights = fused_ops.masked_softmax_over_tokens(logits * self.scale, token_mask) * token_mask.astype(logits.dtype)
-        return pooled, weights.transpose([0, 2, 1])
-
-
-# ----------------------------------------------------------------------------------------------
-# causal additive pooling: for each position, the pool of itself and the tokens before it
-# ----------------------------------------------------------------------------------------------
-# A padding token's score. Any real token's outweighs it entirely (exp(MASKED_SCORE - s) is 0 in
-# float32 for any score s above -1e29), yet a prefix of padding alone keeps a finite total: no NaN.
-MASKED_SCORE = -1e30
-
-
-class PoolState(NamedTuple):
-    """The additive pool of some tokens, per head: their largest score, 'b .. h'; their total weight relative to
-    it, sum(exp(score - max_score)), 'b .. h'; and the weighted mean of their values, 'b .. h d'. Keeping the
-    maximum apart (as online softmax does) keeps every weight exact to float precision even for scores of
-    1e4, where a single log-sum-exp total would lose three digits. Decoding folds each new token into one."""
-
-    max_score: paddle.Tensor
-    total: paddle.Tensor
-    pooled: paddle.Tensor
-
-
-def _merge_pools(first: PoolState, second: PoolState) -> PoolState:
-    """The pool of two disjoint sets of tokens, from the pool of each."""
-    max_score = paddle.maximum(first.max_score, second.max_score).detach()  # a shift: see _prefix_pools_within_chunks
-    weight_first = first.total * paddle.exp(first.max_score - max_score)
-    weight_second = second.total * paddle.exp(second.max_score - max_score)
-    total = weight_first + weight_second
-    pooled = (weight_first / total).unsqueeze(-1) * first.pooled + (weight_second / total).unsqueeze(-1) * second.pooled
-    return PoolState(max_score, total, pooled)
-
-
-def _prefix_pools_within_chunks(scores: paddle.Tensor, values: paddle.Tensor) -> PoolState:
-    """'r c h, r c h d -> r c h, r c h, r c h d' for r chunks of c tokens: at each position t of a chunk, the pool
-    of the chunk's tokens up to t, as one softmax over the chunk with the later tokens masked out."""
-    size = scores.shape[1]
-    later = paddle.triu(paddle.full([size, size], float("-inf"), dtype=scores.dtype), diagonal=1)  # t i
-    grid = scores.unsqueeze(1) + later.unsqueeze(-1)  # r t i h
-    # r t h: finite, as every row holds position t itself. Only a shift that every pooled value is invariant to,
-    # so it is left out of the gradient, which stays exact; its own (Paddle's max backward) cost more than the rest.
-    max_score = grid.max(axis=2).detach()
-    weights = paddle.exp(grid - max_score.unsqueeze(2))
-    total = weights.sum(axis=2)  # r t h, at least 1
-    pooled = paddle.matmul(weights.transpose([0, 3, 1, 2]), values.transpose([0, 2, 1, 3])).transpose([0, 2, 1, 3])
-    return PoolState(max_score, total, pooled / total.unsqueeze(-1))  # r t h d
-
-
-def causal_additive_pool(
-    scores: paddle.Tensor, token_mask: paddle.Tensor, values: paddle.Tensor, state: Optional[PoolState] = None,
-    chunk_size: int = 64,
-):  # fmt: skip
-    """Causal additive pooling: at each position t, the softmax over the real tokens up to t (and those
-    ``state`` pooled before) of ``scores`` weighs ``values``. 'b n h, b n 1, b n h d -> b n h d', and the
-    pool of every token, from which decoding continues one token at a time.
-
-    O(N) for the whole sequence: within chunks of ``chunk_size`` tokens a masked softmax (N x chunk_size
-    work), across chunks one running pool carried from chunk to chunk. Every total is kept relative to its
-    own largest score, so no weight overflows or loses precision, however large or however many the scores.
-    """
-    batch, _, heads = scores.shape
-    length = token_mask.shape[1]  # the mask keeps a static length where projections lost it (exported graphs)
-    if not isinstance(length, int):
-        raise ValueError("a causal Fastformer graph must be traced with a fixed number of new tokens (as its generation graphs are)")
-    scores = paddle.where(token_mask, scores, paddle.full_like(scores, MASKED_SCORE))
-    if length == 1:  # a decoding step: fold the new token into the pool so far, or into an empty pool (no weight)
-        if state is None:
-            empty = paddle.zeros_like(scores[:, 0])
-            state = PoolState(empty + MASKED_SCORE, empty, paddle.zeros_like(values[:, 0]))
-        state = _merge_pools(state, PoolState(scores[:, 0], paddle.ones_like(scores[:, 0]), values[:, 0]))
-        return state.pooled.unsqueeze(1), state
-    size = min(chunk_size, length)
-    padding = -length % size  # the tail chunk is filled with padding, which no position attends to
-    if padding:
-        scores = paddle.concat([scores, paddle.full([batch, padding, heads], MASKED_SCORE, scores.dtype)], axis=1)
-        values = paddle.concat([values, paddle.zeros([batch, padding] + values.shape[2:], values.dtype)], axis=1)
-    chunks, features = scores.shape[1] // size, values.shape[-1]
-    within = _prefix_pools_within_chunks(scores.reshape([-1, size, heads]), values.reshape([-1, size, heads, features]))
-    within = PoolState(*(part.reshape([batch, chunks, size, heads] + part.shape[3:]) for part in within))
-    if state is None:  # no token yet: no weight
-        empty = paddle.zeros([batch, heads], scores.dtype)
-        state = PoolState(empty + MASKED_SCORE, empty, paddle.zeros([batch, heads, features], values.dtype))
-    outputs = []
-    for chunk in range(chunks):
-        before = PoolState(*(part.unsqueeze(1) for part in state))  # b 1 h [d]
-        prefix = _merge_pools(before, PoolState(*(part[:, chunk] for part in within)))  # b c h [d]
-        outputs.append(prefix.pooled)
-        state = PoolState(*(part[:, -1] for part in prefix))
-    return paddle.concat(outputs, axis=1)[:, :length], state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -469,7 +359,7 @@ class FastformerPooler(nn.Layer):
     weights = exp(att_fc2(tanh(att_fc1(h)))) on real tokens, normalised with +1e-8, so a row with no
     real token pools to the zero vector. att_fc2's bias shifts every score equally and cancels in the
     normalisation: its true gradient is ~0 (see tests/test_alignment.py). ``forward`` returns the pooled
-    vector 'b D' and the token weights 'b n' (exactly 0 on padding).
+    vector 'b D' and the token weights 'b n' (exactly 0 on padding); for :class:`PackedTexts`, 's D' and None.
     """
 
     def __init__(self, config: FastformerConfig):
@@ -477,8 +367,12 @@ class FastformerPooler(nn.Layer):
         self.att_fc1 = FlatLinear(config.hidden_size, config.hidden_size, config.use_fused_ops)
         self.att_fc2 = FlatLinear(config.hidden_size, 1, config.use_fused_ops)
 
-    def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor):
+    def forward(self, hidden_states: paddle.Tensor, token_mask):
         weights = paddle.exp(self.att_fc2(paddle.tanh(self.att_fc1(hidden_states))))  # b n 1
+        if isinstance(token_mask, PackedTexts):  # each text's pooled vector, 's D'; no token weights
+            weights = weights[0]  # t 1
+            total = token_mask.sum_per_text(weights)  # s 1
+            return token_mask.sum_per_text(weights * hidden_states[0]) / (total + 1e-8), None
         weights = weights * token_mask.astype(weights.dtype)
         weights = weights / (weights.sum(axis=1, keepdim=True) + 1e-8)
         pooled = (fused_ops.broadcast_as(weights, hidden_states) * hidden_states).sum(axis=1)  # b D

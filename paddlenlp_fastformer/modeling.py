@@ -22,6 +22,7 @@ from .kernels import fused_ops
 from .kernels.fused_ops import FlatLinear
 from .layers import FastformerEmbeddings, FastformerPooler, build_layers
 from .outputs import DecoderCache, FastformerModelOutput, FastformerSequenceClassifierOutput
+from .pooling import PackedTexts
 
 __all__ = [
     "FastformerPretrainedModel",
@@ -168,6 +169,7 @@ class FastformerModel(FastformerPretrainedModel):
         use_cache: bool = False,
         encoder_hidden_states: Optional[paddle.Tensor] = None,
         encoder_attention_mask: Optional[paddle.Tensor] = None,
+        segment_ids: Optional[paddle.Tensor] = None,
     ):
         r"""
         Args:
@@ -186,6 +188,12 @@ class FastformerModel(FastformerPretrainedModel):
             use_cache (bool): causal mode: also return the state after these tokens.
             encoder_hidden_states, encoder_attention_mask (Tensor, optional): with cross-attention, the encoder's
                 states [B, M, D] and its real-token mask [B, M] (1 or True for real tokens).
+            segment_ids (Tensor, optional): packed texts, with no padding: ``input_ids`` [1, T] holds S texts back
+                to back and ``segment_ids`` [1, T] numbers each token's text, 0 to S-1 (each text's tokens
+                together, in order). Every text is attended, positioned and pooled on its own, exactly as if it
+                were a row of a padded batch, and the pooled output is [S, D]. Additive attention encoders
+                only (not causal, not ``attention_type="softmax"``), without ``attention_mask`` and
+                ``output_attentions``.
 
         Returns:
             tuple or :class:`FastformerModelOutput`: ``(sequence_output, pooled_output[, cache][, hidden_states]
@@ -203,8 +211,12 @@ class FastformerModel(FastformerPretrainedModel):
         """
         if self.causal and output_attentions:
             raise ValueError("output_attentions is not available in causal mode: each position pools its own prefix")
-        token_mask = self._token_mask(input_ids, attention_mask, inputs_embeds)
-        positions, seen = self._decoder_positions(token_mask, cache) if self.causal else (None, None)
+        if segment_ids is not None:
+            token_mask = self._packed_texts(input_ids, attention_mask, inputs_embeds, segment_ids, output_attentions)
+            positions, seen = token_mask.positions, None
+        else:
+            token_mask = self._token_mask(input_ids, attention_mask, inputs_embeds)
+            positions, seen = self._decoder_positions(token_mask, cache) if self.causal else (None, None)
         hidden_states = self.embeddings(input_ids, inputs_embeds, positions)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -251,6 +263,22 @@ class FastformerModel(FastformerPretrainedModel):
         if paddle.in_dynamic_mode() and int(positions.max()) >= self.max_positions:
             raise ValueError(f"the sequence has grown past max_position_embeddings={self.max_positions} tokens")
         return positions, seen + counts[:, -1]
+
+    def _packed_texts(self, input_ids, attention_mask, inputs_embeds, segment_ids, output_attentions) -> PackedTexts:
+        """The layout of texts packed in one row, after checking that this model and these inputs allow it."""
+        if self.causal or self.config.attention_type != "additive":
+            raise ValueError("segment_ids (packed texts) are for additive attention encoders, not decoders or softmax attention")
+        if attention_mask is not None or output_attentions:
+            raise ValueError("packed texts have no padding to mask and return no attention weights: drop attention_mask and output_attentions")
+        packed = PackedTexts.from_segment_ids(segment_ids)
+        if not paddle.in_dynamic_mode():  # an export: its input specs fix the shapes
+            return packed
+        tokens = input_ids if input_ids is not None else inputs_embeds
+        if tokens.shape[0] != 1 or list(segment_ids.shape) != list(tokens.shape[:2]):
+            raise ValueError(f"packed texts are one row: input_ids [1, T] and segment_ids [1, T], got {list(tokens.shape[:2])} and {list(segment_ids.shape)}")
+        if int(packed.positions.max()) >= self.max_positions:
+            raise ValueError(f"a packed text has more than max_position_embeddings={self.max_positions} tokens")
+        return packed
 
     def _token_mask(self, input_ids, attention_mask, inputs_embeds) -> paddle.Tensor:
         """The real-token mask [B, N, 1] (bool), after checking the inputs' shapes."""
@@ -316,11 +344,12 @@ class FastformerForSequenceClassification(FastformerPretrainedModel):
         output_hidden_states=False,
         output_attentions=False,
         return_dict=False,
+        segment_ids=None,
     ):
         r"""
         Args:
-            input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions: as in
-                ``FastformerModel.forward``.
+            input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, segment_ids: as in
+                ``FastformerModel.forward`` (with ``segment_ids``, one row of packed texts gets a row of logits per text).
             labels (Tensor, optional): class ids, int [B] (or [B, 1]); given, the cross-entropy is returned too.
             return_dict (bool): return a :class:`FastformerSequenceClassifierOutput` instead of a tuple.
 
@@ -336,7 +365,8 @@ class FastformerForSequenceClassification(FastformerPretrainedModel):
                 loss, logits = model(paddle.to_tensor([[5, 6, 7]]), labels=paddle.to_tensor([2]))
                 # logits: [1, 3]
         """
-        base = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True)
+        base = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True,
+                               segment_ids=segment_ids)  # fmt: skip
         logits = self.classifier(base.pooler_output)
         loss = None if labels is None else F.cross_entropy(logits, labels.reshape([-1]).astype("int64"))
         return _task_outputs(

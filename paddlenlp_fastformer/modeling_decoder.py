@@ -20,7 +20,8 @@ from paddlenlp.transformers.model_outputs import CausalLMOutputWithCrossAttentio
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig, FastformerConfigError
 from .kernels.fused_ops import FlatLinear
-from .layers import MASKED_SCORE, AdditivePooling, merge_heads, split_heads
+from .layers import merge_heads, split_heads
+from .pooling import MASKED_SCORE, AdditivePooling
 from .modeling import FastformerLMHead, FastformerModel, FastformerPretrainedModel, VocabularyHeadMixin, token_cross_entropy
 from .outputs import DecoderCache
 

@@ -5,7 +5,8 @@ import paddle
 import pytest
 
 from paddlenlp_fastformer import FastformerConfig, FastformerForCausalLM
-from paddlenlp_fastformer.layers import causal_additive_pool, split_heads
+from paddlenlp_fastformer.layers import split_heads
+from paddlenlp_fastformer.pooling import causal_additive_pool
 
 SMALL = dict(vocab_size=60, hidden_size=32, num_attention_heads=4, intermediate_size=48, hidden_dropout_prob=0.0,
              max_position_embeddings=160, bos_token_id=2, eos_token_id=3)  # fmt: skip

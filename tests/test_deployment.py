@@ -39,6 +39,9 @@ EXPORTED_FILES = {
     "inference.json",
     "inference.pdiparams",
     "inference.onnx",
+    "inference_packed.json",
+    "inference_packed.pdiparams",
+    "inference_packed.onnx",
     "inference_config.json",
     "vocab.txt",
     "tokenizer_config.json",
@@ -54,7 +57,7 @@ if FUSED_KERNELS_BUILT:  # the export adds the graph that calls them
 # (backend, oneDNN, graph): every way a Predictor can run
 RUNTIMES = [
     ("paddle", True, "fused"), ("paddle", False, "fused"), ("paddle", True, "portable"), ("paddle", False, "portable"),
-    ("onnxruntime", False, "portable"),
+    ("paddle", False, "packed"), ("onnxruntime", False, "portable"), ("onnxruntime", False, "packed"),
 ]  # fmt: skip
 
 
@@ -177,7 +180,7 @@ def test_export_replaces_an_earlier_export(tmp_path, corpus):
     checkpoint = _write_checkpoint(tmp_path / "checkpoint", corpus[1][:50])
     out = tmp_path / "inference"
     export_inference_model(str(checkpoint), str(out), onnx=True)
-    assert export_inference_model(str(checkpoint), str(out)) == sorted(EXPORTED_FILES - {"inference.onnx"})
+    assert export_inference_model(str(checkpoint), str(out)) == sorted(EXPORTED_FILES - {"inference.onnx", "inference_packed.onnx"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,7 +188,8 @@ def test_export_replaces_an_earlier_export(tmp_path, corpus):
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "backend, enable_mkldnn, graph", RUNTIMES,
-    ids=["paddle-fused-onednn", "paddle-fused", "paddle-portable-onednn", "paddle-portable", "onnxruntime"],
+    ids=["paddle-fused-onednn", "paddle-fused", "paddle-portable-onednn", "paddle-portable", "paddle-packed", "onnxruntime",
+         "onnxruntime-packed"],
 )  # fmt: skip
 def test_backends_match_dygraph(exported, parity_texts, corpus, backend, enable_mkldnn, graph):
     if graph == "fused" and not FUSED_KERNELS_BUILT:
@@ -232,11 +236,13 @@ def test_predictor_counts_its_forward_passes(exported, parity_texts):
     assert predictor.forward_passes == -(-len(parity_texts) // 4)
 
 
-def test_without_the_kernels_the_portable_graph_runs_and_is_the_only_one_exported(exported, tmp_path, monkeypatch):
+def test_without_the_kernels_the_standard_graphs_run_and_are_the_only_ones_exported(exported, tmp_path, monkeypatch):
     formulation, checkpoint, export_dir = exported
     monkeypatch.setattr(library, "load", lambda: None)  # a machine where the kernels cannot be built
     predictor = Predictor(str(export_dir), cpu_threads=1)
-    assert predictor.graph == "portable" and predictor.predict(["works fine"])[0]["label"] in LABEL_NAMES
+    assert predictor.graph == "packed" and predictor.predict(["works fine"])[0]["label"] in LABEL_NAMES
+    portable = Predictor(str(export_dir), cpu_threads=1, graph="portable").predict(["works fine", "broke at once"])
+    np.testing.assert_allclose(_probabilities(portable), _probabilities(predictor.predict(["works fine", "broke at once"])), atol=TOLERANCE)
     with pytest.raises(UserError, match="fused kernels cannot be built"):
         Predictor(str(export_dir), cpu_threads=1, graph="fused")
     export_inference_model(str(checkpoint), str(tmp_path / "portable_only"))

@@ -220,9 +220,10 @@ def test_infer_refuses_non_finite_outputs(tmp_path, trained):
     from paddlenlp_fastformer.kernels import library
 
     graphs = ("portable", "fused") if library.load() is not None else ("portable",)
-    for graph in graphs:  # both graphs of the export damaged alike
+    for graph in graphs:  # every graph of the export damaged alike
         export_module._save_static_graph(model, str(export_dir), fused=graph == "fused")
-    for graph in graphs:
+    export_module._save_packed_graph(model, str(export_dir))
+    for graph in graphs + ("packed",):
         with pytest.raises(UserError, match="NaN or inf probabilities"):
             Predictor(str(export_dir), cpu_threads=1, graph=graph).predict(["fine"])
 

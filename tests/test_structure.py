@@ -123,6 +123,7 @@ def test_the_spy_sees_the_explicit_tuning_call(monkeypatch):
         "import paddlenlp_fastformer.app.engine.trainer",
         # a module that the model modules import, first: no circular import, and the registration still happens
         "import paddlenlp_fastformer.layers",
+        "import paddlenlp_fastformer.pooling",
         "import paddlenlp_fastformer.outputs",
         "import paddlenlp_fastformer.modeling_decoder",
     ],

@@ -144,8 +144,9 @@ def additive_pool(
 
 
 def scale_tokens(x: paddle.Tensor, row_vector: paddle.Tensor, use_fused_ops: bool) -> paddle.Tensor:
-    """'b n ..., b 1 ... -> b n ...': every token of a sequence times that sequence's vector."""
-    if available(x, use_fused_ops):
+    """'b n ..., b 1 ... -> b n ...': every token of a sequence times that sequence's vector; or, for texts packed
+    in one row, 'b n ..., b n ...', every token times its own text's vector (plain ops only)."""
+    if row_vector.shape[1] == 1 and available(x, use_fused_ops):
         flat_rows = _dense(row_vector).reshape([0, -1])
         return _kernels().fastformer_broadcast_mul(_dense(x).reshape([0, 0, -1]), flat_rows).reshape(_shape(x))
     return x * broadcast_as(row_vector, x)

@@ -13,7 +13,12 @@ else:
 * ``inference_fused.json`` + ``inference_fused.pdiparams`` (where the fused CPU kernels are built): the
   same graph with those kernels as custom operators, which Paddle Inference runs once their library is
   loaded; the predictor prefers it and falls back to the portable graph above where it cannot load.
-* ``inference.onnx`` (with ``onnx=True``): the portable graph converted by paddle2onnx.
+* ``inference_packed.json`` + ``inference_packed.pdiparams``: the same model (standard operators only) for
+  texts packed back to back without padding: inputs ``input_ids`` and ``segment_ids`` (each token's text,
+  0, 1, ...), int64 ``[1, T]``; output ``[texts, num_labels]`` probabilities. A batch of mixed lengths costs
+  its real tokens only, which is what a service's micro-batches are.
+* ``inference.onnx`` and ``inference_packed.onnx`` (with ``onnx=True``): the portable and packed graphs
+  converted by paddle2onnx.
 * ``inference_int8.onnx`` (with ``quantize="int8"``, which implies ``onnx``): that graph with onnxruntime's
   dynamic quantization of its weight matrix products: int8 weights (per output channel), activations
   quantized per batch at run time; everything else stays float32.
@@ -43,6 +48,7 @@ from ..errors import UserError, one_line
 from ..settings import Config
 from .export_format import (
     FUSED_MODEL_FILES, FUSED_MODEL_PREFIX, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE,
+    PACKED_INPUT_NAMES, PACKED_MODEL_FILES, PACKED_MODEL_PREFIX, PACKED_ONNX_FILE,
 )  # fmt: skip
 
 __all__ = ["export_inference_model", "export_text_writer", "export_from_config"]
@@ -62,6 +68,17 @@ class _ProbabilityModel(paddle.nn.Layer):
 
     def forward(self, input_ids: paddle.Tensor, attention_mask: paddle.Tensor) -> paddle.Tensor:
         return F.softmax(self.classifier(input_ids, attention_mask=attention_mask), axis=-1)
+
+
+class _PackedProbabilityModel(paddle.nn.Layer):
+    """The classifier on packed texts followed by a softmax over classes: the packed graph."""
+
+    def __init__(self, classifier: paddle.nn.Layer):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids: paddle.Tensor, segment_ids: paddle.Tensor) -> paddle.Tensor:
+        return F.softmax(self.classifier(input_ids, segment_ids=segment_ids), axis=-1)
 
 
 def _check_output_dir(output_dir: str) -> None:
@@ -85,11 +102,18 @@ def _save_static_graph(model: paddle.nn.Layer, directory: str, fused: bool = Fal
         paddle.jit.save(static_model, os.path.join(directory, FUSED_MODEL_PREFIX if fused else MODEL_PREFIX))
 
 
-def _save_onnx(directory: str) -> None:
-    """Convert the saved static graph with paddle2onnx, writing ``inference.onnx`` next to it."""
+def _save_packed_graph(model: paddle.nn.Layer, directory: str) -> None:
+    """``paddle.jit.save`` of the packed probability graph (``inference_packed.*``), one row of any length."""
+    input_spec = [paddle.static.InputSpec([1, None], "int64", name) for name in PACKED_INPUT_NAMES]
+    static_model = paddle.jit.to_static(_PackedProbabilityModel(model), input_spec=input_spec, full_graph=True)
+    paddle.jit.save(static_model, os.path.join(directory, PACKED_MODEL_PREFIX))
+
+
+def _save_onnx(directory: str, graph_files: tuple = MODEL_FILES, onnx_file: str = ONNX_FILE) -> None:
+    """Convert a saved static graph (by default the portable one) with paddle2onnx, writing ``onnx_file`` next to it."""
     import paddle2onnx  # only --onnx needs it
 
-    model_file, params_file = (os.path.join(directory, name) for name in MODEL_FILES)
+    model_file, params_file = (os.path.join(directory, name) for name in graph_files)
     with tempfile.NamedTemporaryFile(prefix="paddle2onnx-", suffix=".log") as log:
         try:
             # paddle2onnx prints its progress from C++; only a failure's cause is worth showing.
@@ -100,7 +124,7 @@ def _save_onnx(directory: str) -> None:
         except Exception as error:  # paddle2onnx logs the real cause, then fails on its own missing result
             cause = " | ".join(Path(log.name).read_text(errors="replace").strip().splitlines()[-3:])
             raise UserError(f"paddle2onnx could not convert the exported graph ({error}): {cause}") from None
-    with open(os.path.join(directory, ONNX_FILE), "wb") as stream:
+    with open(os.path.join(directory, onnx_file), "wb") as stream:
         stream.write(onnx_model)
 
 
@@ -141,10 +165,16 @@ def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
         "vocab_size": config.vocab_size,  # the graph's embedding rows: the tokenizer must not produce more ids
         "max_position_embeddings": config.max_position_embeddings,  # the longest input the graph takes
         "inputs": list(INPUT_NAMES),
+        "packed_inputs": list(PACKED_INPUT_NAMES) if _packs_texts(config) else None,
         "output": "probabilities",
         "formulation": config.formulation,
         "position_embedding_type": config.position_embedding_type,
     }
+
+
+def _packs_texts(config) -> bool:
+    """Whether the model takes packed texts (FastformerModel's ``segment_ids``): additive attention encoders."""
+    return config.attention_type == "additive" and not config.is_decoder
 
 
 def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = False, quantize: Optional[str] = None) -> list[str]:
@@ -174,11 +204,15 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
                 for name in FUSED_MODEL_FILES:
                     Path(staging, name).unlink(missing_ok=True)
                 logger.warning("the fused-kernel graph could not be exported (%s); the portable graph is", one_line(error)[:300])
+        if _packs_texts(model.config):
+            _save_packed_graph(model, staging)
         tokenizer.save_pretrained(staging)
         text = json.dumps(_inference_config(model, tokenizer), indent=2, ensure_ascii=False) + "\n"
         write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), text)
         if onnx or quantize:
             _save_onnx(staging)
+            if _packs_texts(model.config):
+                _save_onnx(staging, PACKED_MODEL_FILES, PACKED_ONNX_FILE)
         if quantize == "int8":
             _save_onnx_int8(staging)
 

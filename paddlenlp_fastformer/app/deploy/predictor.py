@@ -1,8 +1,9 @@
 """Classify texts with an exported model (``tools/export_model.py``) on Paddle Inference or onnxruntime.
 
-:class:`Predictor` loads an export directory once and classifies lists of texts: texts are sorted by
-length and grouped into forward passes that weigh the padding a pass computes against the cost of one
-more pass (:func:`plan_forward_passes`), and the results come back in the input order.
+:class:`Predictor` loads an export directory once and classifies lists of texts. On the packed graph, a
+forward pass takes up to ``batch_size`` texts back to back with no padding. On a padded graph, texts are
+sorted by length and grouped into forward passes that weigh the padding a pass computes against the cost
+of one more pass (:func:`plan_forward_passes`). Results come back in the input order.
 With ``record_timings=True`` it keeps the time spent per batch in pre-processing (tokenizing and
 padding), inference and post-processing, which ``tools/infer.py --benchmark True`` reports.
 
@@ -24,18 +25,21 @@ import numpy as np
 from ..data.labels import dataset_labels
 from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
-from .export_format import FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, TOKENIZER_FILES
+from .export_format import (
+    FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, PACKED_INPUT_NAMES, PACKED_MODEL_FILES,
+    PACKED_ONNX_FILE, TOKENIZER_FILES,
+)  # fmt: skip
 
 __all__ = [
     "BACKENDS", "GRAPHS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner",
-    "paddle_graph", "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
+    "choose_graph", "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
     "texts_per_second",
 ]  # fmt: skip
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
 BACKENDS = ("paddle", "onnxruntime")
-GRAPHS = ("auto", "fused", "portable")  # which exported graph the paddle backend runs (see paddle_graph)
+GRAPHS = ("auto", "fused", "portable", "packed")  # which exported graph runs (see choose_graph)
 MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
 PRECISIONS = ("fp32", "int8")  # int8: the dynamically quantized ONNX graph, on onnxruntime
 # oneDNN keeps compiled kernels per input shape; batches of varying length would grow that cache
@@ -80,7 +84,7 @@ class _PaddleInferenceRunner:
         from paddle import inference
 
         self.graph = graph
-        files = FUSED_MODEL_FILES if graph == "fused" else MODEL_FILES
+        files = {"fused": FUSED_MODEL_FILES, "packed": PACKED_MODEL_FILES}.get(graph, MODEL_FILES)
         config = inference.Config(*(os.path.join(model_dir, name) for name in files))
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(cpu_threads)
@@ -91,11 +95,11 @@ class _PaddleInferenceRunner:
             config.disable_mkldnn()
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
-        self.inputs = [self.predictor.get_input_handle(name) for name in INPUT_NAMES]
+        self.inputs = [self.predictor.get_input_handle(name) for name in _input_names(graph)]
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        for handle, array in zip(self.inputs, (input_ids, attention_mask)):
+    def __call__(self, input_ids: np.ndarray, second_input: np.ndarray) -> np.ndarray:
+        for handle, array in zip(self.inputs, (input_ids, second_input)):
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
         self.predictor.run()
@@ -103,12 +107,12 @@ class _PaddleInferenceRunner:
 
 
 class _OnnxRuntimeRunner:
-    """``inference.onnx`` (or its int8 twin) on onnxruntime's CPU execution provider."""
+    """``inference.onnx`` (or its int8 twin, or the packed graph's) on onnxruntime's CPU execution provider."""
 
-    graph = "portable"  # paddle2onnx converts the portable graph
-
-    def __init__(self, model_dir: str, cpu_threads: int, model_file: str = ONNX_FILE):
+    def __init__(self, model_dir: str, cpu_threads: int, model_file: str = ONNX_FILE, graph: str = "portable"):
         import onnxruntime
+
+        self.graph, self.input_names = graph, _input_names(graph)
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = cpu_threads
@@ -120,8 +124,13 @@ class _OnnxRuntimeRunner:
             os.path.join(model_dir, model_file), options, providers=["CPUExecutionProvider"]
         )
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return self.session.run(None, dict(zip(INPUT_NAMES, (input_ids, attention_mask))))[0]
+    def __call__(self, input_ids: np.ndarray, second_input: np.ndarray) -> np.ndarray:
+        return self.session.run(None, dict(zip(self.input_names, (input_ids, second_input))))[0]
+
+
+def _input_names(graph: str) -> tuple:
+    """A graph's inputs: (input_ids, attention_mask) [batch, length], or for the packed one (input_ids, segment_ids) [1, T]."""
+    return PACKED_INPUT_NAMES if graph == "packed" else INPUT_NAMES
 
 
 def _read_inference_config(path: Path) -> tuple:
@@ -223,16 +232,14 @@ def create_runner(
     model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False, precision: str = "fp32",
     graph: str = "auto",
 ):  # fmt: skip
-    """A callable ``(input_ids, attention_mask) -> probabilities`` on ``backend`` (numpy in and out); its
-    ``graph`` attribute says which graph it runs (see :func:`paddle_graph`; onnxruntime's is the portable one).
+    """A callable ``(input_ids, attention_mask or segment_ids) -> probabilities`` on ``backend`` (numpy in and
+    out); its ``graph`` attribute says which graph it runs (see :func:`choose_graph`).
 
     ``enable_mkldnn`` applies to the paddle backend; onnxruntime's pip build has no oneDNN provider.
     """
     _check_model_dir(model_dir, backend, precision)
-    if graph not in GRAPHS:
-        raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
+    chosen = choose_graph(model_dir, backend, graph, precision)
     if backend == "paddle":
-        chosen = paddle_graph(model_dir, graph)
         try:
             return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, chosen)
         except Exception as error:  # noqa: BLE001  e.g. a library built from other sources than the graph's
@@ -240,26 +247,49 @@ def create_runner(
                 raise
             logger.warning("the fused graph of %s cannot run here (%s); running the portable graph", model_dir, one_line(error)[:200])
             return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, "portable")
-    if graph == "fused":
-        raise UserError("the fused graph runs on Paddle Inference only; use --backend paddle, or graph auto or portable")
-    return _OnnxRuntimeRunner(model_dir, cpu_threads, _model_files(backend, precision)[0])
+    model_file = PACKED_ONNX_FILE if chosen == "packed" else _model_files(backend, precision)[0]
+    return _OnnxRuntimeRunner(model_dir, cpu_threads, model_file, chosen)
 
 
-def paddle_graph(model_dir: str, graph: str = "auto") -> str:
-    """The graph the paddle backend runs: "fused" where the export has it and the fused kernels' library
-    loads on this machine (``graph="auto"``), else "portable"; ``graph="fused"`` insists on it."""
-    has_fused = all(Path(model_dir, name).is_file() for name in FUSED_MODEL_FILES)
-    if graph == "portable" or (graph == "auto" and not has_fused):
+# The graph graph="auto" runs, by backend, the first of these the export holds (and, for "fused", this machine
+# can run). Packed texts need no padding, so a batch of mixed lengths costs its tokens alone; the fused
+# kernels speed up padded batches on Paddle Inference. docs/serving.md ("Forward passes") has the measurements.
+AUTO_GRAPHS = {"paddle": ("fused", "packed", "portable"), "onnxruntime": ("packed", "portable")}
+
+
+def choose_graph(model_dir: str, backend: str, graph: str = "auto", precision: str = "fp32") -> str:
+    """The graph ``backend`` runs: ``graph`` itself if the export has it (and, for "fused", the fused kernels'
+    library loads here), or for "auto" the first of ``AUTO_GRAPHS[backend]`` that can run. int8 runs its
+    own (padded) graph; the fused graph runs on Paddle Inference only."""
+    if graph not in GRAPHS:
+        raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
+    if graph == "fused" and backend != "paddle":
+        raise UserError("the fused graph runs on Paddle Inference only; use --backend paddle, or graph auto, packed or portable")
+    if precision != "fp32":
+        if graph not in ("auto", "portable"):
+            raise UserError(f"precision {precision!r} runs its own padded graph; use graph auto or portable")
         return "portable"
-    if not has_fused:
-        raise UserError(f"{model_dir}: holds no fused graph ({FUSED_MODEL_FILES[0]}); export where the fused kernels build, or run the portable graph")
+    for candidate in AUTO_GRAPHS[backend] if graph == "auto" else (graph,):
+        files = {"fused": FUSED_MODEL_FILES, "packed": PACKED_MODEL_FILES if backend == "paddle" else (PACKED_ONNX_FILE,)}.get(candidate, ())
+        if not all(Path(model_dir, name).is_file() for name in files):
+            if graph == "auto":
+                continue
+            hint = "export where the fused kernels build" if candidate == "fused" else "export again (with --onnx for onnxruntime)"
+            raise UserError(f"{model_dir}: holds no {candidate} graph ({files[0]}); {hint}, or run another graph")
+        if candidate == "fused" and not _fused_kernels_load(graph == "fused"):
+            continue
+        return candidate
+    return "portable"
+
+
+def _fused_kernels_load(required: bool) -> bool:
     from ...kernels import library
 
     if library.load() is None:  # it logged why
-        if graph == "fused":
+        if required:
             raise UserError("the fused kernels cannot be built on this machine (the log says why); run the portable graph")
-        return "portable"
-    return "fused"
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,10 +305,10 @@ class Predictor:
         enable_mkldnn: run Paddle Inference with oneDNN kernels (paddle backend only).
         precision: "fp32", or "int8" for the quantized graph of ``--quantize int8`` (onnxruntime backend).
         batch_size: texts per forward pass at most.
-        graph: "auto" (the fused graph on the paddle backend where it can run, else the portable one),
-            "fused" or "portable"; ``self.graph`` says which runs.
-        pass_cost_tokens: what one more forward pass costs, in padded tokens; texts are grouped into passes
-            that minimise the total (default ``PASS_COST_TOKENS``).
+        graph: "auto" (the first of ``AUTO_GRAPHS[backend]`` the export holds and this machine runs),
+            "fused", "portable" or "packed"; ``self.graph`` says which runs.
+        pass_cost_tokens: padded graphs: what one more forward pass costs, in padded tokens; texts are
+            grouped into passes that minimise the total (default ``PASS_COST_TOKENS``).
         record_timings: append a :class:`BatchTiming` per batch to ``self.timings``.
 
     Example:
@@ -329,6 +359,11 @@ class Predictor:
         self.forward_passes = 0
         self.timings: Optional[list[BatchTiming]] = [] if record_timings else None
 
+    def _padded_inputs(self, token_ids: list[list[int]]) -> tuple:
+        """input_ids and attention_mask [texts, longest] of texts padded to the longest."""
+        padded = self.tokenizer.pad({"input_ids": token_ids}, padding=True, return_attention_mask=True, return_tensors="np")
+        return padded["input_ids"].astype("int64"), padded["attention_mask"].astype("int64")
+
     def predict(self, texts: Sequence[str], max_lengths: Optional[Sequence[int]] = None) -> list[dict]:
         """The predicted label of each text, its probability, and the probability of every label.
 
@@ -367,13 +402,18 @@ class Predictor:
         return [ids[:limit] for ids, limit in zip(token_ids, limits)], truncated
 
     def predict_encoded(self, token_ids: Sequence[list], truncated: Sequence[bool], tokenize_seconds: float = 0.0) -> list[dict]:
-        """:meth:`predict` from :meth:`encode`'s output: texts grouped into forward passes by length.
+        """:meth:`predict` from :meth:`encode`'s output: ``batch_size`` texts per forward pass in their order on the
+        packed graph, else texts grouped into forward passes by length.
 
         ``tokenize_seconds`` (the time :meth:`encode` took) is shared out to the batches' timings.
         """
         seconds_per_text = tokenize_seconds / max(len(token_ids), 1)
         results: list[Optional[dict]] = [None] * len(token_ids)
-        for indices in plan_forward_passes([len(ids) for ids in token_ids], self.batch_size, self.pass_cost_tokens):
+        if self.graph == "packed":
+            passes = [range(start, min(start + self.batch_size, len(token_ids))) for start in range(0, len(token_ids), self.batch_size)]
+        else:
+            passes = plan_forward_passes([len(ids) for ids in token_ids], self.batch_size, self.pass_cost_tokens)
+        for indices in passes:
             batch = self._predict_batch([token_ids[index] for index in indices], seconds_per_text * len(indices))
             for index, result in zip(indices, batch):
                 results[index] = {**result, "truncated": truncated[index]}
@@ -382,12 +422,9 @@ class Predictor:
     def _predict_batch(self, token_ids: list[list[int]], tokenize_seconds: float) -> list[dict]:
         started = time.perf_counter()
         self.forward_passes += 1
-        padded = self.tokenizer.pad(
-            {"input_ids": token_ids}, padding=True, return_attention_mask=True, return_tensors="np"
-        )
-        input_ids, attention_mask = padded["input_ids"].astype("int64"), padded["attention_mask"].astype("int64")
+        inputs = _packed_inputs(token_ids) if self.graph == "packed" else self._padded_inputs(token_ids)
         preprocessed = time.perf_counter()
-        probabilities = self.runner(input_ids, attention_mask)
+        probabilities = self.runner(*inputs)
         inferred = time.perf_counter()
         if not np.isfinite(probabilities).all():  # nothing non-finite is ever served
             raise UserError(f"{self.model_dir}: the model returned NaN or inf probabilities; its weights are damaged")
@@ -408,13 +445,20 @@ class Predictor:
             self.timings.append(
                 BatchTiming(
                     num_texts=len(token_ids),
-                    num_tokens=int(attention_mask.sum()),
+                    num_tokens=sum(map(len, token_ids)),
                     preprocess=tokenize_seconds + preprocessed - started,
                     inference=inferred - preprocessed,
                     postprocess=time.perf_counter() - inferred,
                 )
             )
         return results
+
+
+def _packed_inputs(token_ids: list[list[int]]) -> tuple:
+    """input_ids and segment_ids [1, T] of texts packed back to back."""
+    lengths = [len(ids) for ids in token_ids]
+    input_ids = np.fromiter((token for ids in token_ids for token in ids), dtype=np.int64, count=sum(lengths))
+    return input_ids[None], np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)[None]
 
 
 def texts_per_second(predictor: Predictor, texts: Sequence[str], per_call: Optional[int] = None) -> float:
