@@ -1,16 +1,19 @@
-"""How the predictor's texts/s depends on how texts are grouped into forward passes.
+"""How the predictor's texts/s depends on the graph and on how texts are grouped into forward passes.
 
     python -m benchmarks.forward_passes --model_dir <export> --texts data/marc_en/test.jsonl \
-        [--backend onnxruntime] [--threads 2] [--batch_size 32] [--pass_costs 20 60 150 400 1e9] [--repeats 3]
+        [--backend onnxruntime] [--graphs portable packed] [--threads 2] [--batch_size 32] \
+        [--pass_costs 20 60 150 400 1e9] [--repeats 3]
 
 Two ways of feeding the same texts to :class:`Predictor`:
 
-- sorted: all texts in one call, as ``tools/infer.py`` does (sorted by length, then planned);
+- sorted: all texts in one call, as ``tools/infer.py`` does (on a padded graph: sorted by length, then planned);
 - arrival: ``--batch_size`` texts per call in the file's order, as a service's micro-batch sees them.
 
-For the arrival order, each ``--pass_costs`` value (what one more forward pass is counted as, in padded
-tokens; 1e9 gives full passes) is timed; the median of ``--repeats`` runs is printed, interleaved so that
-drifts of the machine's speed hit every variant alike.
+Each of ``--graphs`` is timed both ways: a padded graph (portable, or fused on the paddle backend) with the
+arrival order once per ``--pass_costs`` value (what one more forward pass is counted as, in padded tokens;
+1e9 gives full passes), the packed graph (no padding: passes of ``--batch_size`` texts) once. The median of
+``--repeats`` runs is printed, interleaved so that drifts of the machine's speed hit every variant alike;
+the reference is the first graph, sorted.
 """
 import argparse
 import statistics
@@ -29,6 +32,7 @@ def main(argv=None):
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--texts", required=True)
     parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--graphs", nargs="+", default=["portable", "packed"], help="graphs to compare (default: portable packed)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000, help="texts to time (from the start of --texts)")
@@ -40,24 +44,30 @@ def main(argv=None):
     from paddlenlp_fastformer.app.serving.load_test import read_texts
 
     texts = read_texts(args.texts)[: args.requests]
-    predictor = Predictor(args.model_dir, backend=args.backend, cpu_threads=args.threads, batch_size=args.batch_size)
-    predictor.predict(texts[: args.batch_size])  # warm-up
+    predictors = {}
+    for graph in args.graphs:
+        predictors[graph] = Predictor(args.model_dir, backend=args.backend, cpu_threads=args.threads, batch_size=args.batch_size, graph=graph)
+        predictors[graph].predict(texts[: args.batch_size])  # warm-up
 
-    variants = [("sorted", PASS_COST_TOKENS, len(texts))] + [("arrival", cost, args.batch_size) for cost in args.pass_costs]
+    variants = []  # (graph, feeding, pass cost or None, texts per call)
+    for graph in args.graphs:
+        variants.append((graph, "sorted", None if graph == "packed" else PASS_COST_TOKENS, len(texts)))
+        costs = [None] if graph == "packed" else args.pass_costs
+        variants += [(graph, "arrival", cost, args.batch_size) for cost in costs]
     runs = {variant: [] for variant in variants}
     for _ in range(args.repeats):
         for variant in variants:
-            _, predictor.pass_cost_tokens, per_call = variant
-            runs[variant].append(texts_per_second(predictor, texts, per_call))
+            graph, _, cost, per_call = variant
+            predictors[graph].pass_cost_tokens = cost
+            runs[variant].append(texts_per_second(predictors[graph], texts, per_call))
     print(f"{args.backend}, {args.threads} threads, {len(texts)} texts, batches of at most {args.batch_size}; "
           f"median of {args.repeats} runs")  # fmt: skip
-    print("| feeding | pass cost (tokens) | texts/s | vs sorted |")
-    print("|---|---:|---:|---:|")
+    print(f"| graph | feeding | pass cost (tokens) | texts/s | vs {args.graphs[0]}, sorted |")
+    print("|---|---|---:|---:|---:|")
     reference = statistics.median(runs[variants[0]])
-    for (feeding, cost, _), values in runs.items():
+    for (graph, feeding, cost, _), values in runs.items():
         median = statistics.median(values)
-        print(f"| {feeding} | {cost:g} | {median:,.1f} | {median / reference:.2f}x |")
-
+        print(f"| {graph} | {feeding} | {'—' if cost is None else f'{cost:g}'} | {median:,.1f} | {median / reference:.2f}x |")
 
 if __name__ == "__main__":
     main()
