@@ -69,5 +69,6 @@ def main(argv=None):
         median = statistics.median(values)
         print(f"| {graph} | {feeding} | {'—' if cost is None else f'{cost:g}'} | {median:,.1f} | {median / reference:.2f}x |")
 
+
 if __name__ == "__main__":
     main()

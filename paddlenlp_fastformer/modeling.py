@@ -191,7 +191,8 @@ class FastformerModel(FastformerPretrainedModel):
             segment_ids (Tensor, optional): packed texts, with no padding: ``input_ids`` [1, T] holds S texts back
                 to back and ``segment_ids`` [1, T] numbers each token's text, 0 to S-1 (each text's tokens
                 together, in order). Every text is attended, positioned and pooled on its own, exactly as if it
-                were a row of a padded batch, and the pooled output is [S, D]. Additive attention encoders
+                were a row of a padded batch with its attention_mask (a pad id inside a packed text counts as
+                a token), and the pooled output is [S, D]. Additive attention encoders
                 only (not causal, not ``attention_type="softmax"``), without ``attention_mask`` and
                 ``output_attentions``.
 
@@ -264,31 +265,36 @@ class FastformerModel(FastformerPretrainedModel):
             raise ValueError(f"the sequence has grown past max_position_embeddings={self.max_positions} tokens")
         return positions, seen + counts[:, -1]
 
-    def _packed_texts(self, input_ids, attention_mask, inputs_embeds, segment_ids, output_attentions) -> PackedTexts:
-        """The layout of texts packed in one row, after checking that this model and these inputs allow it."""
-        if self.causal or self.config.attention_type != "additive":
-            raise ValueError("segment_ids (packed texts) are for additive attention encoders, not decoders or softmax attention")
-        if attention_mask is not None or output_attentions:
-            raise ValueError("packed texts have no padding to mask and return no attention weights: drop attention_mask and output_attentions")
-        packed = PackedTexts.from_segment_ids(segment_ids)
-        if not paddle.in_dynamic_mode():  # an export: its input specs fix the shapes
-            return packed
-        tokens = input_ids if input_ids is not None else inputs_embeds
-        if tokens.shape[0] != 1 or list(segment_ids.shape) != list(tokens.shape[:2]):
-            raise ValueError(f"packed texts are one row: input_ids [1, T] and segment_ids [1, T], got {list(tokens.shape[:2])} and {list(segment_ids.shape)}")
-        if int(packed.positions.max()) >= self.max_positions:
-            raise ValueError(f"a packed text has more than max_position_embeddings={self.max_positions} tokens")
-        return packed
-
-    def _token_mask(self, input_ids, attention_mask, inputs_embeds) -> paddle.Tensor:
-        """The real-token mask [B, N, 1] (bool), after checking the inputs' shapes."""
+    @staticmethod
+    def _check_tokens(input_ids, inputs_embeds) -> paddle.Tensor:
+        """Whichever of ``input_ids`` [B, N] and ``inputs_embeds`` [B, N, D] is given: exactly one must be."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         if input_ids is not None and input_ids.ndim != 2:
             raise ValueError(f"input_ids must be [batch, seq_len], got shape {input_ids.shape}")
         if inputs_embeds is not None and inputs_embeds.ndim != 3:
             raise ValueError(f"inputs_embeds must be [batch, seq_len, hidden_size], got shape {inputs_embeds.shape}")
-        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        return input_ids if input_ids is not None else inputs_embeds
+
+    def _packed_texts(self, input_ids, attention_mask, inputs_embeds, segment_ids, output_attentions) -> PackedTexts:
+        """The layout of texts packed in one row, after checking that this model and these inputs allow it."""
+        if self.causal or self.config.attention_type != "additive":
+            raise ValueError("segment_ids (packed texts) are for additive attention encoders, not decoders or softmax attention")
+        if attention_mask is not None or output_attentions:
+            raise ValueError("packed texts have no padding to mask and return no attention weights: drop attention_mask and output_attentions")
+        if not paddle.in_dynamic_mode():  # an export: its input specs fix the shapes
+            return PackedTexts.from_segment_ids(segment_ids)
+        tokens = self._check_tokens(input_ids, inputs_embeds)
+        if tokens.shape[0] != 1 or list(segment_ids.shape) != list(tokens.shape[:2]):
+            raise ValueError(f"packed texts are one row: input_ids [1, T] and segment_ids [1, T], got {list(tokens.shape[:2])} and {list(segment_ids.shape)}")
+        packed = PackedTexts.from_segment_ids(segment_ids)
+        if int(packed.positions.max()) >= self.max_positions:
+            raise ValueError(f"a packed text has more than max_position_embeddings={self.max_positions} tokens")
+        return packed
+
+    def _token_mask(self, input_ids, attention_mask, inputs_embeds) -> paddle.Tensor:
+        """The real-token mask [B, N, 1] (bool), after checking the inputs' shapes."""
+        length = self._check_tokens(input_ids, inputs_embeds).shape[1]
         # Only eager mode knows the length; an exported graph takes any length up to the table's size.
         if paddle.in_dynamic_mode() and length > self.max_positions:
             raise ValueError(f"the input has {length} tokens, more than max_position_embeddings={self.max_positions}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -34,9 +35,10 @@ class PackedTexts(NamedTuple):
     as a score offset, 's t 1' (0 on the text, MASKED_SCORE off it), each token's text, 't', and each
     token's position within its text, '1 t'.
 
-    Pooling runs as two matrix products with the membership ('s t, t (h d)'), not as a softmax over
-    's t h': a whole-row softmax per text computed (and, in exported graphs, broadcast) mostly zeros,
-    and cost more than the rest of a packed forward pass outside the matrix products."""
+    Pooling sums each text's weighted values as a matrix product with the membership ('s t, t (h d)'); only
+    each text's largest score is taken over 's t h'. A softmax over all of 's t h' computed (and, in
+    exported graphs, broadcast) mostly zeros, and cost more than the rest of a packed forward pass outside
+    the matrix products."""
 
     membership: paddle.Tensor
     offsets: paddle.Tensor
@@ -45,11 +47,15 @@ class PackedTexts(NamedTuple):
 
     @classmethod
     def from_segment_ids(cls, segment_ids: paddle.Tensor) -> "PackedTexts":
+        """The layout ``segment_ids`` [1, T] describes; in eager mode, a ValueError unless it numbers texts 0, 1, ...
+        in order, each text's tokens together (an exported graph trusts its caller, as it does for padding)."""
+        if paddle.in_dynamic_mode():
+            _check_segment_ids(segment_ids)
         text_of_token = segment_ids.reshape([-1]).astype("int64")  # t
         texts = paddle.arange(text_of_token.max() + 1, dtype="int64")  # s (a run-time count: exports stay dynamic)
         membership = (texts.unsqueeze(1) == text_of_token.unsqueeze(0)).astype("float32")  # s t
         offsets = ((1.0 - membership) * MASKED_SCORE).unsqueeze(-1)  # s t 1
-        first_token = membership.argmax(axis=1)  # s: where each text starts
+        first_token = membership.argmax(axis=1)  # s: where each text starts (argmax returns the first of equal maxima)
         positions = paddle.arange(paddle.shape(text_of_token)[0], dtype="int64") - paddle.gather(first_token, text_of_token)
         return cls(membership, offsets, text_of_token, positions.unsqueeze(0))
 
@@ -72,6 +78,15 @@ class PackedTexts(NamedTuple):
         total = self.sum_per_text(weights)  # s h, at least 1
         pooled = self.sum_per_text(dropout(weights).unsqueeze(-1) * values[0])  # s h d
         return pooled / total.unsqueeze(-1)
+
+
+def _check_segment_ids(segment_ids: paddle.Tensor) -> None:
+    ids = segment_ids.numpy()
+    if ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] == 0 or ids.dtype.kind not in "iu":
+        raise ValueError(f"segment_ids must be integers [1, T] with T >= 1, got {ids.dtype} {list(ids.shape)}")
+    steps = np.diff(ids[0])
+    if ids[0, 0] != 0 or ((steps != 0) & (steps != 1)).any():
+        raise ValueError("segment_ids must number the texts 0, 1, 2, ... in order, each text's tokens together (e.g. [[0, 0, 1, 2, 2]])")
 
 
 class AdditivePooling(nn.Layer):

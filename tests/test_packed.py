@@ -134,6 +134,42 @@ def test_packed_texts_refuse_what_they_do_not_offer(options, call, message):
         model(ids, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "segment_ids", [[[1, 1, 2, 2]], [[0, 0, 2, 2]], [[0, 0, 1, 0]], [[-1, 0, 0, 0]], [[0.0, 0.0, 1.0, 1.0]]],
+    ids=["not-from-0", "gap", "text-split", "negative", "float"],
+)  # fmt: skip
+def test_malformed_segment_ids_are_refused(segment_ids):
+    model = FastformerModel(_config())
+    with pytest.raises(ValueError, match="segment_ids must"):
+        model(paddle.to_tensor([[5, 6, 7, 8]]), segment_ids=paddle.to_tensor(segment_ids))
+
+
+def test_packed_texts_need_exactly_one_of_ids_and_embeddings():
+    model = FastformerModel(_config())
+    ids, segments = _packed(_texts(6, [2, 3]))
+    with pytest.raises(ValueError, match="exactly one of input_ids and inputs_embeds"):
+        model(ids, inputs_embeds=paddle.zeros([1, 5, 32]), segment_ids=segments)
+    with pytest.raises(ValueError, match="exactly one of input_ids and inputs_embeds"):
+        model(None, segment_ids=segments)
+
+
+def test_packed_texts_train_as_padded_rows():
+    """The loss and every gradient of a packed batch equal the padded batch's (dropout off)."""
+    texts = _texts(7, [6, 1, 20, 11])
+    labels = paddle.to_tensor([0, 2, 1, 2])
+    gradients = []
+    for packed in (False, True):
+        paddle.seed(8)
+        model = FastformerForSequenceClassification(_config(**FORMS["lucidrains-rotary"]))
+        ids, second = _packed(texts) if packed else _padded(texts)
+        loss = model(ids, labels=labels, **({"segment_ids": second} if packed else {"attention_mask": second}))[0]
+        loss.backward()
+        gradients.append({name: parameter.grad.numpy() for name, parameter in model.named_parameters() if parameter.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys() and len(gradients[0]) > 10
+    for name, padded in gradients[0].items():
+        np.testing.assert_allclose(gradients[1][name], padded, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 def test_a_decoder_refuses_packed_texts():
     model = FastformerModel(_config(is_decoder=True))
     ids, segments = _packed(_texts(5, [3, 4]))

@@ -19,9 +19,9 @@ else:
   its real tokens only, which is what a service's micro-batches are.
 * ``inference.onnx`` and ``inference_packed.onnx`` (with ``onnx=True``): the portable and packed graphs
   converted by paddle2onnx.
-* ``inference_int8.onnx`` (with ``quantize="int8"``, which implies ``onnx``): that graph with onnxruntime's
-  dynamic quantization of its weight matrix products: int8 weights (per output channel), activations
-  quantized per batch at run time; everything else stays float32.
+* ``inference_int8.onnx`` and ``inference_packed_int8.onnx`` (with ``quantize="int8"``, which implies ``onnx``):
+  those graphs with onnxruntime's dynamic quantization of their weight matrix products: int8 weights (per
+  output channel), activations quantized per batch at run time; everything else stays float32.
 * ``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``: the tokenizer.
 * ``inference_config.json``: label names in class-id order, the truncation length (where training
   truncated, :func:`~paddlenlp_fastformer.app.engine.checkpoint.truncation_length`), inputs and output.
@@ -48,7 +48,7 @@ from ..errors import UserError, one_line
 from ..settings import Config
 from .export_format import (
     FUSED_MODEL_FILES, FUSED_MODEL_PREFIX, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE,
-    PACKED_INPUT_NAMES, PACKED_MODEL_FILES, PACKED_MODEL_PREFIX, PACKED_ONNX_FILE,
+    PACKED_INPUT_NAMES, PACKED_MODEL_FILES, PACKED_MODEL_PREFIX, PACKED_ONNX_FILE, PACKED_ONNX_INT8_FILE,
 )  # fmt: skip
 
 __all__ = ["export_inference_model", "export_text_writer", "export_from_config"]
@@ -60,25 +60,16 @@ logger = logging.getLogger("paddlenlp_fastformer")
 ONNX_OPSET = 17
 
 class _ProbabilityModel(paddle.nn.Layer):
-    """The classifier followed by a softmax over classes: the graph that is exported."""
+    """The classifier followed by a softmax over classes: the graph that is exported. Its second input is the
+    attention mask [batch, length], or with ``packed`` the segment ids [1, T] of texts packed in one row."""
 
-    def __init__(self, classifier: paddle.nn.Layer):
+    def __init__(self, classifier: paddle.nn.Layer, packed: bool = False):
         super().__init__()
         self.classifier = classifier
+        self.second_input = "segment_ids" if packed else "attention_mask"
 
-    def forward(self, input_ids: paddle.Tensor, attention_mask: paddle.Tensor) -> paddle.Tensor:
-        return F.softmax(self.classifier(input_ids, attention_mask=attention_mask), axis=-1)
-
-
-class _PackedProbabilityModel(paddle.nn.Layer):
-    """The classifier on packed texts followed by a softmax over classes: the packed graph."""
-
-    def __init__(self, classifier: paddle.nn.Layer):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, input_ids: paddle.Tensor, segment_ids: paddle.Tensor) -> paddle.Tensor:
-        return F.softmax(self.classifier(input_ids, segment_ids=segment_ids), axis=-1)
+    def forward(self, input_ids: paddle.Tensor, mask_or_segments: paddle.Tensor) -> paddle.Tensor:
+        return F.softmax(self.classifier(input_ids, **{self.second_input: mask_or_segments}), axis=-1)
 
 
 def _check_output_dir(output_dir: str) -> None:
@@ -105,7 +96,7 @@ def _save_static_graph(model: paddle.nn.Layer, directory: str, fused: bool = Fal
 def _save_packed_graph(model: paddle.nn.Layer, directory: str) -> None:
     """``paddle.jit.save`` of the packed probability graph (``inference_packed.*``), one row of any length."""
     input_spec = [paddle.static.InputSpec([1, None], "int64", name) for name in PACKED_INPUT_NAMES]
-    static_model = paddle.jit.to_static(_PackedProbabilityModel(model), input_spec=input_spec, full_graph=True)
+    static_model = paddle.jit.to_static(_ProbabilityModel(model, packed=True), input_spec=input_spec, full_graph=True)
     paddle.jit.save(static_model, os.path.join(directory, PACKED_MODEL_PREFIX))
 
 
@@ -131,8 +122,9 @@ def _save_onnx(directory: str, graph_files: tuple = MODEL_FILES, onnx_file: str 
 QUANTIZATIONS = ("int8",)
 
 
-def _save_onnx_int8(directory: str) -> None:
-    """``inference_int8.onnx``: onnxruntime's dynamic int8 quantization of ``inference.onnx``'s weight matmuls.
+def _save_onnx_int8(directory: str, source: str = ONNX_FILE, target: str = ONNX_INT8_FILE) -> None:
+    """``target`` (by default ``inference_int8.onnx``): onnxruntime's dynamic int8 quantization of the weight
+    matmuls of ``source`` (by default ``inference.onnx``).
 
     Only products with a constant (weight) operand are quantized: those of two activations, as in the
     softmax baseline's attention, keep float32, where int8 would cost accuracy for little speed.
@@ -143,12 +135,12 @@ def _save_onnx_int8(directory: str) -> None:
 
     # paddle2onnx emits the weights as Constant nodes behind Identity nodes; the quantizer recognises a
     # weight only as an initializer, so those are turned into initializers first.
-    graph = onnxoptimizer.optimize(onnx.load(os.path.join(directory, ONNX_FILE)), ["extract_constant_to_initializer", "eliminate_identity"])
+    graph = onnxoptimizer.optimize(onnx.load(os.path.join(directory, source)), ["extract_constant_to_initializer", "eliminate_identity"])
     with tempfile.TemporaryDirectory(prefix="quantize-") as scratch, output_redirected_to(os.path.join(scratch, "log")):
         onnx.save(graph, os.path.join(scratch, "float.onnx"))
         quantize_dynamic(
             os.path.join(scratch, "float.onnx"),
-            os.path.join(directory, ONNX_INT8_FILE),
+            os.path.join(directory, target),
             op_types_to_quantize=["MatMul"],
             per_channel=True,
             weight_type=QuantType.QInt8,
@@ -204,17 +196,19 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
                 for name in FUSED_MODEL_FILES:
                     Path(staging, name).unlink(missing_ok=True)
                 logger.warning("the fused-kernel graph could not be exported (%s); the portable graph is", one_line(error)[:300])
+        # (graph files, ONNX file, int8 ONNX file) of the graphs that convert to ONNX
+        standard_graphs = [(MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE)]
         if _packs_texts(model.config):
             _save_packed_graph(model, staging)
+            standard_graphs.append((PACKED_MODEL_FILES, PACKED_ONNX_FILE, PACKED_ONNX_INT8_FILE))
         tokenizer.save_pretrained(staging)
         text = json.dumps(_inference_config(model, tokenizer), indent=2, ensure_ascii=False) + "\n"
         write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), text)
-        if onnx or quantize:
-            _save_onnx(staging)
-            if _packs_texts(model.config):
-                _save_onnx(staging, PACKED_MODEL_FILES, PACKED_ONNX_FILE)
-        if quantize == "int8":
-            _save_onnx_int8(staging)
+        for graph_files, onnx_file, int8_file in standard_graphs:
+            if onnx or quantize:
+                _save_onnx(staging, graph_files, onnx_file)
+            if quantize == "int8":
+                _save_onnx_int8(staging, onnx_file, int8_file)
 
     write_directory_atomically(save, output_dir, overwrite=True)
     return sorted(os.listdir(output_dir))

@@ -27,7 +27,7 @@ from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
 from .export_format import (
     FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, PACKED_INPUT_NAMES, PACKED_MODEL_FILES,
-    PACKED_ONNX_FILE, TOKENIZER_FILES,
+    PACKED_ONNX_FILE, PACKED_ONNX_INT8_FILE, TOKENIZER_FILES,
 )  # fmt: skip
 
 __all__ = [
@@ -84,7 +84,7 @@ class _PaddleInferenceRunner:
         from paddle import inference
 
         self.graph = graph
-        files = {"fused": FUSED_MODEL_FILES, "packed": PACKED_MODEL_FILES}.get(graph, MODEL_FILES)
+        files = _graph_files("paddle", graph)
         config = inference.Config(*(os.path.join(model_dir, name) for name in files))
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(cpu_threads)
@@ -176,12 +176,6 @@ def serving_backend(model_dir: str) -> str:
     return "paddle"
 
 
-def _model_files(backend: str, precision: str) -> tuple:
-    if backend == "paddle":
-        return MODEL_FILES
-    return (ONNX_INT8_FILE,) if precision == "int8" else (ONNX_FILE,)
-
-
 def _check_model_dir(model_dir: str, backend: str, precision: str = "fp32") -> None:
     if backend not in BACKENDS:
         raise UserError(f"backend {backend!r} is not supported; choose one of {', '.join(BACKENDS)}")
@@ -192,7 +186,7 @@ def _check_model_dir(model_dir: str, backend: str, precision: str = "fp32") -> N
     path = Path(model_dir)
     if not path.is_dir():
         raise UserError(f"model directory {model_dir!r} not found; expected the output of tools/export_model.py")
-    required = _model_files(backend, precision) + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
+    required = _graph_files(backend, "portable", precision) + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
     missing = [name for name in required if not (path / name).is_file()]
     if missing:
         hint = " (export with --onnx)" if ONNX_FILE in missing else " (export with --quantize int8)" if ONNX_INT8_FILE in missing else ""
@@ -243,12 +237,11 @@ def create_runner(
         try:
             return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, chosen)
         except Exception as error:  # noqa: BLE001  e.g. a library built from other sources than the graph's
-            if graph != "auto" or chosen != "fused":
+            if graph != "auto" or chosen == "portable":
                 raise
-            logger.warning("the fused graph of %s cannot run here (%s); running the portable graph", model_dir, one_line(error)[:200])
+            logger.warning("the %s graph of %s cannot run here (%s); running the portable graph", chosen, model_dir, one_line(error)[:200])
             return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, "portable")
-    model_file = PACKED_ONNX_FILE if chosen == "packed" else _model_files(backend, precision)[0]
-    return _OnnxRuntimeRunner(model_dir, cpu_threads, model_file, chosen)
+    return _OnnxRuntimeRunner(model_dir, cpu_threads, _graph_files(backend, chosen, precision)[0], chosen)
 
 
 # The graph graph="auto" runs, by backend, the first of these the export holds (and, for "fused", this machine
@@ -259,27 +252,36 @@ AUTO_GRAPHS = {"paddle": ("fused", "packed", "portable"), "onnxruntime": ("packe
 
 def choose_graph(model_dir: str, backend: str, graph: str = "auto", precision: str = "fp32") -> str:
     """The graph ``backend`` runs: ``graph`` itself if the export has it (and, for "fused", the fused kernels'
-    library loads here), or for "auto" the first of ``AUTO_GRAPHS[backend]`` that can run. int8 runs its
-    own (padded) graph; the fused graph runs on Paddle Inference only."""
+    library loads here), or for "auto" the first of ``AUTO_GRAPHS[backend]`` that can run. The fused graph
+    runs on Paddle Inference only, in fp32."""
     if graph not in GRAPHS:
         raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
-    if graph == "fused" and backend != "paddle":
-        raise UserError("the fused graph runs on Paddle Inference only; use --backend paddle, or graph auto, packed or portable")
-    if precision != "fp32":
-        if graph not in ("auto", "portable"):
-            raise UserError(f"precision {precision!r} runs its own padded graph; use graph auto or portable")
-        return "portable"
+    if graph == "fused" and (backend != "paddle" or precision != "fp32"):
+        raise UserError("the fused graph runs on Paddle Inference in fp32 only; use --backend paddle, or graph auto, packed or portable")
     for candidate in AUTO_GRAPHS[backend] if graph == "auto" else (graph,):
-        files = {"fused": FUSED_MODEL_FILES, "packed": PACKED_MODEL_FILES if backend == "paddle" else (PACKED_ONNX_FILE,)}.get(candidate, ())
+        files = _graph_files(backend, candidate, precision)
         if not all(Path(model_dir, name).is_file() for name in files):
             if graph == "auto":
                 continue
-            hint = "export where the fused kernels build" if candidate == "fused" else "export again (with --onnx for onnxruntime)"
-            raise UserError(f"{model_dir}: holds no {candidate} graph ({files[0]}); {hint}, or run another graph")
+            hints = {
+                "fused": "export where the fused kernels build",
+                "packed": "export with this version (adding --onnx for onnxruntime, --quantize int8 for int8); "
+                          "models with softmax attention have none",
+            }  # fmt: skip
+            raise UserError(f"{model_dir}: holds no {candidate} graph ({files[0]}); {hints.get(candidate, 'export again')}, or run another graph")
         if candidate == "fused" and not _fused_kernels_load(graph == "fused"):
             continue
         return candidate
     return "portable"
+
+
+def _graph_files(backend: str, graph: str, precision: str = "fp32") -> tuple:
+    """The files of one graph of an export, on ``backend``, in ``precision``."""
+    if backend == "paddle":
+        return {"fused": FUSED_MODEL_FILES, "packed": PACKED_MODEL_FILES}.get(graph, MODEL_FILES)
+    if graph == "packed":
+        return (PACKED_ONNX_INT8_FILE,) if precision == "int8" else (PACKED_ONNX_FILE,)
+    return (ONNX_INT8_FILE,) if precision == "int8" else (ONNX_FILE,)
 
 
 def _fused_kernels_load(required: bool) -> bool:
@@ -409,8 +411,9 @@ class Predictor:
         """
         seconds_per_text = tokenize_seconds / max(len(token_ids), 1)
         results: list[Optional[dict]] = [None] * len(token_ids)
-        if self.graph == "packed":
-            passes = [range(start, min(start + self.batch_size, len(token_ids))) for start in range(0, len(token_ids), self.batch_size)]
+        if self.graph == "packed":  # no padding to save, yet length order: int8 then scales each pass as on padded graphs
+            order = sorted(range(len(token_ids)), key=lambda index: len(token_ids[index]))
+            passes = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         else:
             passes = plan_forward_passes([len(ids) for ids in token_ids], self.batch_size, self.pass_cost_tokens)
         for indices in passes:
@@ -457,6 +460,8 @@ class Predictor:
 def _packed_inputs(token_ids: list[list[int]]) -> tuple:
     """input_ids and segment_ids [1, T] of texts packed back to back."""
     lengths = [len(ids) for ids in token_ids]
+    if min(lengths) < 1:  # a text without tokens has no place in a pack (encode never makes one: an unknown character is [UNK])
+        raise UserError(f"text {lengths.index(0) + 1} of a packed pass has no tokens; expected at least one")
     input_ids = np.fromiter((token for ids in token_ids for token in ids), dtype=np.int64, count=sum(lengths))
     return input_ids[None], np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)[None]
 

@@ -2,8 +2,8 @@
 
 Requests put their texts on a bounded queue and wait on a future. One worker thread takes the oldest
 request, then keeps taking requests until the batch holds ``max_batch_size`` texts or the oldest has
-waited ``max_wait_ms``, predicts the whole batch (the predictor splits it into forward passes by
-length) and hands each request its share. A full queue refuses a request at once (the service
+waited ``max_wait_ms``, predicts the whole batch (one packed forward pass, or passes by length on a
+padded graph) and hands each request its share. A full queue refuses a request at once (the service
 answers 503) instead of letting waits grow without bound.
 
 Written here rather than taken from a library: PaddleNLP's SimpleServing runs one request per forward

@@ -41,7 +41,7 @@ class ServiceSettings:
     model_dir: str
     backend: str = "auto"  # or paddle, onnxruntime; "auto" is resolved on construction (serving_backend)
     cpu_threads: int = 2
-    max_batch_size: int = 32  # texts per micro-batch; the predictor splits it into forward passes by length
+    max_batch_size: int = 32  # texts per micro-batch: one forward pass on the packed graph, passes by length on a padded one
     max_wait_ms: float = 5.0
     max_queue: int = 256  # requests waiting for the inference thread; one more is answered 503
     max_texts_per_request: int = 256
@@ -148,7 +148,8 @@ class _Service:
             self.load_error = f"{type(error).__name__}: {one_line(error)[:300]}"
 
     def _predict(self, items: list) -> list:
-        """One micro-batch of encoded texts, on the inference thread: the predictor groups it into forward passes."""
+        """One micro-batch of encoded texts, on the inference thread (the predictor runs it as one packed pass, or in
+        passes grouped by length on a padded graph)."""
         passes_before = self.predictor.forward_passes
         results = self.predictor.predict_encoded([ids for ids, _ in items], [cut for _, cut in items])
         self.metrics.record_batch(len(items), self.predictor.forward_passes - passes_before)
