@@ -1,7 +1,7 @@
 """The layers of Fastformer ("Fastformer: Additive Attention Can Be All You Need", arXiv 2108.09084).
 
 The paper's equations, top to bottom: the two public formulations of additive attention (and the softmax
-baseline), the block, the embeddings and the attention pooler; the additive-attention pooling they are
+baseline), the block, the embeddings, the attention pooler and the vocabulary head; the additive-attention pooling they are
 built on (over each text's tokens, or causal: over each token and those before it) is in :mod:`.pooling`.
 :mod:`.modeling` assembles them into PaddleNLP models. The non-matmul work of each layer goes
 through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or in plain Paddle
@@ -30,6 +30,8 @@ __all__ = [
     "FastformerLayer",
     "FastformerEmbeddings",
     "FastformerPooler",
+    "FastformerLMHead",
+    "VocabularyProjection",
     "RotaryEmbedding",
     "build_layers",
 ]
@@ -377,6 +379,34 @@ class FastformerPooler(nn.Layer):
         weights = weights / (weights.sum(axis=1, keepdim=True) + 1e-8)
         pooled = (fused_ops.broadcast_as(weights, hidden_states) * hidden_states).sum(axis=1)  # b D
         return pooled, weights.squeeze(-1)
+
+
+class VocabularyProjection(nn.Layer):
+    """Hidden states -> vocabulary logits, ``h E^T + b`` with ``weight`` E laid out like the word embeddings
+    [vocab_size, hidden_size], so that it can be the embedding matrix itself (``tie_word_embeddings``)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int):
+        super().__init__()
+        self._dtype = self._helper.get_default_dtype()
+        self._bias_attr = None
+        self.weight = self.create_parameter([vocab_size, hidden_size], dtype=self._dtype)
+        self.bias = self.create_parameter([vocab_size], dtype=self._dtype, is_bias=True)
+
+    def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
+        return paddle.matmul(hidden_states, self.weight, transpose_y=True) + self.bias
+
+
+class FastformerLMHead(nn.Layer):
+    """fast-transformer-pytorch's ``to_logits``: LayerNorm then a projection onto the vocabulary."""
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        self.fused = config.use_fused_ops
+        self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.decoder = VocabularyProjection(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
+        return self.decoder(fused_ops.layer_norm(self.layer_norm, hidden_states, self.fused))
 
 
 def build_layers(config: FastformerConfig, cross_attention=None) -> nn.LayerList:

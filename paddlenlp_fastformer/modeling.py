@@ -18,9 +18,8 @@ from paddlenlp.transformers.model_utils import PretrainedModel, register_base_mo
 from . import serialization
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
-from .kernels import fused_ops
 from .kernels.fused_ops import FlatLinear
-from .layers import FastformerEmbeddings, FastformerPooler, build_layers
+from .layers import FastformerEmbeddings, FastformerLMHead, FastformerPooler, VocabularyProjection, build_layers
 from .outputs import DecoderCache, FastformerModelOutput, FastformerSequenceClassifierOutput
 from .pooling import PackedTexts
 
@@ -284,13 +283,7 @@ class FastformerModel(FastformerPretrainedModel):
             raise ValueError("packed texts have no padding to mask and return no attention weights: drop attention_mask and output_attentions")
         if not paddle.in_dynamic_mode():  # an export: its input specs fix the shapes
             return PackedTexts.from_segment_ids(segment_ids)
-        tokens = self._check_tokens(input_ids, inputs_embeds)
-        if tokens.shape[0] != 1 or list(segment_ids.shape) != list(tokens.shape[:2]):
-            raise ValueError(f"packed texts are one row: input_ids [1, T] and segment_ids [1, T], got {list(tokens.shape[:2])} and {list(segment_ids.shape)}")
-        packed = PackedTexts.from_segment_ids(segment_ids)
-        if int(packed.positions.max()) >= self.max_positions:
-            raise ValueError(f"a packed text has more than max_position_embeddings={self.max_positions} tokens")
-        return packed
+        return PackedTexts.from_segment_ids(segment_ids, self._check_tokens(input_ids, inputs_embeds), self.max_positions)
 
     def _token_mask(self, input_ids, attention_mask, inputs_embeds) -> paddle.Tensor:
         """The real-token mask [B, N, 1] (bool), after checking the inputs' shapes."""
@@ -422,34 +415,6 @@ class FastformerForTokenClassification(FastformerPretrainedModel):
         logits = self.classifier(self.dropout(base.last_hidden_state))
         loss = None if labels is None else token_cross_entropy(logits, labels)
         return _task_outputs(TokenClassifierOutput, loss, logits, base, return_dict)
-
-
-class VocabularyProjection(nn.Layer):
-    """Hidden states -> vocabulary logits, ``h E^T + b`` with ``weight`` E laid out like the word embeddings
-    [vocab_size, hidden_size], so that it can be the embedding matrix itself (``tie_word_embeddings``)."""
-
-    def __init__(self, hidden_size: int, vocab_size: int):
-        super().__init__()
-        self._dtype = self._helper.get_default_dtype()
-        self._bias_attr = None
-        self.weight = self.create_parameter([vocab_size, hidden_size], dtype=self._dtype)
-        self.bias = self.create_parameter([vocab_size], dtype=self._dtype, is_bias=True)
-
-    def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
-        return paddle.matmul(hidden_states, self.weight, transpose_y=True) + self.bias
-
-
-class FastformerLMHead(nn.Layer):
-    """fast-transformer-pytorch's ``to_logits``: LayerNorm then a projection onto the vocabulary."""
-
-    def __init__(self, config: FastformerConfig):
-        super().__init__()
-        self.fused = config.use_fused_ops
-        self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
-        self.decoder = VocabularyProjection(config.hidden_size, config.vocab_size)
-
-    def forward(self, hidden_states: paddle.Tensor) -> paddle.Tensor:
-        return self.decoder(fused_ops.layer_norm(self.layer_norm, hidden_states, self.fused))
 
 
 class VocabularyHeadMixin:

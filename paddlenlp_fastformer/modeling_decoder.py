@@ -20,9 +20,9 @@ from paddlenlp.transformers.model_outputs import CausalLMOutputWithCrossAttentio
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig, FastformerConfigError
 from .kernels.fused_ops import FlatLinear
-from .layers import merge_heads, split_heads
+from .layers import FastformerLMHead, merge_heads, split_heads
 from .pooling import MASKED_SCORE, AdditivePooling
-from .modeling import FastformerLMHead, FastformerModel, FastformerPretrainedModel, VocabularyHeadMixin, token_cross_entropy
+from .modeling import FastformerModel, FastformerPretrainedModel, VocabularyHeadMixin, token_cross_entropy
 from .outputs import DecoderCache
 
 __all__ = [

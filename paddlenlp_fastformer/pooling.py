@@ -46,17 +46,22 @@ class PackedTexts(NamedTuple):
     positions: paddle.Tensor
 
     @classmethod
-    def from_segment_ids(cls, segment_ids: paddle.Tensor) -> "PackedTexts":
-        """The layout ``segment_ids`` [1, T] describes; in eager mode, a ValueError unless it numbers texts 0, 1, ...
-        in order, each text's tokens together (an exported graph trusts its caller, as it does for padding)."""
+    def from_segment_ids(cls, segment_ids: paddle.Tensor, tokens: Optional[paddle.Tensor] = None, max_positions: Optional[int] = None):
+        """The layout ``segment_ids`` [1, T] describes. In eager mode, a ValueError unless it numbers texts 0, 1, ...
+        in order, each text's tokens together, matches ``tokens`` (ids [1, T] or vectors [1, T, D]) and no text
+        is longer than ``max_positions`` (an exported graph trusts its caller, as it does for padding)."""
         if paddle.in_dynamic_mode():
             _check_segment_ids(segment_ids)
+            if tokens is not None and list(segment_ids.shape) != list(tokens.shape[:2]):
+                raise ValueError(f"packed texts are one row: input_ids [1, T] and segment_ids [1, T], got {list(tokens.shape[:2])} and {list(segment_ids.shape)}")
         text_of_token = segment_ids.reshape([-1]).astype("int64")  # t
         texts = paddle.arange(text_of_token.max() + 1, dtype="int64")  # s (a run-time count: exports stay dynamic)
         membership = (texts.unsqueeze(1) == text_of_token.unsqueeze(0)).astype("float32")  # s t
         offsets = ((1.0 - membership) * MASKED_SCORE).unsqueeze(-1)  # s t 1
         first_token = membership.argmax(axis=1)  # s: where each text starts (argmax returns the first of equal maxima)
         positions = paddle.arange(paddle.shape(text_of_token)[0], dtype="int64") - paddle.gather(first_token, text_of_token)
+        if max_positions is not None and paddle.in_dynamic_mode() and int(positions.max()) >= max_positions:
+            raise ValueError(f"a packed text has more than max_position_embeddings={max_positions} tokens")
         return cls(membership, offsets, text_of_token, positions.unsqueeze(0))
 
     def spread(self, per_text: paddle.Tensor) -> paddle.Tensor:
@@ -82,7 +87,7 @@ class PackedTexts(NamedTuple):
 
 def _check_segment_ids(segment_ids: paddle.Tensor) -> None:
     ids = segment_ids.numpy()
-    if ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] == 0 or ids.dtype.kind not in "iu":
+    if ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] == 0 or ids.dtype.kind not in "iu":  # one row, integers
         raise ValueError(f"segment_ids must be integers [1, T] with T >= 1, got {ids.dtype} {list(ids.shape)}")
     steps = np.diff(ids[0])
     if ids[0, 0] != 0 or ((steps != 0) & (steps != 1)).any():

@@ -116,7 +116,7 @@ def test_packed_texts_keep_their_own_positions_and_a_long_pack_is_allowed():
         ({"attention_type": "softmax"}, {}, "additive attention encoders"),
         ({}, {"attention_mask": True}, "drop attention_mask"),
         ({}, {"output_attentions": True}, "drop attention_mask and output_attentions"),
-        ({}, {"two_rows": True}, "packed texts are one row"),
+        ({}, {"two_rows": True}, r"segment_ids must be integers \[1, T\]"),
         ({}, {"too_long": True}, "more than max_position_embeddings"),
     ],
     ids=["softmax-attention", "attention-mask", "attention-weights", "two-rows", "text-too-long"],
