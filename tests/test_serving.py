@@ -218,7 +218,8 @@ def test_auto_backend_serves_an_onnx_export_with_onnxruntime(trained, export_dir
     export_model.main(["-c", str(config), "-o", f"Global.pretrained_model={run / 'best'}", f"Global.save_inference_dir={target}", "--onnx"])
     running = Server(target)
     try:
-        assert call(running.port, "/metadata")[1]["backend"] == "onnxruntime"
+        metadata = call(running.port, "/metadata")[1]
+        assert metadata["backend"] == "onnxruntime" and metadata["graph"] == "packed"  # a micro-batch is one pass, no padding
         served = call(running.port, "/predict", {"texts": TEXTS})[1]["results"]
     finally:
         running.stop()
@@ -245,6 +246,11 @@ def test_bad_start_up_options_are_one_line(export_dir, tmp_path, capsys):
 
     assert_one_line_error(run_main(serve.main, ["--model_dir", str(tmp_path / "missing")], capsys), "missing")
     assert_one_line_error(run_main(serve.main, ["--model_dir", str(export_dir), "--max_batch_size", "0"], capsys), "--max_batch_size")
+    older = tmp_path / "older_export"  # an export made before packed graphs existed
+    shutil.copytree(export_dir, older)
+    for path in older.glob("inference_packed.*"):
+        path.unlink()
+    assert_one_line_error(run_main(serve.main, ["--model_dir", str(older), "--graph", "packed"], capsys), "holds no packed graph")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

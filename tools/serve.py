@@ -1,7 +1,8 @@
 """Serve an exported model over HTTP: PaddleNLP SimpleServing's format, /predict, a demo page, micro-batching.
 
     python tools/serve.py --model_dir output/marc_en/inference [--host 127.0.0.1 --port 8189
-        --backend auto|paddle|onnxruntime --cpu_threads N --max_batch_size 32 --max_wait_ms 5]
+        --backend auto|paddle|onnxruntime --graph auto|fused|portable|packed --cpu_threads N --max_batch_size 32
+        --max_wait_ms 5]
 
     curl -s localhost:8189/predict -H 'Content-Type: application/json' -d '{"texts": ["Great sound."]}'
 
@@ -12,7 +13,7 @@ import os
 
 import program
 
-from paddlenlp_fastformer.app.deploy.predictor import BACKENDS, MAX_THREADS
+from paddlenlp_fastformer.app.deploy.predictor import BACKENDS, GRAPHS, MAX_THREADS
 
 
 def build_parser():
@@ -22,9 +23,11 @@ def build_parser():
     parser.add_argument("--port", type=int, default=8189)
     parser.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto",
                         help="auto (default): onnxruntime where the export has its ONNX graph, else paddle")
+    parser.add_argument("--graph", choices=GRAPHS, default="auto",
+                        help="auto (default): the packed graph on onnxruntime, the fused one on paddle where its kernels load")
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine")
     parser.add_argument("--max_batch_size", type=int, default=32,
-                        help="texts per micro-batch at most; it runs as forward passes grouped by length")
+                        help="texts per micro-batch at most: one forward pass on the packed graph, passes by length on a padded one")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a request waits for others to join its batch")
     parser.add_argument("--max_queue", type=int, default=256, help="requests that may wait; one more is answered 503")
     parser.add_argument("--max_texts_per_request", type=int, default=256)

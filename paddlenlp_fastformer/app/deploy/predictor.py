@@ -155,10 +155,13 @@ def _read_inference_config(path: Path) -> tuple:
     return labels, length, vocab_size
 
 
-def check_export(model_dir: str, backend: str, precision: str = "fp32") -> None:
-    """What :class:`Predictor` checks before loading anything: the export's files and its inference_config.json."""
+def check_export(model_dir: str, backend: str, precision: str = "fp32", graph: str = "auto") -> None:
+    """What :class:`Predictor` checks before loading anything: the export's files (those of ``graph`` too) and
+    its inference_config.json."""
     _check_model_dir(model_dir, backend, precision)
     _read_inference_config(Path(model_dir, INFERENCE_CONFIG_FILE))
+    if graph != "auto":
+        choose_graph(model_dir, backend, graph, precision)
 
 
 def serving_backend(model_dir: str) -> str:

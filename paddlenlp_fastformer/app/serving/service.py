@@ -40,6 +40,7 @@ class ServiceSettings:
 
     model_dir: str
     backend: str = "auto"  # or paddle, onnxruntime; "auto" is resolved on construction (serving_backend)
+    graph: str = "auto"  # which of the export's graphs the backend runs (Predictor's graph)
     cpu_threads: int = 2
     max_batch_size: int = 32  # texts per micro-batch: one forward pass on the packed graph, passes by length on a padded one
     max_wait_ms: float = 5.0
@@ -139,7 +140,7 @@ class _Service:
         settings = self.settings
         try:
             self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
-                                       batch_size=settings.max_batch_size)  # fmt: skip
+                                       batch_size=settings.max_batch_size, graph=settings.graph)  # fmt: skip
             self.batcher = MicroBatcher(self._predict, settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
             self.ready.set()
         except UserError as error:
@@ -349,7 +350,7 @@ def serve(settings: ServiceSettings, host: str, port: int) -> None:
 
     from ..deploy.predictor import check_export
 
-    check_export(settings.model_dir, settings.backend)
+    check_export(settings.model_dir, settings.backend, graph=settings.graph)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
     # connections of a socket that says it is TCP; without it every keep-alive answer waited ~40 ms for
