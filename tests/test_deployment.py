@@ -236,13 +236,11 @@ def test_predictor_counts_its_forward_passes(exported, parity_texts):
     assert predictor.forward_passes == -(-len(parity_texts) // 4)
 
 
-def test_without_the_kernels_the_standard_graphs_run_and_are_the_only_ones_exported(exported, tmp_path, monkeypatch):
+def test_without_the_kernels_the_portable_graph_runs_and_no_fused_one_is_exported(exported, tmp_path, monkeypatch):
     formulation, checkpoint, export_dir = exported
     monkeypatch.setattr(library, "load", lambda: None)  # a machine where the kernels cannot be built
     predictor = Predictor(str(export_dir), cpu_threads=1)
-    assert predictor.graph == "packed" and predictor.predict(["works fine"])[0]["label"] in LABEL_NAMES
-    portable = Predictor(str(export_dir), cpu_threads=1, graph="portable").predict(["works fine", "broke at once"])
-    np.testing.assert_allclose(_probabilities(portable), _probabilities(predictor.predict(["works fine", "broke at once"])), atol=TOLERANCE)
+    assert predictor.graph == "portable" and predictor.predict(["works fine"])[0]["label"] in LABEL_NAMES
     with pytest.raises(UserError, match="fused kernels cannot be built"):
         Predictor(str(export_dir), cpu_threads=1, graph="fused")
     export_inference_model(str(checkpoint), str(tmp_path / "portable_only"))

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--backend", choices=BACKENDS, default="paddle")
     parser.add_argument("--graph", choices=GRAPHS, default="auto",
-                        help="auto (default): paddle runs the fused graph where its kernels load, then the packed one; onnxruntime the packed one; else the portable one")
+                        help="auto (default): the fused graph on paddle where its kernels load, the packed one on onnxruntime, else the portable one")
     parser.add_argument("--num_beams", type=int, choices=range(1, 33), default=1, metavar="N",
                         help="a text writer's export: beam search with N beams (default 1: greedy)")
     parser.add_argument("--benchmark", type=program.str2bool, default=False, help="report time per stage and throughput")

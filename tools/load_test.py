@@ -5,11 +5,11 @@
 
 Each request carries one text (cycled from --texts: a prepared split, a raw labelled file, or a .txt file with
 one text per line). Per concurrency level: texts/s, p50/p95/p99 latency, failed requests, and the service's
-memory before and after, and where the CPU went per request (the service's event loop, inference thread
+memory before and after, and where the CPU went per request (the service's event loop, inference threads
 and engine workers, and this load generator, against what the cores offered). With --model_dir (the export
 the service runs) the offline predictor's texts/s on the same texts, measured in this process before the
-load, is the reference (and, for comparison, the predictor given them a micro-batch at a time in arrival
-order). --soak then sends that
+load on the service's graph and on the portable one, the faster of the two, is the reference (and, for
+comparison, the predictor given them a micro-batch at a time in arrival order). --soak then sends that
 many requests with --bad_fraction of them malformed, and reports the service's memory before and after.
 Only loopback URLs are accepted. Prints a Markdown table and writes the rows as CSV.
 """
@@ -73,10 +73,17 @@ def measure(args, texts: list) -> list:
     if args.model_dir:
         limits = metadata["limits"]
         batch = limits["max_batch_size"]
-        offline, arrival = offline_texts_per_second(args.model_dir, texts, batch, metadata["cpu_threads"], metadata["backend"], metadata["graph"])
-        print(f"offline predictor ({metadata['backend']}, {metadata['graph']} graph, {metadata['cpu_threads']} threads): {offline:,.1f} "
-              f"texts/s on the same {len(texts)} texts in one call, passes of at most {batch}; {arrival:,.1f} texts/s when given "
-              f"them {batch} at a time in arrival order, as a micro-batch is (median of 3 runs each)")  # fmt: skip
+        # The service's graph, and the portable one: a graph that suits micro-batches may run a whole file slower,
+        # and the reference is the fastest way the offline predictor has.
+        references = []
+        for graph in dict.fromkeys([metadata["graph"], "portable"]):
+            whole, arrival = offline_texts_per_second(args.model_dir, texts, batch, metadata["cpu_threads"], metadata["backend"], graph)
+            references.append(whole)
+            print(f"offline predictor ({metadata['backend']}, {graph} graph, {metadata['cpu_threads']} threads): {whole:,.1f} "
+                  f"texts/s on the same {len(texts)} texts in one call, passes of at most {batch}; {arrival:,.1f} texts/s when given "
+                  f"them {batch} at a time in arrival order, as a micro-batch is (median of 3 runs each)")  # fmt: skip
+        offline = max(references)
+        print(f"reference (vs offline): {offline:,.1f} texts/s, the faster in one call")
     run_level(args.url, texts[:64], max(args.concurrency))  # warm-up of the service
     rows = []
     for concurrency in args.concurrency:

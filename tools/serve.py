@@ -1,7 +1,7 @@
 """Serve an exported model over HTTP: PaddleNLP SimpleServing's format, /predict, a demo page, micro-batching.
 
     python tools/serve.py --model_dir output/marc_en/inference [--host 127.0.0.1 --port 8189
-        --backend auto|paddle|onnxruntime --graph auto|fused|portable|packed --cpu_threads N --max_batch_size 32
+        --backend auto|paddle|onnxruntime --graph auto|fused|portable|packed --cpu_threads N --inference_workers N --max_batch_size 32
         --max_wait_ms 5]
 
     curl -s localhost:8189/predict -H 'Content-Type: application/json' -d '{"texts": ["Great sound."]}'
@@ -25,7 +25,10 @@ def build_parser():
                         help="auto (default): onnxruntime where the export has its ONNX graph, else paddle")
     parser.add_argument("--graph", choices=GRAPHS, default="auto",
                         help="auto (default): the packed graph on onnxruntime, the fused one on paddle where its kernels load")
-    parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine")
+    parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine(s), in all")
+    parser.add_argument("--inference_workers", type=int, default=None,
+                        help="inference threads, each running micro-batches on its own engine of cpu_threads / N threads "
+                             "(default: one per CPU thread on onnxruntime, one on paddle)")
     parser.add_argument("--max_batch_size", type=int, default=32,
                         help="texts per micro-batch at most: one forward pass on the packed graph, passes by length on a padded one")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a request waits for others to join its batch")
@@ -38,11 +41,11 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("port", "cpu_threads", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
-        if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
+    for name in ("port", "cpu_threads", "inference_workers", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
+        if getattr(args, name) is not None and getattr(args, name) < 1 or (name == "port" and args.port > 65535):
             parser.error(f"--{name} must be a positive integer{' up to 65535' if name == 'port' else ''}, got {getattr(args, name)}")
-    if args.cpu_threads > MAX_THREADS:
-        parser.error(f"--cpu_threads must be at most {MAX_THREADS}, got {args.cpu_threads}")
+    if args.cpu_threads > MAX_THREADS or (args.inference_workers or 1) > 64:
+        parser.error(f"--cpu_threads must be at most {MAX_THREADS} and --inference_workers at most 64, got {args.cpu_threads} and {args.inference_workers}")
     if not 0 <= args.max_wait_ms <= 10_000:
         parser.error(f"--max_wait_ms must be between 0 and 10000, got {args.max_wait_ms}")
     with program.user_errors_exit():

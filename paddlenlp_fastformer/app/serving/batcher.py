@@ -1,9 +1,9 @@
 """Micro-batching: texts of concurrent requests run together, on one inference thread, never on the event loop.
 
-Requests put their texts on a bounded queue and wait on a future. One worker thread takes the oldest
-request, then keeps taking requests until the batch holds ``max_batch_size`` texts or the oldest has
-waited ``max_wait_ms``, predicts the whole batch (one packed forward pass, or passes by length on a
-padded graph) and hands each request its share. A full queue refuses a request at once (the service
+Requests put their texts on a bounded queue and wait on a future. An inference thread (one per predictor,
+each with its own engine) takes the oldest request, then keeps taking requests until the batch holds
+``max_batch_size`` texts or the oldest has waited ``max_wait_ms``, predicts the whole batch (one packed
+forward pass, or passes by length on a padded graph) and hands each request its share. A full queue refuses a request at once (the service
 answers 503) instead of letting waits grow without bound.
 
 Written here rather than taken from a library: PaddleNLP's SimpleServing runs one request per forward
@@ -35,23 +35,26 @@ class _Request:
 
 
 class MicroBatcher:
-    """Batches the texts of concurrent requests for ``predict(texts) -> results`` (one result per text)."""
+    """Batches the texts of concurrent requests for ``predict(texts) -> results`` (one result per text); with
+    several ``predicts``, one inference thread runs each, and they take batches from the same queue."""
 
     def __init__(
         self,
-        predict: Callable[[list], list],
+        predicts: Sequence[Callable[[list], list]],
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int,
     ):
-        self._predict = predict
         self.max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._held: Optional[_Request] = None  # taken from the queue, but for the next batch
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._work, args=(predict,), name=f"inference-{number}", daemon=True)
+            for number, predict in enumerate(predicts)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, texts: Sequence[str]) -> asyncio.Future:
         """Queue ``texts``; the returned future (of the running loop) gets their results, or the error."""
@@ -70,27 +73,26 @@ class MicroBatcher:
         return self._queue.qsize()
 
     @property
-    def thread_id(self) -> int:
-        """The inference thread's native id (for CPU accounting)."""
-        return self._thread.native_id
+    def thread_ids(self) -> list:
+        """The inference threads' native ids (for CPU accounting)."""
+        return [thread.native_id for thread in self._threads]
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish what is queued, then end the worker thread."""
+        """Finish what is queued, then end the inference threads."""
         self._stopping.set()
-        self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def _take(self, timeout: float) -> Optional[_Request]:
-        """The held request, else one from the queue within ``timeout`` seconds (0: only one already there)."""
-        if self._held is not None:
-            request, self._held = self._held, None
-            return request
+        """A request from the queue within ``timeout`` seconds (0: only one already there)."""
         try:
             return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
         except queue.Empty:
             return None
 
-    def _collect(self, first: _Request) -> list[_Request]:
-        """``first`` and the requests that arrive before the batch is full or ``first`` has waited long enough."""
+    def _collect(self, first: _Request) -> tuple[list[_Request], Optional[_Request]]:
+        """``first`` and the requests that arrive before the batch is full or ``first`` has waited long enough;
+        and the request taken that did not fit (it starts this thread's next batch), if any."""
         batch, size = [first], len(first.texts)
         deadline = first.enqueued + self._max_wait
         while size < self.max_batch_size:
@@ -98,26 +100,28 @@ class MicroBatcher:
             if request is None:
                 break
             if size + len(request.texts) > self.max_batch_size:
-                self._held = request  # it starts the next batch
-                break
+                return batch, request
             batch.append(request)
             size += len(request.texts)
-        return batch
+        return batch, None
 
-    def _work(self) -> None:
+    def _work(self, predict: Callable[[list], list]) -> None:
+        held = None
         while True:
-            first = self._take(0.1)
+            first = held or self._take(0.1)
             if first is None:
                 if self._stopping.is_set():
                     return
                 continue
-            self._run(self._collect(first))
+            batch, held = self._collect(first)
+            self._run(predict, batch)
 
-    def _run(self, batch: list) -> None:
+    @staticmethod
+    def _run(predict: Callable[[list], list], batch: list) -> None:
         """Predict one batch and hand each request its share, or the error; never lets an exception end the worker."""
         texts = [text for request in batch for text in request.texts]
         try:
-            results, error = self._predict(texts), None
+            results, error = predict(texts), None
         except Exception as failure:  # noqa: BLE001  every waiting request gets the error, the worker goes on
             results, error = None, failure
         start = 0

@@ -31,14 +31,14 @@ def resident_memory_mb() -> float:
     return float("nan")
 
 
-def cpu_seconds_by_thread(inference_thread_id: int | None) -> dict:
+def cpu_seconds_by_thread(inference_thread_ids=()) -> dict:
     """CPU seconds (user + system) this process has spent, split into the event loop (the main thread), the
-    inference thread (``inference_thread_id``, a native thread id) and every other thread (the inference
-    engine's workers, the thread pool); Linux only (/proc/self/task), else only the process's total.
+    inference threads (``inference_thread_ids``, native thread ids) and every other thread (the inference
+    engines' workers, the thread pool); Linux only (/proc/self/task), else only the process's total.
 
     Written by hand: psutil is not installed with paddlenlp, and ``os.times`` has no per-thread split."""
     main_id = threading.main_thread().native_id
-    split = {"event_loop": 0.0, "inference_thread": 0.0, "other_threads": 0.0}
+    split = {"event_loop": 0.0, "inference_threads": 0.0, "other_threads": 0.0}
     ticks = os.sysconf("SC_CLK_TCK")
     try:
         task_ids = os.listdir("/proc/self/task")
@@ -51,7 +51,7 @@ def cpu_seconds_by_thread(inference_thread_id: int | None) -> dict:
         except OSError:  # the thread ended meanwhile
             continue
         seconds = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of stat(5)
-        role = "event_loop" if int(task_id) == main_id else "inference_thread" if int(task_id) == inference_thread_id else "other_threads"
+        role = "event_loop" if int(task_id) == main_id else "inference_threads" if int(task_id) in inference_thread_ids else "other_threads"
         split[role] += seconds
     times = os.times()
     return {"process": round(times.user + times.system, 3), **({k: round(v, 3) for k, v in split.items()} if task_ids else {})}
@@ -86,7 +86,7 @@ class ServiceMetrics:
             self.forward_passes += forward_passes
             self.texts += num_texts
 
-    def snapshot(self, queued: int, inference_thread_id: int | None = None) -> dict:
+    def snapshot(self, queued: int, inference_thread_ids=()) -> dict:
         with self._lock:
             by_route = collections.defaultdict(lambda: {"requests": 0, "errors": 0, "by_status": {}})
             for (path, status), count in sorted(self.requests.items()):
@@ -109,5 +109,5 @@ class ServiceMetrics:
                 "queued_requests": queued,
                 "in_flight_requests": self.in_flight,
                 "resident_memory_mb": round(resident_memory_mb(), 1),
-                "cpu_seconds": cpu_seconds_by_thread(inference_thread_id),
+                "cpu_seconds": cpu_seconds_by_thread(inference_thread_ids),
             }

@@ -42,6 +42,10 @@ class ServiceSettings:
     backend: str = "auto"  # or paddle, onnxruntime; "auto" is resolved on construction (serving_backend)
     graph: str = "auto"  # which of the export's graphs the backend runs (Predictor's graph)
     cpu_threads: int = 2
+    # Inference threads, each with its own engine of cpu_threads // inference_workers threads; None: one per CPU
+    # thread on onnxruntime (a micro-batch runs faster on two one-thread engines side by side than on one engine
+    # of two threads: docs/serving.md), one on paddle (Paddle Inference holds the GIL through a forward pass).
+    inference_workers: Optional[int] = None
     max_batch_size: int = 32  # texts per micro-batch: one forward pass on the packed graph, passes by length on a padded one
     max_wait_ms: float = 5.0
     max_queue: int = 256  # requests waiting for the inference thread; one more is answered 503
@@ -53,6 +57,8 @@ class ServiceSettings:
             from ..deploy.predictor import serving_backend
 
             self.backend = serving_backend(self.model_dir)
+        if self.inference_workers is None:
+            self.inference_workers = self.cpu_threads if self.backend == "onnxruntime" else 1
 
 
 class BadRequest(Exception):
@@ -139,21 +145,27 @@ class _Service:
 
         settings = self.settings
         try:
-            self.predictor = Predictor(settings.model_dir, backend=settings.backend, cpu_threads=settings.cpu_threads,
-                                       batch_size=settings.max_batch_size, graph=settings.graph)  # fmt: skip
-            self.batcher = MicroBatcher(self._predict, settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
+            threads = max(1, settings.cpu_threads // settings.inference_workers)
+            predictors = [
+                Predictor(settings.model_dir, backend=settings.backend, cpu_threads=threads, batch_size=settings.max_batch_size,
+                          graph=settings.graph)
+                for _ in range(settings.inference_workers)
+            ]  # fmt: skip
+            self.predictor = predictors[0]  # the one that tokenizes (on the event loop) and describes the model
+            predicts = [functools.partial(self._predict, predictor) for predictor in predictors]
+            self.batcher = MicroBatcher(predicts, settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
             self.ready.set()
         except UserError as error:
             self.load_error = one_line(error)
         except Exception as error:  # noqa: BLE001  any library's failure: the service says so instead of loading forever
             self.load_error = f"{type(error).__name__}: {one_line(error)[:300]}"
 
-    def _predict(self, items: list) -> list:
+    def _predict(self, predictor, items: list) -> list:
         """One micro-batch of encoded texts, on the inference thread (the predictor runs it as one packed pass, or in
         passes grouped by length on a padded graph)."""
-        passes_before = self.predictor.forward_passes
-        results = self.predictor.predict_encoded([ids for ids, _ in items], [cut for _, cut in items])
-        self.metrics.record_batch(len(items), self.predictor.forward_passes - passes_before)
+        passes_before = predictor.forward_passes
+        results = predictor.predict_encoded([ids for ids, _ in items], [cut for _, cut in items])
+        self.metrics.record_batch(len(items), predictor.forward_passes - passes_before)
         return results
 
     async def classify(self, texts: list, max_seq_len: Optional[int]) -> list:
@@ -181,6 +193,7 @@ class _Service:
             "backend": settings.backend,
             "graph": self.predictor.graph if self.predictor else None,
             "cpu_threads": settings.cpu_threads,
+            "inference_workers": settings.inference_workers,
             "ready": self.ready.is_set(),
             "labels": self.predictor.label_names if self.predictor else None,
             "max_seq_len": self.predictor.max_seq_len if self.predictor else None,
@@ -248,7 +261,7 @@ async def metadata(request: Request):
 async def metrics(request: Request):
     """Requests and errors per route, batch sizes, latency quantiles, queue, memory, CPU seconds by thread."""
     service, batcher = request.app.state.service, request.app.state.service.batcher
-    return service.metrics.snapshot(queued=batcher.queued if batcher else 0, inference_thread_id=batcher.thread_id if batcher else None)
+    return service.metrics.snapshot(queued=batcher.queued if batcher else 0, inference_thread_ids=batcher.thread_ids if batcher else ())
 
 
 async def page(request: Request):
