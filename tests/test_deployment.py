@@ -25,7 +25,8 @@ from paddlenlp_fastformer.app.data.readers import read_reviews
 from paddlenlp_fastformer.app.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
 from paddlenlp_fastformer.app.deploy import predictor as predictor_module
 from paddlenlp_fastformer.app.deploy.export import export_inference_model
-from paddlenlp_fastformer.app.deploy.predictor import Predictor, read_labelled_texts
+from paddlenlp_fastformer.app.deploy.infer import read_labelled_texts
+from paddlenlp_fastformer.app.deploy.predictor import Predictor
 from paddlenlp_fastformer.app.errors import UserError
 from paddlenlp_fastformer.kernels import library
 

@@ -6,17 +6,22 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ...file_utils import write_text_atomically
+from ..data.labels import dataset_labels
+from ..data.readers import iter_reviews, read_split
 from ..engine.metrics import classification_metrics
 from ..errors import UserError
 from .export_format import INFERENCE_CONFIG_FILE
-from .predictor import DEFAULT_SPLIT_FILE, TIMED_STAGES, Predictor, read_labelled_texts, summarize_timings
+from .predictor import TIMED_STAGES, Predictor, summarize_timings
 
-__all__ = ["InferenceSettings", "run_inference"]
+__all__ = ["InferenceSettings", "run_inference", "read_labelled_texts"]
 
 logger = logging.getLogger("paddlenlp_fastformer")
+# Where a prepared data directory (tools/prepare_data.py) keeps the split that is predicted.
+DEFAULT_SPLIT_FILE = "test.jsonl"
 
 
 @dataclass
@@ -25,7 +30,7 @@ class InferenceSettings:
 
     model_dir: str
     backend: str = "paddle"
-    graph: str = "auto"  # paddle backend: the fused graph where it can run, else the portable one
+    graph: str = "auto"  # see predictor.AUTO_GRAPHS: fused on paddle where it can run, packed on onnxruntime
     cpu_threads: Optional[int] = None
     enable_mkldnn: bool = False
     precision: str = "fp32"
@@ -133,3 +138,35 @@ def _write_summaries(settings: InferenceSettings, texts: Optional[Sequence[str]]
     if references is not None:
         scores = rouge_scores(summaries, references)
         emit(" ".join(f"{name}: {value:.4f}" for name, value in scores.items()) + f"  ({len(references)} texts)")
+
+
+def read_labelled_texts(path: str, label_names: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Texts and class ids (in the order of ``label_names``, the model's) of a data file training reads.
+
+    A prepared split (``{"text", "label": class id}`` JSON lines in a folder tools/prepare_data.py wrote,
+    its ids translated by the names of the folder's label.txt) or a raw file (JSON lines, CSV, TSV with
+    the default fields; gzip or plain; unusable rows skipped as in training; a label the model does not
+    know is an error naming its line). The folder tells the two apart: ``{"text", "label": 3}``
+    outside a dataset folder is raw data whose label is named "3". A directory stands for its
+    prepared ``test.jsonl``.
+    """
+    if Path(path).is_dir():
+        path = str(Path(path) / DEFAULT_SPLIT_FILE)
+    if not Path(path).is_file():
+        raise UserError("file not found; expected a prepared split or a raw labelled text file", path)
+    examples = None
+    if dataset_labels(Path(path).parent) is not None:
+        try:
+            examples = read_split(path, label_names, "data file")
+        except UserError as error:
+            # A file of a dataset folder that fails on its first line is raw data kept there (a CSV, an input
+            # file); a later failure is a damaged prepared split, and its own error is the useful one.
+            if error.line != 1:
+                raise
+    if examples is None:
+        class_ids = {name: index for index, name in enumerate(label_names)}
+        raw = iter_reviews(path, labels=label_names, labels_from=f"the model's labels ({INFERENCE_CONFIG_FILE})")
+        examples = [{"text": example["text"], "label": class_ids[example["label"]]} for example in raw]
+    if not examples:
+        raise UserError("holds no texts to predict", path)
+    return [example["text"] for example in examples], [example["label"] for example in examples]

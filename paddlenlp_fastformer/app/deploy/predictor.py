@@ -22,8 +22,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..data.labels import dataset_labels
-from ..data.readers import iter_reviews, read_split
 from ..errors import UserError, one_line
 from .export_format import (
     FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, PACKED_INPUT_NAMES, PACKED_MODEL_FILES,
@@ -32,7 +30,7 @@ from .export_format import (
 
 __all__ = [
     "BACKENDS", "GRAPHS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner",
-    "choose_graph", "plan_forward_passes", "read_labelled_texts", "serving_backend", "summarize_timings",
+    "choose_graph", "plan_forward_passes", "serving_backend", "summarize_timings",
     "texts_per_second",
 ]  # fmt: skip
 
@@ -50,8 +48,6 @@ ONEDNN_CACHE_CAPACITY = 32
 # also multiply small matrices, which runs well below the machine's speed, so the best value is larger
 # than a pass's fixed overhead alone; docs/serving.md ("Forward passes") has the sweep behind it.
 PASS_COST_TOKENS = 150
-# Where a prepared data directory (tools/prepare_data.py) keeps the split that is predicted.
-DEFAULT_SPLIT_FILE = "test.jsonl"
 
 
 # The stages of a batch that BatchTiming times, in order.
@@ -493,38 +489,3 @@ def summarize_timings(timings: Sequence[BatchTiming]) -> dict:
     summary["texts_per_s"] = summary["texts"] / total_seconds
     summary["tokens_per_s"] = summary["tokens"] / total_seconds
     return summary
-
-
-# ----------------------------------------------------------------------------------------------
-# input files
-# ----------------------------------------------------------------------------------------------
-def read_labelled_texts(path: str, label_names: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Texts and class ids (in the order of ``label_names``, the model's) of a data file training reads.
-
-    A prepared split (``{"text", "label": class id}`` JSON lines in a folder tools/prepare_data.py wrote,
-    its ids translated by the names of the folder's label.txt) or a raw file (JSON lines, CSV, TSV with
-    the default fields; gzip or plain; unusable rows skipped as in training; a label the model does not
-    know is an error naming its line). The folder tells the two apart: ``{"text", "label": 3}``
-    outside a dataset folder is raw data whose label is named "3". A directory stands for its
-    prepared ``test.jsonl``.
-    """
-    if Path(path).is_dir():
-        path = str(Path(path) / DEFAULT_SPLIT_FILE)
-    if not Path(path).is_file():
-        raise UserError("file not found; expected a prepared split or a raw labelled text file", path)
-    examples = None
-    if dataset_labels(Path(path).parent) is not None:
-        try:
-            examples = read_split(path, label_names, "data file")
-        except UserError as error:
-            # A file of a dataset folder that fails on its first line is raw data kept there (a CSV, an input
-            # file); a later failure is a damaged prepared split, and its own error is the useful one.
-            if error.line != 1:
-                raise
-    if examples is None:
-        class_ids = {name: index for index, name in enumerate(label_names)}
-        raw = iter_reviews(path, labels=label_names, labels_from=f"the model's labels ({INFERENCE_CONFIG_FILE})")
-        examples = [{"text": example["text"], "label": class_ids[example["label"]]} for example in raw]
-    if not examples:
-        raise UserError("holds no texts to predict", path)
-    return [example["text"] for example in examples], [example["label"] for example in examples]
