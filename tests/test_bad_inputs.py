@@ -146,9 +146,11 @@ def test_a_damaged_onnx_file_is_one_line(tmp_path, trained, content, capsys):
 
     export_dir = tmp_path / "export"
     export_inference_model(str(trained[1] / "best"), str(export_dir), onnx=True)
-    (export_dir / "inference.onnx").write_bytes(content)
+    for graph_file in ("inference.onnx", "inference_packed.onnx"):
+        (export_dir / graph_file).write_bytes(content)
     argv = ["--model_dir", str(export_dir), "--text", "fine", "--backend", "onnxruntime"]
-    assert_one_line_error(run_main(infer.main, argv, capsys), "cannot be loaded")
+    for graph in ("auto", "portable"):  # auto runs the packed graph on onnxruntime
+        assert_one_line_error(run_main(infer.main, argv + ["--graph", graph], capsys), "cannot be loaded")
 
 
 # ----------------------------------------------------------------------------------------------
