@@ -20,7 +20,7 @@ import paddle.nn.functional as F
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
-from .kernels.fused_ops import FlatLinear
+from .kernels.fused_ops import Dropout, FlatLinear
 from .pooling import MASKED_SCORE, AdditivePooling, PackedTexts, causal_additive_pool
 
 __all__ = [
@@ -290,7 +290,7 @@ class FastformerLayer(nn.Layer):
         self.activation = config.hidden_act
         self.ffn_out = FlatLinear(config.intermediate_size, config.hidden_size, self.fused)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def feed_forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.ffn_out(self.ffn_in(x, activation=self.activation))
@@ -339,7 +339,7 @@ class FastformerEmbeddings(nn.Layer):
         if config.position_embedding_type == "absolute":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps) if official else None
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids=None, inputs_embeds=None, positions: Optional[paddle.Tensor] = None) -> paddle.Tensor:
         """Token vectors of ``input_ids`` [B, N], or the given ``inputs_embeds`` [B, N, D], plus positions:

@@ -18,7 +18,7 @@ from paddlenlp.transformers.model_utils import PretrainedModel, register_base_mo
 from . import serialization
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
-from .kernels.fused_ops import FlatLinear
+from .kernels.fused_ops import Dropout, FlatLinear
 from .layers import FastformerEmbeddings, FastformerLMHead, FastformerPooler, VocabularyProjection, build_layers
 from .outputs import DecoderCache, FastformerModelOutput, FastformerSequenceClassifierOutput
 from .pooling import PackedTexts
@@ -380,7 +380,7 @@ class FastformerForTokenClassification(FastformerPretrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.fastformer = FastformerModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = FlatLinear(config.hidden_size, config.num_labels, config.use_fused_ops)
 
     def forward(

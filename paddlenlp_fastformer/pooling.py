@@ -21,6 +21,7 @@ import paddle.nn as nn
 from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
+from .kernels.fused_ops import Dropout
 
 __all__ = ["AdditivePooling", "PackedTexts", "PoolState", "causal_additive_pool", "MASKED_SCORE"]
 
@@ -104,7 +105,7 @@ class AdditivePooling(nn.Layer):
     def __init__(self, config: FastformerConfig):
         super().__init__()
         self.scale = config.head_size**-0.5
-        self.weights_dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.weights_dropout = Dropout(config.attention_probs_dropout_prob)
         self.fused = config.use_fused_ops
 
     def forward(self, logits: paddle.Tensor, token_mask, values: paddle.Tensor, return_weights: bool = False):

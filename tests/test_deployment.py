@@ -154,6 +154,20 @@ def test_export_directory_holds_everything_to_predict(exported):
         assert {"fastformer_bias_act", "fastformer_token_pool"} <= fused_operators, fused_operators
 
 
+def test_exported_graphs_do_no_training_only_work(exported):
+    """Dropout does nothing at inference, yet Paddle's operator copies its input; and FlatLinear's flattening,
+    which serves the eager backward, would copy a layer's input (read again by the residual) and build its
+    shape with concat operators. Neither is in an exported graph."""
+    formulation, _, export_dir = exported
+    for graph in sorted(set(export_dir.glob("inference*.json")) - {export_dir / "inference_config.json"}):
+        operators = re.findall(r'"\d+\.([a-z_0-9]+)"', graph.read_text(encoding="utf-8"))
+        assert "matmul" in operators, graph.name
+        assert "dropout" not in operators, graph.name
+        # Packing and rotary positions build their layouts with concatenations of their own.
+        if formulation == "official" and graph.name != "inference_packed.json":
+            assert "concat" not in operators, graph.name
+
+
 def test_exported_graph_has_dynamic_batch_and_length(exported):
     import onnxruntime
 

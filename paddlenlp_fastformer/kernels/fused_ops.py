@@ -36,6 +36,7 @@ __all__ = [
     "linear",
     "rotate",
     "FlatLinear",
+    "Dropout",
     "fused_in_static_graphs",
 ]
 
@@ -148,6 +149,8 @@ def scale_tokens(x: paddle.Tensor, row_vector: paddle.Tensor, use_fused_ops: boo
     in one row, 'b n ..., b n ...', every token times its own text's vector (plain ops only)."""
     if row_vector.shape[1] == 1 and available(x, use_fused_ops):
         flat_rows = _dense(row_vector).reshape([0, -1])
+        if x.ndim == 3:  # no reshape: in exported graphs it would copy x, which the caller still reads
+            return _kernels().fastformer_broadcast_mul(_dense(x), flat_rows)
         return _kernels().fastformer_broadcast_mul(_dense(x).reshape([0, 0, -1]), flat_rows).reshape(_shape(x))
     return x * broadcast_as(row_vector, x)
 
@@ -171,9 +174,10 @@ def linear(
     activation: Optional[str] = None,
     residual: Optional[paddle.Tensor] = None,
 ) -> paddle.Tensor:
-    """``activation(flat W + b)``, or ``flat W + b + residual``, for a 2-D ``flat`` [rows, in].
+    """``activation(flat W + b)``, or ``flat W + b + residual``, for ``flat`` [rows, in] (or [..., in]: the
+    kernels treat every leading axis as rows).
 
-    ``residual`` is [rows, out] and only combines with no activation. Fused: one kernel adds the
+    ``residual`` is shaped like the output and only combines with no activation. Fused: one kernel adds the
     bias and applies the activation (or adds the residual) after the matrix product.
     """
     fusable = layer.bias is not None and activation in FUSED_ACTIVATIONS and (residual is None or activation is None)
@@ -225,10 +229,23 @@ class FlatLinear(nn.Linear):
         self, x: paddle.Tensor, activation: Optional[str] = None, residual: Optional[paddle.Tensor] = None
     ) -> paddle.Tensor:
         """``activation(x W + b)``, or ``x W + b + residual`` (``residual`` shaped like the output)."""
+        if not paddle.in_dynamic_mode():
+            # Exported graphs have no backward to speed up, and there a reshape copies its input whenever the
+            # input is read again, as a layer's input is: the product takes 'b n in' as it is.
+            return linear(self, x, self.use_fused_ops, activation, residual)
         out_features = self.weight.shape[1]
         flat_residual = None if residual is None else residual.reshape([-1, out_features])
         out = linear(self, x.reshape([-1, x.shape[-1]]), self.use_fused_ops, activation, flat_residual)
-        if paddle.in_dynamic_mode():
-            return out.reshape(x.shape[:-1] + [out_features])
-        leading = paddle.shape(x)[:-1]  # exported graphs have unknown leading sizes: read them at run time
-        return out.reshape(paddle.concat([leading, paddle.full([1], out_features, dtype=leading.dtype)]))
+        return out.reshape(x.shape[:-1] + [out_features])
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that is left out entirely where it does nothing: outside training, or with ``p`` 0.
+
+    Paddle's runs its kernel even then, which copies the whole input, in eager mode and as an operator of
+    every exported graph.
+    """
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        # nn.Dropout.forward by name: the exporter's code transformation cannot follow a bare super().
+        return nn.Dropout.forward(self, x) if self.training and self.p > 0 else x
