@@ -20,6 +20,7 @@ __all__ = [
     "Column",
     "write_csv",
     "format_table",
+    "format_engine_grid",
     "plot_results",
     "write_outputs",
     "summary",
@@ -120,6 +121,51 @@ def format_table(rows: Sequence[dict], table: str = "speed") -> str:
     ]
     lines += ["| " + " | ".join(_cell(row, column) for column in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# The engines of the deploy presets, as the README's deployment table names them, in its column order.
+ENGINE_COLUMNS = {
+    "paddle-official": "dygraph",
+    "paddle-inference": "Paddle Inference, portable",
+    "paddle-inference-onednn": "portable + oneDNN",
+    "paddle-inference-fused": "Paddle Inference, fused",
+    "paddle-inference-fused-onednn": "fused + oneDNN",
+    "paddle-onnxruntime": "onnxruntime",
+    "paddle-onnxruntime-int8": "onnxruntime int8",
+    "torch-official": "PyTorch eager",
+}
+
+
+def format_engine_grid(rows: Sequence[dict]) -> str:
+    """The deploy presets' rows pivoted: one line per batch shape, tokens/s of each engine (with its ratio to
+    dygraph), then the fused graph against PyTorch and its share of the fp32 matmul peak."""
+    by_shape: Dict[Tuple[int, int], Dict[str, dict]] = {}
+    for row in rows:
+        if row["model"] in ENGINE_COLUMNS:
+            by_shape.setdefault((row["batch"], row["length"]), {})[row["model"]] = row
+    engines = [model for model in ENGINE_COLUMNS if any(model in shape for shape in by_shape.values())]
+    lines = [
+        "| batch | length | " + " | ".join(ENGINE_COLUMNS[model] for model in engines) + " | fused vs PyTorch | fused, of matmul peak |",
+        "|---:|---:|" + "---:|" * (len(engines) + 2),
+    ]
+    for (batch, length), shape in sorted(by_shape.items()):
+        cells = [_engine_cell(shape.get(model)) for model in engines]
+        fused, torch = shape.get("paddle-inference-fused"), shape.get("torch-official")
+        ok = fused is not None and fused["status"] == "ok"
+        versus = f"{fused['tokens_per_s'] / torch['tokens_per_s']:.2f}x" if ok and torch and torch["status"] == "ok" else ""
+        peak = format(fused["fraction_of_matmul_peak"], ".0%") if ok and fused.get("fraction_of_matmul_peak") else ""
+        lines.append(f"| {batch} | {length} | " + " | ".join(cells) + f" | {versus} | {peak} |")
+    return "\n".join(lines)
+
+
+def _engine_cell(row: Optional[dict]) -> str:
+    if row is None:
+        return ""
+    if row["status"] != "ok":
+        return row["status"]
+    ratio = row.get("ratio_vs_dygraph")
+    is_dygraph = row["model"] == "paddle-official"
+    return f"{row['tokens_per_s']:,.0f}" + ("" if is_dygraph or ratio is None else f" ({ratio:.2f}x)")
 
 
 def write_csv(rows: Sequence[dict], path: str) -> None:
@@ -245,6 +291,7 @@ def summary(result: dict, paths: Dict[str, str], table: str) -> str:
             "",
             format_table(result["rows"], table),
             "",
+            *([format_engine_grid(result["rows"]), ""] if table == "deploy" else []),
             "wrote " + ", ".join(paths.values()),
             f"wall time {result['wall_seconds']:.0f} s; load average at the end "
             f"{tuple(round(x, 1) for x in environment['load_average_end'])}",

@@ -57,9 +57,11 @@ def _run_tool(tmp_path, *arguments) -> tuple:
 
 
 def _table_rows(stdout: str, header_start: str) -> list:
-    """The markdown table's data rows as lists of cells (header and separator left out)."""
-    lines = [line for line in stdout.splitlines() if line.startswith("|")]
-    assert lines and lines[0].startswith(header_start), stdout
+    """The data rows, as lists of cells, of the markdown table whose header starts with ``header_start``."""
+    output = stdout.splitlines()
+    starts = [index for index, line in enumerate(output) if line.startswith(header_start)]
+    assert starts, stdout
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), output[starts[0]:]))
     assert set(lines[1].replace("|", "").replace("-", "").replace(":", "")) <= {" ", ""}
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
@@ -131,6 +133,20 @@ def test_deploy_preset_tiny_run_compares_every_engine_with_dygraph(tmp_path):
     table = _table_rows(completed.stdout, header + " max abs diff |")
     assert {(cells[2], int(cells[0]), int(cells[1])) for cells in table} == expected_cases
     assert len(table) == len(expected_cases)
+
+    # The same rows pivoted, as the README's deployment table: one line per batch shape, engines side by side.
+    grid = _table_rows(completed.stdout, "| batch | length | dygraph | Paddle Inference, portable |")
+    assert sorted((int(cells[0]), int(cells[1])) for cells in grid) == [(1, 8), (1, 16), (3, 8), (3, 16)]
+    by_shape = {(int(row["batch"]), int(row["length"]), row["model"]): row for row in rows}
+    for cells in grid:
+        dygraph = by_shape[int(cells[0]), int(cells[1]), "paddle-official"]
+        assert cells[2] == f"{float(dygraph['tokens_per_s']):,.0f}"
+        fused = by_shape.get((int(cells[0]), int(cells[1]), "paddle-inference-fused"))
+        torch = by_shape.get((int(cells[0]), int(cells[1]), "torch-official"))
+        if fused is not None:
+            assert f"{float(fused['tokens_per_s']):,.0f} ({float(fused['ratio_vs_dygraph']):.2f}x)" in cells
+        if fused is not None and torch is not None:
+            assert cells[-2] == f"{float(fused['tokens_per_s']) / float(torch['tokens_per_s']):.2f}x"
 
 
 def test_flop_counter_matches_a_hand_count():
