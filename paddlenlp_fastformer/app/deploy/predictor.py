@@ -404,8 +404,9 @@ class Predictor:
         return [ids[:limit] for ids, limit in zip(token_ids, limits)], truncated
 
     def predict_encoded(self, token_ids: Sequence[list], truncated: Sequence[bool], tokenize_seconds: float = 0.0) -> list[dict]:
-        """:meth:`predict` from :meth:`encode`'s output: ``batch_size`` texts per forward pass in their order on the
-        packed graph, else texts grouped into forward passes by length.
+        """:meth:`predict` from :meth:`encode`'s output: on the packed graph, ``batch_size`` texts per forward pass
+        taken in order of length; else texts grouped into forward passes by length. Results come in the
+        texts' own order.
 
         ``tokenize_seconds`` (the time :meth:`encode` took) is shared out to the batches' timings.
         """
