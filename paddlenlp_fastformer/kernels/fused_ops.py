@@ -169,24 +169,24 @@ def layer_norm(
 
 def linear(
     layer: nn.Linear,
-    flat: paddle.Tensor,
+    x: paddle.Tensor,
     use_fused_ops: bool,
     activation: Optional[str] = None,
     residual: Optional[paddle.Tensor] = None,
 ) -> paddle.Tensor:
-    """``activation(flat W + b)``, or ``flat W + b + residual``, for ``flat`` [rows, in] (or [..., in]: the
-    kernels treat every leading axis as rows).
+    """``activation(x W + b)``, or ``x W + b + residual``, for ``x`` [..., in] (the kernels treat every leading
+    axis as rows).
 
     ``residual`` is shaped like the output and only combines with no activation. Fused: one kernel adds the
     bias and applies the activation (or adds the residual) after the matrix product.
     """
     fusable = layer.bias is not None and activation in FUSED_ACTIVATIONS and (residual is None or activation is None)
-    if fusable and available(flat, use_fused_ops):
-        product = paddle.matmul(flat, layer.weight)
+    if fusable and available(x, use_fused_ops):
+        product = paddle.matmul(x, layer.weight)
         if residual is not None:
             return _kernels().fastformer_bias_residual(_dense(product), layer.bias, _dense(residual))
         return _kernels().fastformer_bias_act(_dense(product), layer.bias, FUSED_ACTIVATIONS[activation])
-    out = F.linear(flat, layer.weight, layer.bias)
+    out = F.linear(x, layer.weight, layer.bias)
     if activation:
         # Imported here: this module imports only paddle, so that importing it never loads paddlenlp.
         from paddlenlp.transformers.activations import ACT2FN
@@ -215,9 +215,9 @@ def rotate(
 class FlatLinear(nn.Linear):
     """A linear layer over the last axis computed as one 2-D matrix product, with an optional epilogue.
 
-    Same parameters as ``nn.Linear``, but the input is flattened to [rows, in] first: on Paddle's CPU
-    kernels the backward of a matmul with a 3-D or 4-D input runs about twice as slow as on the same
-    input flattened (``docs/speed.md``). ``forward`` can also apply an activation or add a residual
+    Same parameters as ``nn.Linear``, but in eager mode the input is flattened to [rows, in] first: on
+    Paddle's CPU kernels the backward of a matmul with a 3-D or 4-D input runs about twice as slow as on
+    the same input flattened (``docs/speed.md``). ``forward`` can also apply an activation or add a residual
     after the product, which the fused kernels do in one pass (:func:`linear`).
     """
 
@@ -240,12 +240,15 @@ class FlatLinear(nn.Linear):
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` that is left out entirely where it does nothing: outside training, or with ``p`` 0.
+    """``nn.Dropout`` that is left out entirely in evaluation, where (in its default ``upscale_in_train`` mode) it
+    returns its input unchanged.
 
-    Paddle's runs its kernel even then, which copies the whole input, in eager mode and as an operator of
-    every exported graph.
+    Paddle's still runs its kernel there, which copies the whole input, in eager mode and as an operator of
+    every exported graph. Training, and the other mode (which scales in evaluation), go through it as before.
     """
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if not self.training and self.mode == "upscale_in_train":
+            return x
         # nn.Dropout.forward by name: the exporter's code transformation cannot follow a bare super().
-        return nn.Dropout.forward(self, x) if self.training and self.p > 0 else x
+        return nn.Dropout.forward(self, x)
