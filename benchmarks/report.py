@@ -137,24 +137,23 @@ ENGINE_COLUMNS = {
 
 
 def format_engine_grid(rows: Sequence[dict]) -> str:
-    """The deploy presets' rows pivoted: one line per batch shape, tokens/s of each engine (with its ratio to
-    dygraph), then the fused graph against PyTorch and its share of the fp32 matmul peak."""
+    """The deploy presets' inference rows pivoted: one line per batch shape (in the run's order), tokens/s of each
+    engine (with its ratio to dygraph), then the fused graph against PyTorch and its share of the fp32 matmul
+    peak."""
     by_shape: Dict[Tuple[int, int], Dict[str, dict]] = {}
     for row in rows:
-        if row["model"] in ENGINE_COLUMNS:
+        if row["model"] in ENGINE_COLUMNS and row["mode"] == "infer":
             by_shape.setdefault((row["batch"], row["length"]), {})[row["model"]] = row
     engines = [model for model in ENGINE_COLUMNS if any(model in shape for shape in by_shape.values())]
-    lines = [
-        "| batch | length | " + " | ".join(ENGINE_COLUMNS[model] for model in engines) + " | fused vs PyTorch | fused, of matmul peak |",
-        "|---:|---:|" + "---:|" * (len(engines) + 2),
-    ]
-    for (batch, length), shape in sorted(by_shape.items()):
+    headers = [ENGINE_COLUMNS[model] for model in engines] + ["fused vs PyTorch", "fused, of matmul peak"]
+    lines = ["| batch | length | " + " | ".join(headers) + " |", "|---:|---:|" + "---:|" * len(headers)]
+    for (batch, length), shape in by_shape.items():
         cells = [_engine_cell(shape.get(model)) for model in engines]
-        fused, torch = shape.get("paddle-inference-fused"), shape.get("torch-official")
+        fused = shape.get("paddle-inference-fused")
         ok = fused is not None and fused["status"] == "ok"
-        versus = f"{fused['tokens_per_s'] / torch['tokens_per_s']:.2f}x" if ok and torch and torch["status"] == "ok" else ""
+        versus = f"{fused['ratio_paddle_vs_torch']:.2f}x" if ok and fused.get("ratio_paddle_vs_torch") else ""
         peak = format(fused["fraction_of_matmul_peak"], ".0%") if ok and fused.get("fraction_of_matmul_peak") else ""
-        lines.append(f"| {batch} | {length} | " + " | ".join(cells) + f" | {versus} | {peak} |")
+        lines.append(f"| {batch} | {length} | " + " | ".join(cells + [versus, peak]) + " |")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.models import MODELS, TORCH_TWIN, Sizes, attention_matrix_mib, flops_per_token
-from benchmarks.report import CSV_COLUMNS, format_table
+from benchmarks.report import CSV_COLUMNS, format_engine_grid, format_table
 from benchmarks.speed import DEFAULTS, PRESETS, settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def test_deploy_preset_tiny_run_compares_every_engine_with_dygraph(tmp_path):
 
     # The same rows pivoted, as the README's deployment table: one line per batch shape, engines side by side.
     grid = _table_rows(completed.stdout, "| batch | length | dygraph | Paddle Inference, portable |")
-    assert sorted((int(cells[0]), int(cells[1])) for cells in grid) == [(1, 8), (1, 16), (3, 8), (3, 16)]
+    assert [(int(cells[0]), int(cells[1])) for cells in grid] == [(1, 8), (1, 16), (3, 8), (3, 16)]
     by_shape = {(int(row["batch"]), int(row["length"]), row["model"]): row for row in rows}
     for cells in grid:
         dygraph = by_shape[int(cells[0]), int(cells[1]), "paddle-official"]
@@ -146,7 +146,31 @@ def test_deploy_preset_tiny_run_compares_every_engine_with_dygraph(tmp_path):
         if fused is not None:
             assert f"{float(fused['tokens_per_s']):,.0f} ({float(fused['ratio_vs_dygraph']):.2f}x)" in cells
         if fused is not None and torch is not None:
-            assert cells[-2] == f"{float(fused['tokens_per_s']) / float(torch['tokens_per_s']):.2f}x"
+            assert cells[-2] == f"{float(fused['ratio_paddle_vs_torch']):.2f}x"
+
+
+def test_engine_grid_pivots_inference_rows_in_run_order():
+    def row(model, batch, length, tokens_per_s, status="ok", mode="infer", **extra):
+        return {"model": model, "batch": batch, "length": length, "tokens_per_s": tokens_per_s, "status": status,
+                "mode": mode, "ratio_vs_dygraph": extra.get("ratio"), "ratio_paddle_vs_torch": extra.get("vs_torch"),
+                "fraction_of_matmul_peak": extra.get("peak")}  # fmt: skip
+
+    rows = [
+        row("paddle-official", 16, 128, 50_000.0, ratio=1.0),
+        row("paddle-official", 16, 128, 1.0, mode="train"),  # another mode: not in the grid
+        row("paddle-inference-fused", 16, 128, 60_000.0, ratio=1.2, vs_torch=1.5, peak=0.8),
+        row("torch-official", 16, 128, 40_000.0),
+        row("paddle-official", 1, 2048, 30_000.0, ratio=1.0),
+        row("paddle-inference-fused", 1, 2048, 0.0, status="oom"),
+        row("torch-official", 1, 2048, 20_000.0),
+    ]
+    lines = format_engine_grid(rows).splitlines()
+    engines = "| dygraph | Paddle Inference, fused | PyTorch eager | fused vs PyTorch | fused, of matmul peak |"
+    assert lines[0] == "| batch | length " + engines
+    assert lines[2:] == [
+        "| 16 | 128 | 50,000 | 60,000 (1.20x) | 40,000 | 1.50x | 80% |",  # the run's order, not sorted
+        "| 1 | 2048 | 30,000 | oom | 20,000 |  |  |",  # a case that did not run shows why, and no ratio
+    ]
 
 
 def test_flop_counter_matches_a_hand_count():
