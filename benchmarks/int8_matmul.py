@@ -47,14 +47,18 @@ def _session(path: str, threads: int):
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def _seconds_per_call(session, x, rounds: int = 5, calls: int = 50) -> list:
+TURNS, ROUNDS_PER_TURN, CALLS_PER_ROUND = 3, 2, 50
+
+
+def _seconds_per_call(session, x) -> list:
+    """One turn: ``ROUNDS_PER_TURN`` rounds of ``CALLS_PER_ROUND`` calls, each round's seconds per call."""
     session.run(None, {"x": x})
     times = []
-    for _ in range(rounds):
+    for _ in range(ROUNDS_PER_TURN):
         started = time.perf_counter()
-        for _ in range(calls):
+        for _ in range(CALLS_PER_ROUND):
             session.run(None, {"x": x})
-        times.append((time.perf_counter() - started) / calls)
+        times.append((time.perf_counter() - started) / CALLS_PER_ROUND)
     return times
 
 
@@ -72,22 +76,27 @@ def main(argv=None):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process a one-node graph
-    shapes = list(dict.fromkeys([(args.hidden, args.hidden), (args.hidden, args.intermediate), (args.intermediate, args.hidden)]))
-    print(f"onnxruntime, {args.threads} threads; median of 6 rounds x 50 calls, the two sessions taking turns")
+    hidden, intermediate = args.hidden, args.intermediate
+    shapes = list(dict.fromkeys([(hidden, hidden), (hidden, intermediate), (intermediate, hidden)]))
+    rounds = TURNS * ROUNDS_PER_TURN
+    print(f"onnxruntime, {args.threads} threads; median of {rounds} rounds x {CALLS_PER_ROUND} calls, the sessions taking turns")
     print("| rows x inner x outer | fp32 us | fp32 GFLOP/s | int8 us | int8 GOP/s | int8 speed-up |")
     print("|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="int8-matmul-") as scratch:
         float_path, int8_path = f"{scratch}/fp32.onnx", f"{scratch}/int8.onnx"
         for inner, outer in shapes:
             _weight_product_graph(float_path, inner, outer)
-            quantize_dynamic(float_path, int8_path, per_channel=True, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+            quantize_dynamic(  # as tools/export_model.py --quantize int8 does
+                float_path, int8_path, per_channel=True, weight_type=QuantType.QInt8,
+                extra_options={"MatMulConstBOnly": True},
+            )
             sessions = {"fp32": _session(float_path, args.threads), "int8": _session(int8_path, args.threads)}
             for rows in args.rows:
                 x = np.random.default_rng(1).standard_normal((rows, inner)).astype(np.float32)
                 times = {name: [] for name in sessions}
-                for _ in range(3):  # turns, so that a drift of the machine's speed hits both
+                for _ in range(TURNS):  # so that a drift of the machine's speed hits both
                     for name, session in sessions.items():
-                        times[name] += _seconds_per_call(session, x, rounds=2)
+                        times[name] += _seconds_per_call(session, x)
                 fp32, int8 = (statistics.median(times[name]) for name in ("fp32", "int8"))
                 operations = 2 * rows * inner * outer
                 print(
