@@ -73,7 +73,8 @@ def main(argv=None):
     import logging
 
     import numpy as np
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from paddlenlp_fastformer.app.deploy.export import quantize_onnx_int8
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process a one-node graph
     hidden, intermediate = args.hidden, args.intermediate
@@ -86,10 +87,7 @@ def main(argv=None):
         float_path, int8_path = f"{scratch}/fp32.onnx", f"{scratch}/int8.onnx"
         for inner, outer in shapes:
             _weight_product_graph(float_path, inner, outer)
-            quantize_dynamic(  # as tools/export_model.py --quantize int8 does
-                float_path, int8_path, per_channel=True, weight_type=QuantType.QInt8,
-                extra_options={"MatMulConstBOnly": True},
-            )
+            quantize_onnx_int8(scratch, "fp32.onnx", "int8.onnx")  # what tools/export_model.py --quantize int8 runs
             sessions = {"fp32": _session(float_path, args.threads), "int8": _session(int8_path, args.threads)}
             for rows in args.rows:
                 x = np.random.default_rng(1).standard_normal((rows, inner)).astype(np.float32)

@@ -51,7 +51,7 @@ from .export_format import (
     PACKED_INPUT_NAMES, PACKED_MODEL_FILES, PACKED_MODEL_PREFIX, PACKED_ONNX_FILE, PACKED_ONNX_INT8_FILE,
 )  # fmt: skip
 
-__all__ = ["export_inference_model", "export_text_writer", "export_from_config"]
+__all__ = ["export_inference_model", "export_text_writer", "export_from_config", "quantize_onnx_int8"]
 
 logger = logging.getLogger("paddlenlp_fastformer")
 
@@ -122,7 +122,7 @@ def _save_onnx(directory: str, graph_files: tuple = MODEL_FILES, onnx_file: str 
 QUANTIZATIONS = ("int8",)
 
 
-def _save_onnx_int8(directory: str, source: str = ONNX_FILE, target: str = ONNX_INT8_FILE) -> None:
+def quantize_onnx_int8(directory: str, source: str = ONNX_FILE, target: str = ONNX_INT8_FILE) -> None:
     """``target`` (by default ``inference_int8.onnx``): onnxruntime's dynamic int8 quantization of the weight
     matmuls of ``source`` (by default ``inference.onnx``).
 
@@ -208,7 +208,7 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
             if onnx or quantize:
                 _save_onnx(staging, graph_files, onnx_file)
             if quantize == "int8":
-                _save_onnx_int8(staging, onnx_file, int8_file)
+                quantize_onnx_int8(staging, onnx_file, int8_file)
 
     write_directory_atomically(save, output_dir, overwrite=True)
     return sorted(os.listdir(output_dir))
