@@ -11,6 +11,7 @@ a commit with an environment variable set, e.g. ``6d485c9:PADDLENLP_FASTFORMER_F
 """
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -117,3 +118,27 @@ def run_commits(entries: Sequence[str], rounds: int = 2, threads: int = 1, log: 
         finally:
             for path in checkouts.values():
                 subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT, capture_output=True)
+
+
+USAGE = """CPU milliseconds per training step of the Paddle models at several commits, beside PyTorch.
+
+    python -m benchmarks.commits 27df232 a69fe2d 6d485c9:PADDLENLP_FASTFORMER_FUSED_OPS=0 HEAD \\
+        [--rounds 2] [--threads 1]
+
+The procedure (worktrees, configurations, CPU time): this module's docstring; measured figures: docs/speed.md.
+"""
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("commits", nargs="+", help="COMMIT or COMMIT:ENV=VALUE, in order")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over every commit and configuration (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of both frameworks (default 1)")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.threads < 1:
+        parser.error("--rounds and --threads must be positive")
+    run_commits(args.commits, args.rounds, args.threads, log=lambda message: print(message, flush=True))
+
+
+if __name__ == "__main__":
+    main()

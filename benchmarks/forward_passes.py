@@ -40,8 +40,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from paddlenlp_fastformer.app.deploy.predictor import PASS_COST_TOKENS, Predictor, texts_per_second
-    from paddlenlp_fastformer.app.serving.load_test import read_texts
+    from fastformer_zoo.deploy.predictor import PASS_COST_TOKENS, Predictor, texts_per_second
+    from fastformer_zoo.serving.load_test import read_texts
 
     texts = read_texts(args.texts)[: args.requests]
     predictors = {}

@@ -1,6 +1,6 @@
 """What users get: training and inference throughput, peak memory and achieved FLOP/s on this CPU.
 
-``tools/benchmark.py`` runs it. Measured side by side in one run, for every sequence length (and, on a
+``python -m benchmarks.speed`` runs it (its command line is at the end of this file). Measured side by side in one run, for every sequence length (and, on a
 batch grid, every batch size):
 
 * ``paddle-official``: Fastformer, official formulation (``FastformerForSequenceClassification``),
@@ -93,10 +93,14 @@ matmul throughput measured in this run. Measured figures of this project's machi
 """
 from __future__ import annotations
 
+import argparse
 import os
+import shlex
+import sys
 from typing import Callable, Optional, Tuple
 
 from . import report
+from .report import TABLES
 from .models import MODELS, MODES, Sizes
 from .run import Settings, run_benchmark
 
@@ -260,10 +264,136 @@ def default_output_dir(preset: str) -> str:
     return os.path.join("output", "benchmark", *([preset] if preset != "grid" else []))
 
 
-def main(settings: Settings, table: str, output_dir: str, command: str, log: Callable[[str], None] = print) -> dict:
+def run(settings: Settings, table: str, output_dir: str, command: str, log: Callable[[str], None] = print) -> dict:
     """Run ``settings``, write the CSV, PNG and JSON to ``output_dir``, and log the summary and table."""
     log(report.describe(settings))
     result = run_benchmark(settings, log)
     paths = report.write_outputs(result, output_dir, command)
     log(report.summary(result, paths, table))
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line
+# ----------------------------------------------------------------------------------------------
+USAGE = """Training and inference speed of Fastformer against the softmax Transformer and PyTorch, and of the
+inference engines against dygraph, side by side on this CPU.
+
+    python -m benchmarks.speed                           # grid: lengths 128..8192 at 2,048 tokens per step
+    python -m benchmarks.speed --preset lucidrains-b16   # fast-transformer-pytorch's configuration, B16 x N512
+    python -m benchmarks.speed --preset paper-b64        # the paper's model, B64 x N256, also on Paddle Inference
+    python -m benchmarks.speed --preset deploy           # engines vs dygraph, batch 1 16 64 x length 32 128 512
+    python -m benchmarks.speed --preset deploy-long      # the same engines, 128..8192 tokens at 2,048 per batch
+    python -m benchmarks.speed --quick                   # a smoke test
+
+Options given explicitly override the preset's. Writes benchmark.csv, .png and .json under
+output/benchmark[/PRESET]. Method and FLOP formulas: this module's docstring; measured figures: docs/speed.md.
+"""
+
+
+def _default(name: str) -> str:
+    value = DEFAULTS[name]
+    shown = " ".join(map(str, value)) if isinstance(value, list) else value
+    return f"default: the preset's; grid: {shown}"
+
+
+def _add_size_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hidden", type=int, help=f"hidden size ({_default('hidden')})")
+    parser.add_argument("--heads", type=int, help=f"attention heads ({_default('heads')})")
+    parser.add_argument("--layers", type=int, help=f"blocks ({_default('layers')})")
+    parser.add_argument("--intermediate", type=int, help=f"feed-forward width ({_default('intermediate')})")
+    parser.add_argument("--vocab-size", type=int, help=f"vocabulary; sizes the LM head ({_default('vocab_size')})")
+    parser.add_argument("--dropout", type=float, help=f"hidden dropout of the official models ({_default('dropout')})")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lengths", type=int, nargs="+", help=_default("lengths"))
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", help="measure every batch size at every length instead of a token budget"
+    )
+    parser.add_argument(
+        "--tokens-per-step", type=int, help=f"batch = max(1, this // length) ({_default('tokens_per_step')})"
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads of every framework; 0 = all cores (the default)")
+    parser.add_argument(
+        "--repeats", type=int, help=f"rounds over all cases, each in fresh processes ({_default('repeats')})"
+    )
+    parser.add_argument("--warmup", type=int, help=f"untimed steps before the timed ones ({_default('warmup')})")
+    parser.add_argument("--steps", type=int, help=f"timed steps per case and round ({_default('steps')})")
+    parser.add_argument("--modes", nargs="+", choices=MODES, help="default: the preset's; grid: train infer")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(MODELS),
+        metavar="MODEL",
+        help=f"any of {', '.join(MODELS)} (default: every model of the preset)",
+    )
+    parser.add_argument(
+        "--torch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure the PyTorch twins (default: when torch and fast-transformer-pytorch import)",
+    )
+    parser.add_argument(
+        "--max-seconds-per-case",
+        type=float,
+        help=f"kill or skip a case beyond this ({_default('max_seconds_per_case')})",
+    )
+    parser.add_argument(
+        "--max-memory-mib",
+        type=float,
+        help=f"skip a softmax case whose estimated N^2 attention memory exceeds this ({_default('max_memory_mib')})",
+    )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["auto", "passive", "active", "default"],
+        help=(
+            "OMP_WAIT_POLICY of the frameworks' processes. 'auto' (default): passive for torch, unchanged "
+            "for paddle, each one's better setting on a shared CPU (docs/md); 'passive'/'active': "
+            "both; 'default': leave the environment"
+        ),
+    )
+    parser.add_argument(
+        "--matmul-size", type=int, help=f"size of the fp32 matmul peak test ({_default('matmul_size')})"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="grid",
+        help="grid (default), quick, lucidrains-b16, paper-b64, deploy or deploy-long; see the presets above",
+    )
+    parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
+    _add_run_options(parser)
+    _add_size_options(parser)
+    parser.add_argument("--table", choices=list(TABLES), help="columns of the printed table (default: the preset's)")
+    parser.add_argument(
+        "--output-dir", help="CSV, PNG and JSON go here (default output/benchmark, or output/benchmark/PRESET)"
+    )
+    return parser
+
+
+def main(argv=None) -> dict:
+    # Paddle's C++ warnings (glog) about its own internals, unless the user asked for them; the fork servers
+    # that import paddle inherit it.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    preset = "quick" if args.quick else args.preset
+    options = vars(args)
+    overrides = {name: options[name] for name in DEFAULTS if name in options}
+    try:
+        settings, table = settings_for(preset, overrides, torch=args.torch)
+    except ValueError as error:
+        parser.error(str(error))
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(shlex.quote(part) for part in ["python", "-m", "benchmarks.speed", *arguments])
+    output_dir = args.output_dir or default_output_dir(preset)
+    return run(settings, table, output_dir, command, log=lambda message: print(message, flush=True))
+
+
+if __name__ == "__main__":
+    main()

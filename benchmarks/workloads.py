@@ -138,7 +138,7 @@ def export_official(sizes: Sizes, directory: str, onnx: bool) -> Tuple[str, Opti
     Returns the export directory, and why there is no ONNX model when ``onnx`` was asked for (None
     when there is one), so that a missing paddle2onnx or onnxruntime costs only the onnxruntime cases.
     """
-    from paddlenlp_fastformer.app.deploy.export import export_inference_model
+    from fastformer_zoo.deploy.export import export_inference_model
 
     pretrained, exported = os.path.join(directory, "pretrained"), os.path.join(directory, "inference")
     write_random_classifier(pretrained, sizes.vocab, sizes.max_length, build_paddle(DYGRAPH_MODEL, sizes))
@@ -261,7 +261,7 @@ def _torch_step(spec: ModelSpec, model, ids, labels, mode: str) -> Step:
 def _engine_step(spec: ModelSpec, export_dir: str, threads: int, ids) -> Step:
     import numpy as np
 
-    from paddlenlp_fastformer.app.deploy.predictor import create_runner
+    from fastformer_zoo.deploy.predictor import create_runner
 
     backend = "onnxruntime" if spec.engine.startswith("onnxruntime") else "paddle"
     precision = "int8" if spec.engine == "onnxruntime-int8" else "fp32"

@@ -1,40 +1,62 @@
-"""Fastformer for PaddleNLP: configuration, model, tokenizer, checkpoint conversion and fused CPU kernels.
+"""Fastformer for PaddleNLP: configuration, model with every head, tokenizer, checkpoint conversion and
+fused CPU kernels; what PaddleNLP would hold as ``paddlenlp/transformers/fastformer/``.
 
-The public names load on first use, so that ``import paddlenlp_fastformer`` (and the application's
-data readers under it) does not import paddle. Importing changes nothing process-wide but the
-registration with PaddleNLP's Auto classes (:mod:`.auto_registration`); the CPU tuning of
-:func:`tune_cpu` is a call that tools and users make themselves.
+Importing the package registers its classes with PaddleNLP's Auto classes and changes nothing else
+process-wide; :func:`tune_cpu` is an explicit call (the tools make it).
 """
-import importlib
+import sys
 
-from .auto_registration import register_when_paddlenlp_loads
+import paddlenlp.transformers as _transformers
+from paddlenlp.transformers.auto import configuration as _auto_configuration
+from paddlenlp.transformers.auto import modeling as _auto_modeling
 
-# public name -> the module that defines it
-_PUBLIC_NAMES = {
-    "FastformerConfig": "configuration",
-    "FastformerTokenizer": "tokenizer",
-    "FastformerPretrainedModel": "modeling",
-    "FastformerModel": "modeling",
-    "FastformerForSequenceClassification": "modeling",
-    "FastformerForTokenClassification": "modeling",
-    "FastformerForMaskedLM": "modeling",
-    "FastformerForCausalLM": "modeling",
-    "FastformerForConditionalGeneration": "modeling",
-    "tune_cpu": "cpu",
-}
-__all__ = list(_PUBLIC_NAMES)
+from . import configuration, modeling, tokenizer
+from .configuration import FastformerConfig, FastformerConfigError
+from .cpu import tune_cpu
+from .modeling import (
+    FastformerForCausalLM,
+    FastformerForConditionalGeneration,
+    FastformerForMaskedLM,
+    FastformerForSequenceClassification,
+    FastformerForTokenClassification,
+    FastformerModel,
+    FastformerPretrainedModel,
+)
+from .tokenizer import FastformerTokenizer
+
+__all__ = [
+    "FastformerConfig",
+    "FastformerConfigError",
+    "FastformerTokenizer",
+    "FastformerPretrainedModel",
+    "FastformerModel",
+    "FastformerForSequenceClassification",
+    "FastformerForTokenClassification",
+    "FastformerForMaskedLM",
+    "FastformerForCausalLM",
+    "FastformerForConditionalGeneration",
+    "tune_cpu",
+]
 
 
-def __getattr__(name: str):
-    if name not in _PUBLIC_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_PUBLIC_NAMES[name]}", __name__), name)
-    globals()[name] = value
-    return value
+def _register_with_paddlenlp_auto_classes() -> None:
+    """PaddleNLP 2.8.1 has no ``register()``: its Auto classes find configs and tokenizers by class name in
+    ``paddlenlp.transformers``, and models by importing ``paddlenlp.transformers.<name>.modeling`` for a
+    class-name prefix of ``MAPPING_NAMES``. So this package is put at that module path, and its prefix
+    first in the mapping, so that no other model's prefix claims a "Fastformer..." class name."""
+    sys.modules.setdefault("paddlenlp.transformers.fastformer", sys.modules[__name__])
+    for module in (configuration, modeling, tokenizer):
+        sys.modules.setdefault(f"paddlenlp.transformers.fastformer.{module.__name__.rsplit('.', 1)[1]}", module)
+    for name in __all__:
+        if name.startswith("Fastformer"):
+            setattr(_transformers, name, globals()[name])
+    _auto_configuration.AutoConfig.MAPPING_NAMES["fastformer"] = [FastformerConfig]
+    _auto_modeling.MAPPING_NAMES["Fastformer"] = "fastformer"
+    _auto_modeling.MAPPING_NAMES.move_to_end("Fastformer", last=False)
+    for task, class_name in _auto_modeling.MAPPING_TASKS.items():
+        auto_class = getattr(_auto_modeling, class_name, None)
+        if auto_class is not None and auto_class._name_mapping is not None:
+            auto_class._name_mapping.update(_auto_modeling.get_name_mapping(task))
 
 
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
-
-register_when_paddlenlp_loads()
+_register_with_paddlenlp_auto_classes()

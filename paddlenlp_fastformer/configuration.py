@@ -21,7 +21,6 @@ from typing import Any, Callable, NamedTuple, Optional
 from paddlenlp.transformers.activations import ACT2FN
 from paddlenlp.transformers.configuration_utils import PretrainedConfig
 
-from .auto_registration import register_with_paddlenlp_auto
 
 __all__ = [
     "FastformerConfig", "FastformerConfigError", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES", "CROSS_ATTENTION_TYPES",
@@ -260,6 +259,3 @@ class FastformerConfig(PretrainedConfig):
             raise FastformerConfigError(
                 "position_embedding_type", "'rotary' exists only with formulation='lucidrains'", ("formulation",)
             )
-
-
-register_with_paddlenlp_auto(__name__)

@@ -20,22 +20,18 @@ import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
-import paddle
 import paddle.nn as nn
 from paddlenlp.transformers.conversion_utils import StateDictNameMapping
 
-from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .serialization import CheckpointError, check_finite
-from .modeling import FastformerForMaskedLM, FastformerForSequenceClassification, FastformerPretrainedModel
 
 __all__ = [
     "SOURCES",
     "name_mappings",
     "convert_arrays",
-    "head_for",
     "ConversionError",
-    "convert_state_dict",
+    "checkpoint_config",
     "load_torch_state_dict",
     "read_official_config_json",
     "torch_to_paddle_name",
@@ -104,7 +100,7 @@ def torch_to_paddle_name(source: str, key: str) -> Optional[str]:
 
 def paddle_to_torch_name(source: str, key: str) -> Optional[str]:
     """The PyTorch key that fills a Paddle state-dict key of the model converted from ``source``."""
-    return _translate(key, [(paddle, torch) for torch, paddle in NAME_PREFIXES[source]])
+    return _translate(key, [(ours, theirs) for theirs, ours in NAME_PREFIXES[source]])
 
 
 # Fields of the authors' fastformer.json (a BertConfig) that carry over to FastformerConfig.
@@ -287,34 +283,21 @@ def convert_arrays(source: str, state_dict: Mapping[str, np.ndarray], model: nn.
     return {key: value.astype(np.float32) for key, value in converted.items()}
 
 
-def head_for(source: str, config: FastformerConfig) -> FastformerPretrainedModel:
-    """The Paddle model a checkpoint of ``source`` converts into: the masked-LM head (fast-transformer-pytorch's
-    ``to_logits``) or the authors' classifier."""
-    return FastformerForMaskedLM(config) if source == "lucidrains" else FastformerForSequenceClassification(config)
-
-
-def convert_state_dict(
+def checkpoint_config(
     source: str,
     state_dict: Mapping[str, np.ndarray],
     official_config_json: Optional[Mapping] = None,
     max_seq_len: Optional[int] = None,
-) -> FastformerPretrainedModel:
-    """Build the Paddle model for ``source`` and load ``state_dict`` into it, checking every key and shape.
-
-    The sizes come from the tensors (lucidrains) or from the authors' config json (official).
-    """
+) -> FastformerConfig:
+    """The configuration a PyTorch checkpoint of ``source`` converts into: its sizes come from the tensors
+    (lucidrains) or from the authors' config json (official)."""
     if source == "lucidrains":
-        config = infer_lucidrains_config(state_dict, max_seq_len)
-    elif source == "official":
+        return infer_lucidrains_config(state_dict, max_seq_len)
+    if source == "official":
         if official_config_json is None:
             raise ConversionError("official checkpoints need the authors' config json (--config)")
-        config = official_config(state_dict, official_config_json)
-    else:
-        raise ConversionError(f"unknown source {source!r}: expected one of {SOURCES}")
-    model = head_for(source, config)
-    model.set_state_dict({key: paddle.to_tensor(value) for key, value in convert_arrays(source, state_dict, model).items()})
-    model.eval()
-    return model
+        return official_config(state_dict, official_config_json)
+    raise ConversionError(f"unknown source {source!r}: expected one of {SOURCES}")
 
 
 def read_official_config_json(path: str) -> dict:
@@ -332,5 +315,3 @@ def read_official_config_json(path: str) -> dict:
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
         raise ConversionError(f"{path}: unreadable ({error}); expected the authors' fastformer.json") from None
 
-
-register_with_paddlenlp_auto(__name__)  # see auto_registration: any of our modules may be imported first

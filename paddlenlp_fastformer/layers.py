@@ -17,7 +17,6 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import Dropout, FlatLinear
@@ -34,6 +33,9 @@ __all__ = [
     "VocabularyProjection",
     "RotaryEmbedding",
     "build_layers",
+    "SoftmaxCrossAttention",
+    "AdditiveCrossAttention",
+    "CROSS_ATTENTIONS",
 ]
 
 
@@ -433,4 +435,58 @@ def build_layers(config: FastformerConfig, cross_attention=None) -> nn.LayerList
     )
 
 
-register_with_paddlenlp_auto(__name__)  # see auto_registration: any of our modules may be imported first
+# ----------------------------------------------------------------------------------------------
+# cross-attention: a decoder reading its encoder
+# ----------------------------------------------------------------------------------------------
+class SoftmaxCrossAttention(nn.Layer):
+    """Standard multi-head attention from each decoder position to the real encoder tokens. The encoder's keys
+    and values are computed once per source and kept in the cache; each decoder token then costs O(M)."""
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        self.attention = nn.MultiHeadAttention(config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob)
+
+    def forward(self, hidden_states, memory, memory_mask, cache=None):
+        """'b n D' reading 'b m D' (real tokens: memory_mask 'b m') -> 'b n D', and the cache (keys, values, mask)."""
+        attention = self.attention
+        if cache is None:
+            keys, values = (
+                split_heads(projection(memory), attention.num_heads).transpose([0, 2, 1, 3]) for projection in (attention.k_proj, attention.v_proj)
+            )  # b h m d
+            cache = (keys, values, memory_mask)
+        keys, values, memory_mask = cache
+        query = split_heads(attention.q_proj(hidden_states), attention.num_heads).transpose([0, 2, 1, 3])  # b h n d
+        scores = paddle.matmul(query, keys, transpose_y=True) * attention.head_dim**-0.5  # b h n m
+        scores = paddle.where(memory_mask.unsqueeze([1, 2]), scores, paddle.full_like(scores, MASKED_SCORE))
+        weights = F.dropout(F.softmax(scores, axis=-1), attention.dropout, training=self.training)
+        return attention.out_proj(merge_heads(paddle.matmul(weights, values).transpose([0, 2, 1, 3]))), cache
+
+
+class AdditiveCrossAttention(nn.Layer):
+    """Fastformer's global key across the two sequences: the encoder's keys, pooled once by additive attention
+    into one global key per head, multiply each decoder query element-wise (as the global key multiplies each
+    query in Fastformer's self-attention), then a transform with the query as residual. The pool is computed
+    once per source: each decoder token costs O(1) whatever the source length."""
+
+    def __init__(self, config: FastformerConfig):
+        super().__init__()
+        hidden, heads = config.hidden_size, config.num_attention_heads
+        self.num_heads = heads
+        self.query = FlatLinear(hidden, hidden, config.use_fused_ops)
+        self.key = FlatLinear(hidden, hidden, config.use_fused_ops)
+        self.key_att = FlatLinear(hidden, heads, config.use_fused_ops)
+        self.transform = FlatLinear(hidden, hidden, config.use_fused_ops)
+        self.output = FlatLinear(hidden, hidden, config.use_fused_ops)
+        self.pool = AdditivePooling(config)
+
+    def forward(self, hidden_states, memory, memory_mask, cache=None):
+        """'b n D' reading 'b m D' (real tokens: memory_mask 'b m') -> 'b n D', and the cache (the global key 'b 1 D')."""
+        if cache is None:
+            key = self.key(memory)
+            global_key, _ = self.pool(self.key_att(key), memory_mask.unsqueeze(-1), split_heads(key, self.num_heads))
+            cache = (merge_heads(global_key),)  # b 1 D
+        query = self.query(hidden_states)
+        return self.output(self.transform(query * cache[0], residual=query)), cache
+
+
+CROSS_ATTENTIONS = {"softmax": SoftmaxCrossAttention, "additive": AdditiveCrossAttention}

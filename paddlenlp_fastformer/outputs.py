@@ -12,7 +12,6 @@ from typing import NamedTuple, Optional
 import paddle
 from paddlenlp.transformers.model_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
-from .auto_registration import register_with_paddlenlp_auto
 
 __all__ = ["DecoderCache", "FastformerModelOutput", "FastformerSequenceClassifierOutput"]
 
@@ -53,6 +52,3 @@ class FastformerSequenceClassifierOutput(SequenceClassifierOutput):
     """``SequenceClassifierOutput`` with the pooler's token weights [B, N] (see :class:`FastformerModelOutput`)."""
 
     pooler_attentions: Optional[paddle.Tensor] = None
-
-
-register_with_paddlenlp_auto(__name__)  # see auto_registration: any of our modules may be imported first

@@ -18,7 +18,6 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .auto_registration import register_with_paddlenlp_auto
 from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import Dropout
@@ -202,6 +201,3 @@ def causal_additive_pool(
         outputs.append(prefix.pooled)
         state = PoolState(*(part[:, -1] for part in prefix))
     return paddle.concat(outputs, axis=1)[:, :length], state
-
-
-register_with_paddlenlp_auto(__name__)  # see auto_registration: any of our modules may be imported first

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from paddlenlp.transformers import PretrainedTokenizer
 from paddlenlp.transformers.tokenizer_utils_base import BatchEncoding
 
-from .auto_registration import register_with_paddlenlp_auto
 from .file_utils import write_text_atomically
 
 __all__ = ["FastformerTokenizer", "SPECIAL_TOKEN_IDS"]
@@ -333,6 +332,3 @@ class FastformerTokenizer(PretrainedTokenizer):
         """
         vocab_path = os.path.join(save_directory, self.resource_files_names["vocab_file"])
         write_text_atomically(vocab_path, "".join(token + "\n" for token in self.ids_to_tokens))
-
-
-register_with_paddlenlp_auto(__name__)

@@ -35,8 +35,8 @@ TINY_MODEL = {
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """Synthetic reviews prepared once per session: 400 rows -> 320 train / 40 dev / 40 test."""
-    from paddlenlp_fastformer.app.data.prepare import prepare_dataset
-    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
+    from fastformer_zoo.data.prepare import prepare_dataset
+    from fastformer_zoo.data.synthetic import write_synthetic_reviews
 
     root = tmp_path_factory.mktemp("tiny_data")
     raw = write_synthetic_reviews(root / "raw.json", 400, seed=7)
@@ -109,8 +109,8 @@ def assert_one_line_error(result, *fragments, alone=True):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_data_dir):
-    from paddlenlp_fastformer.app.engine.trainer import train
-    from paddlenlp_fastformer.app.settings import load_config
+    from fastformer_zoo.engine.trainer import train
+    from fastformer_zoo.settings import load_config
 
     root = tmp_path_factory.mktemp("trained")
     config = write_tiny_config(root / "tiny.yaml", tiny_data_dir, root / "out", Global={"max_steps": 3})

@@ -44,8 +44,8 @@ def arm(kill_at, record: list) -> None:
 
 def run_target(plan: dict, run: dict) -> None:
     if plan["target"] == "train":
-        from paddlenlp_fastformer.app.engine.trainer import train
-        from paddlenlp_fastformer.app.settings import load_config
+        from fastformer_zoo.engine.trainer import train
+        from fastformer_zoo.settings import load_config
 
         config_path, *overrides = plan["args"]
         train(load_config(config_path, overrides + run.get("overrides", [])))
@@ -84,7 +84,7 @@ def run_in_child(plan: dict, run: dict, record_path: str) -> dict:
 
 
 def main(plan_path: str, result_path: str) -> None:
-    import paddlenlp_fastformer.app.engine.trainer  # noqa: F401  (paddle imported once, before the forks)
+    import fastformer_zoo.engine.trainer  # noqa: F401  (paddle imported once, before the forks)
     import prepare_data  # noqa: F401
 
     plan = json.loads(Path(plan_path).read_text())

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as torch_F
 
 from benchmarks.torch_reference import official_config_json
-from paddlenlp_fastformer.conversion import _linear_weight_names, convert_state_dict, torch_to_paddle_name
+from paddlenlp_fastformer.conversion import _linear_weight_names, torch_to_paddle_name
+from paddlenlp_fastformer.modeling import FastformerPretrainedModel
 from torch_models import lucidrains_model, official_model, padded_batch, state_dict_numpy
 
 torch.set_num_threads(2)
@@ -41,7 +42,7 @@ def assert_forward_close(paddle_out: np.ndarray, torch_out: np.ndarray):
 @pytest.mark.parametrize("dim, depth, heads, dim_head, absolute", LUCIDRAINS_CASES)
 def test_lucidrains_forward(dim, depth, heads, dim_head, absolute):
     reference = lucidrains_model(VOCAB, dim, depth, heads, dim_head, SEQ_LEN, absolute)
-    model = convert_state_dict("lucidrains", state_dict_numpy(reference), max_seq_len=SEQ_LEN)
+    model = FastformerPretrainedModel.from_torch_state_dict("lucidrains", state_dict_numpy(reference), max_seq_len=SEQ_LEN)
     ids, mask = padded_batch(VOCAB, LENGTHS, SEQ_LEN, seed=depth)
     with torch.no_grad():
         expected = reference(torch.from_numpy(ids), mask=torch.from_numpy(mask)).numpy()
@@ -53,7 +54,7 @@ def test_lucidrains_forward(dim, depth, heads, dim_head, absolute):
 def test_official_forward(hidden, depth, heads, intermediate):
     reference = official_model(VOCAB, hidden, depth, heads, intermediate, SEQ_LEN)
     config_json = official_config_json(hidden, depth, heads, intermediate, SEQ_LEN)
-    model = convert_state_dict("official", state_dict_numpy(reference), official_config_json=config_json)
+    model = FastformerPretrainedModel.from_torch_state_dict("official", state_dict_numpy(reference), official_config_json=config_json)
     ids, _ = padded_batch(VOCAB, LENGTHS, SEQ_LEN, seed=depth)
     with torch.no_grad():
         expected = reference(torch.from_numpy(ids)).numpy()
@@ -151,11 +152,11 @@ def test_backward_and_adam_steps(source, sizes, dtype):
     """
     if source == "lucidrains":
         reference = lucidrains_model(VOCAB, *sizes[:4], SEQ_LEN, sizes[4])
-        model = convert_state_dict(source, state_dict_numpy(reference), max_seq_len=SEQ_LEN)
+        model = FastformerPretrainedModel.from_torch_state_dict(source, state_dict_numpy(reference), max_seq_len=SEQ_LEN)
     else:
         reference = official_model(VOCAB, sizes[0], sizes[1], sizes[2], sizes[3], SEQ_LEN)
         config_json = official_config_json(sizes[0], sizes[1], sizes[2], sizes[3], SEQ_LEN)
-        model = convert_state_dict(source, state_dict_numpy(reference), official_config_json=config_json)
+        model = FastformerPretrainedModel.from_torch_state_dict(source, state_dict_numpy(reference), official_config_json=config_json)
     if dtype == "float64":
         reference.double(), model.to(dtype="float64")
     reference.train(), model.train()  # dropout is 0 in both: train mode must change nothing

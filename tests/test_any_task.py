@@ -204,8 +204,8 @@ def skewed_dataset(tmp_path, capsys):
 
 
 def test_class_balanced_sampler_visits_every_class_equally(tmp_path, capsys):
-    from paddlenlp_fastformer.app.data.loader import ReviewDataset, make_dataloader
-    from paddlenlp_fastformer.app.data.readers import read_prepared
+    from fastformer_zoo.data.loader import ReviewDataset, make_dataloader
+    from fastformer_zoo.data.readers import read_prepared
     from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
     examples = read_prepared(skewed_dataset(tmp_path, capsys) / "train.jsonl", 2)
@@ -233,8 +233,8 @@ def test_balanced_class_weights_and_sampler_train(tmp_path, capsys):
 def test_class_weights_follow_scikit_learn_balanced_rule(tmp_path):
     from sklearn.utils.class_weight import compute_class_weight
 
-    from paddlenlp_fastformer.app.engine.tasks import ClassificationTask
-    from paddlenlp_fastformer.app.settings import load_config
+    from fastformer_zoo.engine.tasks import ClassificationTask
+    from fastformer_zoo.settings import load_config
 
     config = load_config(write_tiny_config(tmp_path / "c.yaml", tmp_path, tmp_path / "out", Data={"class_weights": "balanced"}))
     labels = [0] * 7 + [1] * 2 + [3]  # class 2 has no example: weight 0

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, Payload, assert_one_line_error, run_main, write_tiny_config
-from paddlenlp_fastformer.app.data.readers import read_prepared, read_reviews
-from paddlenlp_fastformer.app.errors import UserError
-from paddlenlp_fastformer.file_utils import write_directory_atomically
+from fastformer_zoo.data.readers import read_prepared, read_reviews
+from fastformer_zoo.errors import UserError
+from fastformer_zoo.directories import write_directory_atomically
 from paddlenlp_fastformer.serialization import CheckpointError, load_weights, save_arrays
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
@@ -132,7 +132,7 @@ def test_a_checkpoint_of_other_classes_is_not_scored_against_these_labels(traine
     ],
 )
 def test_exports_that_would_break_prediction_are_refused(tmp_path, trained, damage, fragment, capsys):
-    from paddlenlp_fastformer.app.deploy.export import export_inference_model
+    from fastformer_zoo.deploy.export import export_inference_model
 
     export_dir = tmp_path / "export"
     export_inference_model(str(trained[1] / "best"), str(export_dir), onnx=True)
@@ -142,7 +142,7 @@ def test_exports_that_would_break_prediction_are_refused(tmp_path, trained, dama
 
 @pytest.mark.parametrize("content", [b"", b"\x08\x01garbage", b"not onnx at all"])
 def test_a_damaged_onnx_file_is_one_line(tmp_path, trained, content, capsys):
-    from paddlenlp_fastformer.app.deploy.export import export_inference_model
+    from fastformer_zoo.deploy.export import export_inference_model
 
     export_dir = tmp_path / "export"
     export_inference_model(str(trained[1] / "best"), str(export_dir), onnx=True)
@@ -196,8 +196,8 @@ def test_a_lock_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path,
 
 
 def test_data_re_prepared_during_a_run_is_refused_on_resume(tmp_path, tiny_data_dir, capsys):
-    from paddlenlp_fastformer.app.engine.trainer import train
-    from paddlenlp_fastformer.app.settings import load_config
+    from fastformer_zoo.engine.trainer import train
+    from fastformer_zoo.settings import load_config
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data_dir, data)

@@ -1,4 +1,4 @@
-"""tools/benchmark.py and the benchmarks package: --quick and a tiny deploy run (CSV, PNG, one table row
+"""python -m benchmarks.speed and the benchmarks package: --quick and a tiny deploy run (CSV, PNG, one table row
 per case), the FLOP counter by hand, the presets against the shipped config, the one table formatter,
 and the fork servers' separation of the frameworks.
 
@@ -8,6 +8,7 @@ No timing assertions: the run's numbers depend on the machine and on whatever el
 import csv
 import importlib.util
 import itertools
+import os
 import json
 import subprocess
 import sys
@@ -36,11 +37,12 @@ def _expected_models(preset: str) -> list:
 
 
 def _run_tool(tmp_path, *arguments) -> tuple:
-    """Run tools/benchmark.py into tmp_path/benchmark; return the completed process and the CSV rows."""
+    """Run python -m benchmarks.speed into tmp_path/benchmark; return the completed process and the CSV rows."""
     output_dir = tmp_path / "benchmark"
     completed = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "tools" / "benchmark.py"), *arguments, "--output-dir", str(output_dir)],
+        [sys.executable, "-m", "benchmarks.speed", *arguments, "--output-dir", str(output_dir)],
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},  # the benchmarks are outside the wheel
         capture_output=True,
         text=True,
         timeout=900,
@@ -230,7 +232,7 @@ def test_attention_memory_estimate_only_for_softmax():
 
 def test_paper_preset_is_the_shipped_paper_config():
     """--preset paper-b64 measures configs/amazon.yaml's model at the paper's batch and length."""
-    from paddlenlp_fastformer.app.settings import load_config
+    from fastformer_zoo.settings import load_config
 
     paper = load_config(PROJECT_ROOT / "configs" / "amazon.yaml")
     preset = PRESETS["paper-b64"]

@@ -1,4 +1,4 @@
-"""Tests of paddlenlp_fastformer.app.settings: schema defaults, shipped configs, overrides and error messages."""
+"""Tests of fastformer_zoo.settings: schema defaults, shipped configs, overrides and error messages."""
 import inspect
 import sys
 from pathlib import Path
@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from paddlenlp_fastformer import FastformerConfig
-from paddlenlp_fastformer.app.errors import UserError
-from paddlenlp_fastformer.app.settings import MODEL_KEYS, Config, config_to_dict, load_config, save_config
+from fastformer_zoo.errors import UserError
+from fastformer_zoo.settings import MODEL_KEYS, Config, config_to_dict, load_config, save_config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))

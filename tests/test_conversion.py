@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from paddlenlp_fastformer import FastformerForMaskedLM, FastformerForSequenceClassification
-from paddlenlp_fastformer.conversion import ConversionError, convert_state_dict
+from paddlenlp_fastformer.conversion import ConversionError
+from paddlenlp_fastformer.modeling import FastformerPretrainedModel
 from benchmarks.torch_reference import official_config_json
 from torch_models import lucidrains_model, official_model, padded_batch, state_dict_numpy
 
@@ -471,7 +472,7 @@ def test_tied_lucidrains_keys_are_accepted_and_shared(tool_main, workspace):
     for i in range(3):  # torch's state_dict repeats the tied tensors under every layer
         assert f"layers.{i}.0.fn.to_q_attn_logits.weight" in state
         assert f"layers.{i}.0.fn.to_k_attn_logits.weight" in state
-    model = convert_state_dict("lucidrains", state_dict_numpy(reference), max_seq_len=SEQ_LEN)
+    model = FastformerPretrainedModel.from_torch_state_dict("lucidrains", state_dict_numpy(reference), max_seq_len=SEQ_LEN)
     layers = model.fastformer.layers
     assert all(layer.attention.to_q_attn_logits.weight is layers[0].attention.to_q_attn_logits.weight for layer in layers)
     assert np.allclose(layers[2].attention.to_k_attn_logits.weight.numpy(), state["layers.0.0.fn.to_k_attn_logits.weight"].numpy().T)
@@ -484,14 +485,14 @@ def test_tied_key_missing_under_one_layer_is_named(workspace):
     state = state_dict_numpy(lucidrains_absolute())
     del state["layers.1.0.fn.to_q_attn_logits.weight"]
     with pytest.raises(ConversionError, match=r"missing key\(s\) \['layers\.1\.0\.fn\.to_q_attn_logits\.weight'\]"):
-        convert_state_dict("lucidrains", state)
+        FastformerPretrainedModel.from_torch_state_dict("lucidrains", state)
 
 
 def test_tied_keys_with_different_values_are_rejected():
     state = state_dict_numpy(lucidrains_absolute())
     state["layers.0.0.fn.to_q_attn_logits.weight"] = state["layers.0.0.fn.to_q_attn_logits.weight"] + 1.0
     with pytest.raises(ConversionError, match="to_q_attn_logits"):
-        convert_state_dict("lucidrains", state)
+        FastformerPretrainedModel.from_torch_state_dict("lucidrains", state)
 
 
 def test_non_standard_rotary_frequencies_are_rejected(tool_main, workspace):

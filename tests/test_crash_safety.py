@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, write_tiny_config
-from paddlenlp_fastformer.app.engine import checkpoint
-from paddlenlp_fastformer.file_utils import recover_directory
+from fastformer_zoo.engine import checkpoint
+from fastformer_zoo.directories import recover_directory
 from paddlenlp_fastformer.serialization import load_weights
 
 DRIVER = PROJECT_ROOT / "tests" / "crash_driver.py"

@@ -1,4 +1,4 @@
-"""Tests for paddlenlp_fastformer.app.data: readers, prepare_dataset, synthetic data, sampler, collator, CLI."""
+"""Tests for fastformer_zoo.data: readers, prepare_dataset, synthetic data, sampler, collator, CLI."""
 
 import gzip
 import json
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paddlenlp_fastformer.app.data.loader import LengthBucketBatchSampler, ReviewDataset, make_collator, make_dataloader
-from paddlenlp_fastformer.app.data.prepare import prepare_dataset
-from paddlenlp_fastformer.app.data.labels import STAR_LABELS
-from paddlenlp_fastformer.app.data.readers import FieldChoice, read_prepared, read_reviews
-from paddlenlp_fastformer.app.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
-from paddlenlp_fastformer.app.errors import UserError
+from fastformer_zoo.data.loader import LengthBucketBatchSampler, ReviewDataset, make_collator, make_dataloader
+from fastformer_zoo.data.prepare import prepare_dataset
+from fastformer_zoo.data.labels import STAR_LABELS
+from fastformer_zoo.data.readers import FieldChoice, read_prepared, read_reviews
+from fastformer_zoo.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
+from fastformer_zoo.errors import UserError
 from conftest import default_data_source
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 

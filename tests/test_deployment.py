@@ -20,14 +20,14 @@ import pytest
 
 from conftest import default_data_source, write_tiny_config
 from paddlenlp_fastformer import FastformerConfig, FastformerForSequenceClassification, FastformerTokenizer
-from paddlenlp_fastformer.app.data.labels import STAR_LABELS as LABEL_NAMES
-from paddlenlp_fastformer.app.data.readers import read_reviews
-from paddlenlp_fastformer.app.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
-from paddlenlp_fastformer.app.deploy import predictor as predictor_module
-from paddlenlp_fastformer.app.deploy.export import export_inference_model
-from paddlenlp_fastformer.app.deploy.infer import read_labelled_texts
-from paddlenlp_fastformer.app.deploy.predictor import Predictor
-from paddlenlp_fastformer.app.errors import UserError
+from fastformer_zoo.data.labels import STAR_LABELS as LABEL_NAMES
+from fastformer_zoo.data.readers import read_reviews
+from fastformer_zoo.data.synthetic import generate_synthetic_reviews, write_synthetic_reviews
+from fastformer_zoo.deploy import predictor as predictor_module
+from fastformer_zoo.deploy.export import export_inference_model
+from fastformer_zoo.deploy.infer import read_labelled_texts
+from fastformer_zoo.deploy.predictor import Predictor
+from fastformer_zoo.errors import UserError
 from paddlenlp_fastformer.kernels import library
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, write_tiny_config
 
-from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, results_markdown
-from paddlenlp_fastformer.app.errors import UserError
+from fastformer_zoo.reporting import best_run, load_runs, replace_block, results_markdown
+from fastformer_zoo.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from results_table import replace_readme_block  # noqa: E402  (the README-editing code lives in tools/)
 
 
 
@@ -71,7 +70,7 @@ def test_table_readme_and_figure(kept_runs, tiny_data_dir):
     figure = kept_runs / "confusion.png"
     result = run_tool(
         str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(kept_runs / "results"),
-        "--readme", str(readme), "--figure", str(figure), "--set-name", f"{tiny_data_dir / 'dev.jsonl'}=Dev again",
+        "--markdown", str(readme), "--figure", str(figure), "--set-name", f"{tiny_data_dir / 'dev.jsonl'}=Dev again",
         cwd=kept_runs,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -105,7 +104,7 @@ def test_missing_results_and_bad_readme(tmp_path, kept_runs):
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(UserError, match="expected one '<!-- results:begin -->' line"):
-        replace_readme_block(readme, results_markdown(load_runs(kept_runs / "results")))
+        replace_block(readme, results_markdown(load_runs(kept_runs / "results")))
     result = run_tool(str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(tmp_path), cwd=tmp_path)
     last_line = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and last_line.startswith("error: ") and "no */metrics.json found" in last_line
@@ -123,9 +122,9 @@ def test_text_writer_runs_keep_rouge_and_make_their_own_table(tmp_path):
     beside the paper's Table 6, and a folder mixing classifiers and text writers is refused."""
     import json
 
-    from paddlenlp_fastformer.app.data.pairs import prepare_pairs
-    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
-    from paddlenlp_fastformer.app.engine.experiments import summary_results_markdown
+    from fastformer_zoo.data.pairs import prepare_pairs
+    from fastformer_zoo.data.synthetic import write_synthetic_reviews
+    from fastformer_zoo.reporting import summary_results_markdown
 
     splits = [write_synthetic_reviews(tmp_path / f"{name}.json", size, seed) for name, size, seed in (("a", 64, 1), ("b", 16, 2), ("c", 16, 3))]
     prepare_pairs(splits, tmp_path / "pairs", (0, 0, 0))

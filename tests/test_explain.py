@@ -5,8 +5,8 @@ import sys
 import numpy as np
 
 from conftest import PROJECT_ROOT, assert_one_line_error, run_main
-from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
-from paddlenlp_fastformer.app.engine.explain import explain
+from fastformer_zoo.engine.checkpoint import load_checkpoint
+from fastformer_zoo.engine.explain import explain
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
 import explain as explain_tool  # noqa: E402

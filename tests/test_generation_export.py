@@ -8,8 +8,8 @@ import paddle
 import pytest
 from test_seq2seq import CASES, SMALL, seq2seq, source_and_target
 
-from paddlenlp_fastformer.app.deploy import generation
-from paddlenlp_fastformer.app.deploy.generation import beam_search, greedy_search
+from fastformer_zoo.deploy import generation
+from fastformer_zoo.deploy.generation import beam_search, greedy_search
 
 
 def exported_search(model, directory, source, mask, num_beams=1, max_new_tokens=10):
@@ -83,9 +83,9 @@ def test_tools_export_and_infer_write_the_titles_tools_eval_writes(tmp_path, cap
     from conftest import PROJECT_ROOT, write_tiny_config
     from test_training import run
 
-    from paddlenlp_fastformer.app.data.pairs import prepare_pairs
-    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
-    from paddlenlp_fastformer.app.engine.tasks import Seq2SeqTask
+    from fastformer_zoo.data.pairs import prepare_pairs
+    from fastformer_zoo.data.synthetic import write_synthetic_reviews
+    from fastformer_zoo.engine.tasks import Seq2SeqTask
 
     splits = [write_synthetic_reviews(tmp_path / f"{name}.json", size, seed) for name, size, seed in (("a", 160, 1), ("b", 20, 2), ("c", 30, 3))]
     prepare_pairs(splits, tmp_path / "pairs", (0, 0, 0))

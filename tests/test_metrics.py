@@ -1,9 +1,9 @@
-"""Tests of paddlenlp_fastformer.app.engine.metrics against small examples worked out by hand."""
+"""Tests of fastformer_zoo.scoring against small examples worked out by hand."""
 import json
 
 import pytest
 
-from paddlenlp_fastformer.app.engine.metrics import classification_metrics, format_metrics_table
+from fastformer_zoo.scoring import classification_metrics, format_metrics_table
 
 # Two classes where macro-F1 (mean of per-class F1) differs from the F1 of mean precision and recall.
 #   true 0: predicted 0,0,0            true 1: predicted 0,0,0,1,1

@@ -200,15 +200,16 @@ def test_convert_from_torch_equals_the_converter(source, tmp_path):
     from benchmarks.torch_reference import official_config_json
     from torch_models import lucidrains_model, official_model, state_dict_numpy
 
-    from paddlenlp_fastformer.conversion import ConversionError, convert_state_dict
+    from paddlenlp_fastformer.conversion import ConversionError
+    from paddlenlp_fastformer.modeling import FastformerPretrainedModel
 
     if source == "official":
         reference_model = official_model(60, 32, 1, 4, 48, 16)
-        converted = convert_state_dict("official", state_dict_numpy(reference_model), official_config_json(32, 1, 4, 48, 16))
+        converted = FastformerPretrainedModel.from_torch_state_dict("official", state_dict_numpy(reference_model), official_config_json(32, 1, 4, 48, 16))
         head = FastformerForSequenceClassification
     else:
         reference_model = lucidrains_model(50, 32, 2, 4, 8, 16, absolute=False)
-        converted = convert_state_dict("lucidrains", state_dict_numpy(reference_model), max_seq_len=16)
+        converted = FastformerPretrainedModel.from_torch_state_dict("lucidrains", state_dict_numpy(reference_model), max_seq_len=16)
         head = FastformerForMaskedLM
     torch.save(reference_model.state_dict(), tmp_path / "pytorch_model.bin")
     converted.config.save_pretrained(str(tmp_path))

@@ -15,13 +15,13 @@ from paddlenlp_fastformer import (
     FastformerForTokenClassification,
     FastformerModel,
 )
-from paddlenlp_fastformer.app.data.corpus import iter_texts, leak_key, prepare_corpus
-from paddlenlp_fastformer.app.data.loader import TextDataset, make_dataloader
-from paddlenlp_fastformer.app.data.masking import MaskingCollator
-from paddlenlp_fastformer.app.engine import trainer
-from paddlenlp_fastformer.app.engine.tasks import ClassificationTask, MaskedLMTask
-from paddlenlp_fastformer.app.errors import UserError
-from paddlenlp_fastformer.app.settings import load_config
+from fastformer_zoo.data.corpus import iter_texts, leak_key, prepare_corpus
+from fastformer_zoo.data.loader import TextDataset, make_dataloader
+from fastformer_zoo.data.masking import MaskingCollator
+from fastformer_zoo.engine import trainer
+from fastformer_zoo.engine.tasks import ClassificationTask, MaskedLMTask
+from fastformer_zoo.errors import UserError
+from fastformer_zoo.settings import load_config
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
@@ -166,7 +166,7 @@ def test_pretraining_text_holding_a_test_review_is_refused(tmp_path, corpus_dir,
 
 
 def test_a_titled_held_out_split_still_catches_its_bare_body(tmp_path):
-    from paddlenlp_fastformer.app.data.corpus import check_no_leak
+    from fastformer_zoo.data.corpus import check_no_leak
 
     held_out = tmp_path / "test.jsonl"
     held_out.write_text(json.dumps({"text": "Great value. The battery lasts for days and the screen is bright.", "label": 4}) + "\n")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, assert_one_line_error, run_main, write_tiny_config
-from paddlenlp_fastformer.app.engine.metrics import classification_metrics, format_metrics_table
+from fastformer_zoo.scoring import classification_metrics, format_metrics_table
 from paddlenlp_fastformer.serialization import load_weights
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))

@@ -1,4 +1,4 @@
-"""The reproduction report's logs (tools/reprod/run.py): they regenerate, and every step's diff is under its threshold."""
+"""The reproduction report's logs (python -m benchmarks.reprod): they regenerate, and every step's diff is under its threshold."""
 import subprocess
 import sys
 
@@ -12,7 +12,7 @@ STEPS = ("data", "forward", "forward_lucidrains", "metric", "loss", "lr", "backw
 def test_reprod_logs_regenerate_with_every_diff_under_its_threshold(tmp_path):
     ReprodDiffHelper = pytest.importorskip("reprod_log").ReprodDiffHelper
     completed = subprocess.run(
-        [sys.executable, "tools/reprod/run.py", "--output_dir", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.reprod", "--output_dir", str(tmp_path)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, Payload, assert_one_line_error, run_main, write_tiny_config
-from paddlenlp_fastformer.app.deploy.export import export_inference_model
+from fastformer_zoo.deploy.export import export_inference_model
 from paddlenlp_fastformer.serialization import CheckpointError, load_weights, save_arrays
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
@@ -208,10 +208,10 @@ def test_infer_refuses_non_finite_outputs(tmp_path, trained):
     """A graph with NaN weights (written past every check, as a damaged file would be) is never served."""
     import paddle
 
-    from paddlenlp_fastformer.app.deploy import export as export_module
-    from paddlenlp_fastformer.app.deploy.predictor import Predictor
-    from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
-    from paddlenlp_fastformer.app.errors import UserError
+    from fastformer_zoo.deploy import export as export_module
+    from fastformer_zoo.deploy.predictor import Predictor
+    from fastformer_zoo.engine.checkpoint import load_checkpoint
+    from fastformer_zoo.errors import UserError
 
     export_dir = tmp_path / "export"
     export_inference_model(str(trained[1] / "best"), str(export_dir))

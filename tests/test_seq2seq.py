@@ -103,8 +103,8 @@ def test_a_pretrained_masked_lm_starts_the_encoder(tmp_path):
 @pytest.fixture(scope="module")
 def pairs_dir(tmp_path_factory):
     """Synthetic reviews and their titles as a pairs folder (train 240, dev 40, test 40)."""
-    from paddlenlp_fastformer.app.data.pairs import prepare_pairs
-    from paddlenlp_fastformer.app.data.synthetic import write_synthetic_reviews
+    from fastformer_zoo.data.pairs import prepare_pairs
+    from fastformer_zoo.data.synthetic import write_synthetic_reviews
 
     root = tmp_path_factory.mktemp("pairs")
     splits = [write_synthetic_reviews(root / f"{name}.json", size, seed) for name, size, seed in (("a", 240, 1), ("b", 40, 2), ("c", 40, 3))]
@@ -116,7 +116,7 @@ def test_tools_train_learns_titles_and_its_best_model_writes_them(tmp_path, pair
     from conftest import write_tiny_config
     from test_training import run
 
-    from paddlenlp_fastformer.app.engine.tasks import Seq2SeqTask
+    from fastformer_zoo.engine.tasks import Seq2SeqTask
     from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
     config = write_tiny_config(tmp_path / "c.yaml", pairs_dir, tmp_path / "out", Global={"task": "seq2seq", "epochs": 2},
@@ -137,7 +137,7 @@ def test_tools_train_learns_titles_and_its_best_model_writes_them(tmp_path, pair
 
     from conftest import PROJECT_ROOT
 
-    from paddlenlp_fastformer.app.engine.summaries import rouge_scores
+    from fastformer_zoo.scoring import rouge_scores
 
     sys.path.insert(0, str(PROJECT_ROOT / "tools"))
     import eval as eval_tool

@@ -22,7 +22,7 @@ from conftest import PROJECT_ROOT, run_main
 
 sys.path.insert(0, str(PROJECT_ROOT / "tools"))
 import export_model  # noqa: E402
-import load_test  # noqa: E402
+from benchmarks import load_test  # noqa: E402
 import serve  # noqa: E402
 
 TEXTS = ["great sound and a solid build", "it broke after two days", "works fine", "awful battery, do not buy"]
@@ -86,7 +86,7 @@ def server(export_dir):
 
 
 def test_both_formats_agree_with_the_offline_predictor(server, export_dir):
-    from paddlenlp_fastformer.app.deploy.predictor import Predictor
+    from fastformer_zoo.deploy.predictor import Predictor
 
     offline = Predictor(str(export_dir), cpu_threads=1).predict(TEXTS)
     status, body = call(server.port, "/predict", {"texts": TEXTS})
@@ -212,7 +212,7 @@ def test_auto_backend_serves_an_onnx_export_with_onnxruntime_on_two_workers(trai
     """Where the export has its ONNX graph, --backend auto runs onnxruntime (which lets the event loop run
     during a forward pass) on the packed graph; two inference workers share the queue, and every answer,
     alone or micro-batched with others, is the offline predictor's."""
-    from paddlenlp_fastformer.app.deploy.predictor import Predictor
+    from fastformer_zoo.deploy.predictor import Predictor
 
     config, run = trained
     target = tmp_path / "export"
@@ -236,7 +236,7 @@ def test_auto_backend_serves_an_onnx_export_with_onnxruntime_on_two_workers(trai
 
 
 def test_service_settings_resolve_the_auto_backend(export_dir):
-    from paddlenlp_fastformer.app.serving.service import ServiceSettings, _Service
+    from fastformer_zoo.serving.service import ServiceSettings, _Service
 
     service = _Service(ServiceSettings(model_dir=str(export_dir), cpu_threads=1))  # backend "auto" by default
     service.load()

@@ -107,7 +107,7 @@ def test_texts_to_ids_finds_special_and_added_tokens_in_any_case(tmp_path):
 
 def test_texts_to_ids_equals_the_full_route_on_real_reviews():
     from conftest import default_data_source
-    from paddlenlp_fastformer.app.data.readers import iter_reviews
+    from fastformer_zoo.data.readers import iter_reviews
 
     source = default_data_source()
     if source is None:

@@ -174,8 +174,8 @@ def checkpoint(tmp_path_factory, tiny_data_dir):
     """A tiny trained checkpoint (5 steps, in-process) and its config."""
     import paddle
 
-    from paddlenlp_fastformer.app.engine.trainer import train
-    from paddlenlp_fastformer.app.settings import load_config
+    from fastformer_zoo.engine.trainer import train
+    from fastformer_zoo.settings import load_config
 
     root = tmp_path_factory.mktemp("eval_checkpoint")
     config_path = write_tiny_config(root / "tiny.yaml", tiny_data_dir, root / "out", Global={"max_steps": 5})

@@ -1,4 +1,4 @@
-"""Tests of paddlenlp_fastformer.app.engine (trainer, evaluate, checkpoint) on a tiny synthetic dataset and model (see conftest.py).
+"""Tests of fastformer_zoo.engine (trainer, evaluate, checkpoint) on a tiny synthetic dataset and model (see conftest.py).
 
 Training runs in-process through ``train(config, on_step_end)``; only the data-parallel test starts
 processes (``paddle.distributed.launch``). A tiny run is about a second of training.
@@ -16,16 +16,16 @@ from conftest import PROJECT_ROOT, write_tiny_config
 from sklearn.metrics import f1_score
 
 import paddlenlp_fastformer  # noqa: F401  (registers the Auto classes)
-from paddlenlp_fastformer.app.data.loader import make_collator
-from paddlenlp_fastformer.app.data.labels import STAR_LABELS as LABEL_NAMES
-from paddlenlp_fastformer.app.data.readers import read_prepared
-from paddlenlp_fastformer.app.engine import checkpoint, tasks, trainer
-from paddlenlp_fastformer.app.engine.tasks import ClassificationTask
-from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
-from paddlenlp_fastformer.app.engine.evaluate import evaluate_checkpoint
-from paddlenlp_fastformer.app.engine.trainer import train
-from paddlenlp_fastformer.app.errors import UserError
-from paddlenlp_fastformer.app.settings import load_config
+from fastformer_zoo.data.loader import make_collator
+from fastformer_zoo.data.labels import STAR_LABELS as LABEL_NAMES
+from fastformer_zoo.data.readers import read_prepared
+from fastformer_zoo.engine import checkpoint, tasks, trainer
+from fastformer_zoo.engine.tasks import ClassificationTask
+from fastformer_zoo.engine.checkpoint import load_checkpoint
+from fastformer_zoo.engine.evaluate import evaluate_checkpoint
+from fastformer_zoo.engine.trainer import train
+from fastformer_zoo.errors import UserError
+from fastformer_zoo.settings import load_config
 from paddlenlp_fastformer.modeling import FastformerForSequenceClassification
 from paddlenlp_fastformer.serialization import load_weights
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
@@ -426,7 +426,7 @@ def test_resume_in_the_same_process(tmp_path, tiny_config_path):
 
 
 def test_runs_made_one_after_another_log_to_their_own_files(tmp_path, tiny_data_dir, caplog):
-    caplog.set_level("INFO", logger="paddlenlp_fastformer")  # as the tools set it
+    caplog.set_level("INFO", logger="fastformer_zoo")  # as the tools set it
     for name in ("first", "second"):
         config = write_tiny_config(tmp_path / f"{name}.yaml", tiny_data_dir, tmp_path / name, Global={"max_steps": 2})
         train(load_config(str(config)))

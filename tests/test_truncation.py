@@ -7,13 +7,13 @@ import paddle
 import pytest
 
 from conftest import write_tiny_config
-from paddlenlp_fastformer.app.data.readers import read_prepared
-from paddlenlp_fastformer.app.deploy.export import export_inference_model
-from paddlenlp_fastformer.app.deploy.predictor import Predictor
-from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
-from paddlenlp_fastformer.app.engine.evaluate import evaluate_checkpoint
-from paddlenlp_fastformer.app.engine.trainer import train
-from paddlenlp_fastformer.app.settings import load_config
+from fastformer_zoo.data.readers import read_prepared
+from fastformer_zoo.deploy.export import export_inference_model
+from fastformer_zoo.deploy.predictor import Predictor
+from fastformer_zoo.engine.checkpoint import load_checkpoint
+from fastformer_zoo.engine.evaluate import evaluate_checkpoint
+from fastformer_zoo.engine.trainer import train
+from fastformer_zoo.settings import load_config
 
 TRAINED_LENGTH = 12  # below the tiny model's 64 positions, and below most synthetic reviews
 

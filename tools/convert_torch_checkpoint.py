@@ -7,18 +7,14 @@ import sys
 
 import program
 
-from paddlenlp_fastformer.configuration import FastformerConfigError
-from paddlenlp_fastformer.conversion import (
-    SOURCES,
-    ConversionError,
-    convert_state_dict,
-    load_torch_state_dict,
-    read_official_config_json,
-)
-from paddlenlp_fastformer.file_utils import write_directory_atomically
-
 
 def main(argv=None) -> int:
+    program.start()
+    from fastformer_zoo.directories import write_directory_atomically
+    from paddlenlp_fastformer.configuration import FastformerConfigError
+    from paddlenlp_fastformer.conversion import SOURCES, ConversionError, load_torch_state_dict, read_official_config_json
+    from paddlenlp_fastformer.modeling import FastformerPretrainedModel
+
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--source", required=True, choices=SOURCES)
     parser.add_argument("--checkpoint", required=True, help="PyTorch state_dict file (.pt/.pth/.bin)")
@@ -29,12 +25,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with program.user_errors_exit(ConversionError, FastformerConfigError):
         official_json = read_official_config_json(args.config) if args.config else None
-        model = convert_state_dict(args.source, load_torch_state_dict(args.checkpoint), official_json, args.max_seq_len)
-        write_directory_atomically(
-            model.save_pretrained,  # model.safetensors: arrays only
-            args.output_dir,
-            overwrite=args.overwrite,
-        )
+        state_dict = load_torch_state_dict(args.checkpoint)
+        model = FastformerPretrainedModel.from_torch_state_dict(args.source, state_dict, official_json, args.max_seq_len)
+        write_directory_atomically(model.save_pretrained, args.output_dir, overwrite=args.overwrite)  # model.safetensors: arrays only
     print(f"wrote {type(model).__name__} ({model.config.formulation}, "
           f"{model.config.position_embedding_type} positions) to {args.output_dir}")
     return 0

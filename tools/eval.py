@@ -11,13 +11,13 @@ import json
 
 import program
 
-from paddlenlp_fastformer.app.engine.evaluate import evaluate_checkpoint
-from paddlenlp_fastformer.app.engine.metrics import format_metrics_table
-
 
 def report(config, args):
+    from fastformer_zoo.engine.evaluate import evaluate_checkpoint
+    from fastformer_zoo.scoring import format_metrics_table
+
     if config.global_.task == "seq2seq":
-        from paddlenlp_fastformer.app.engine.summaries import evaluate_summaries
+        from fastformer_zoo.engine.summaries import evaluate_summaries
 
         print(json.dumps(evaluate_summaries(config, args.num_beams), ensure_ascii=False))
         return

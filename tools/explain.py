@@ -10,9 +10,6 @@ import json
 
 import program
 
-from paddlenlp_fastformer.app.engine.checkpoint import load_checkpoint
-from paddlenlp_fastformer.app.engine.explain import explain, plot_explanations
-
 
 def build_parser():
     parser = program.ArgumentParser(__doc__)
@@ -29,6 +26,9 @@ def main(argv=None):
     if args.top_k < 1:
         parser.error(f"--top_k must be at least 1, got {args.top_k}")
     with program.user_errors_exit():
+        from fastformer_zoo.engine.checkpoint import load_checkpoint
+        from fastformer_zoo.engine.explain import explain, plot_explanations
+
         model, tokenizer = load_checkpoint(args.model_dir, key="--model_dir")
         explanations = explain(model, tokenizer, args.text)
         for explanation in explanations:

@@ -9,16 +9,19 @@ import logging
 
 import program
 
-from paddlenlp_fastformer.app.deploy.export import QUANTIZATIONS, export_from_config
-from paddlenlp_fastformer.app.deploy.export_format import ONNX_FILE, ONNX_INT8_FILE
-
 
 def export(config, args):
+    from fastformer_zoo.deploy.export import export_from_config
+
     files = export_from_config(config, onnx=args.onnx, quantize=args.quantize)
-    logging.getLogger("paddlenlp_fastformer").info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))
+    logging.getLogger("fastformer_zoo").info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))
 
 
 def main(argv=None):
+    program.start()
+    from fastformer_zoo.deploy.export import QUANTIZATIONS
+    from fastformer_zoo.deploy.export_format import ONNX_FILE, ONNX_INT8_FILE
+
     parser = program.config_parser(__doc__)
     parser.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} with paddle2onnx")
     parser.add_argument(

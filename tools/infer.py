@@ -11,12 +11,11 @@ import os
 
 import program
 
-from paddlenlp_fastformer.app.deploy.infer import InferenceSettings, run_inference
-from paddlenlp_fastformer.app.deploy.predictor import BACKENDS, GRAPHS
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The TIPC inference flags (test_tipc/configs/*/train_infer_python.txt), plus text and backend choice."""
+    from fastformer_zoo.deploy.predictor import BACKENDS, GRAPHS
+
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--model_dir", required=True, help="directory written by tools/export_model.py")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -39,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
+    program.start()
+    from fastformer_zoo.deploy.infer import InferenceSettings, run_inference
+
     args = build_parser().parse_args(argv)
     settings = InferenceSettings(
         model_dir=args.model_dir,

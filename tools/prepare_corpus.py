@@ -21,8 +21,6 @@ import sys
 import program
 from prepare_data import positive_int, seed
 
-from paddlenlp_fastformer.app.data.corpus import prepare_corpus
-
 
 def build_parser():
     parser = program.ArgumentParser(__doc__)
@@ -39,6 +37,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     with program.user_errors_exit():
+        from fastformer_zoo.data.corpus import prepare_corpus
+
         stats = prepare_corpus(args.input, args.output_dir, args.dev_size, args.seed, args.exclude, args.overwrite)
     for report in stats["inputs"]:
         print(f"{report['path']}: {report['texts']} texts, {report['kept']} kept, {report['duplicates']} duplicates, "

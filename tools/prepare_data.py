@@ -38,20 +38,19 @@ from pathlib import Path
 
 import program
 
-from paddlenlp_fastformer.app.data.prepare import format_summary, prepare_dataset
-from paddlenlp_fastformer.app.data.readers import (
+# The readers only parse files (no paddle): their column names document the options.
+from fastformer_zoo.data.readers import (
     LABEL_COLUMN_CANDIDATES,
     RATING_COLUMN_CANDIDATES,
     TEXT_COLUMN_CANDIDATES,
     TITLE_COLUMN_CANDIDATES,
     FieldChoice,
 )
-from paddlenlp_fastformer.app.data.synthetic import write_synthetic_news, write_synthetic_reviews
 
-# What each --synthetic option generates: file name, writer, and what the rows are.
+# What each --synthetic option generates: file name, writer (in fastformer_zoo.data.synthetic), and what the rows are.
 SYNTHETIC = {
-    "synthetic": ("synthetic_reviews.json", write_synthetic_reviews, "synthetic reviews"),
-    "synthetic_news": ("synthetic_news.csv", write_synthetic_news, "synthetic news stories (4 topics)"),
+    "synthetic": ("synthetic_reviews.json", "write_synthetic_reviews", "synthetic reviews"),
+    "synthetic_news": ("synthetic_news.csv", "write_synthetic_news", "synthetic news stories (4 topics)"),
 }
 
 
@@ -166,12 +165,15 @@ def main(argv=None):
     if args.title_column and not args.with_title:
         parser.error("--title-column is used only with --with-title")
     with program.user_errors_exit(), tempfile.TemporaryDirectory(prefix="fastformer-prepare-") as scratch:
+        from fastformer_zoo.data import synthetic
+        from fastformer_zoo.data.prepare import format_summary, prepare_dataset
+
         inputs, extra_files = args.input, {}
-        for option, (file_name, write, what) in SYNTHETIC.items():
+        for option, (file_name, writer, what) in SYNTHETIC.items():
             count = getattr(args, option)
             if count is None:
                 continue
-            inputs = [write(Path(scratch, file_name), count, args.seed)]
+            inputs = [getattr(synthetic, writer)(Path(scratch, file_name), count, args.seed)]
             extra_files = {file_name: inputs[0]}  # kept with the dataset, which names it as its input
             print(f"No real data given: generated {count} {what} ({Path(args.output_dir, file_name)})")
         stats = prepare_dataset(

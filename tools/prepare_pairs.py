@@ -18,8 +18,6 @@ import sys
 import program
 from prepare_data import parse_splits, seed
 
-from paddlenlp_fastformer.app.data.pairs import prepare_pairs
-
 
 def main(argv=None):
     parser = program.ArgumentParser(__doc__)
@@ -30,6 +28,8 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace the pairs already in --output-dir")
     args = parser.parse_args(argv)
     with program.user_errors_exit():
+        from fastformer_zoo.data.pairs import prepare_pairs
+
         if any(not isinstance(size, int) or size < 0 for size in args.splits):
             parser.error(f"--splits {','.join(map(str, args.splits))}: expected three counts >= 0")
         stats = prepare_pairs(args.input, args.output_dir, args.splits, args.seed, args.overwrite)

@@ -9,12 +9,16 @@ pretraining text that holds a review of any Data.held_out_files (the dev and tes
 """
 import program
 
-from paddlenlp_fastformer.app.engine.tasks import MaskedLMTask
-from paddlenlp_fastformer.app.engine.trainer import train
+
+def pretrain(config, args):
+    from fastformer_zoo.engine.tasks import MaskedLMTask
+    from fastformer_zoo.engine.trainer import train
+
+    train(config, task=MaskedLMTask(config))
 
 
 def main(argv=None):
-    program.run_config_tool(__doc__, lambda config, args: train(config, task=MaskedLMTask(config)), argv=argv)
+    program.run_config_tool(__doc__, pretrain, argv=argv)
 
 
 if __name__ == "__main__":

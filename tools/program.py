@@ -1,11 +1,13 @@
-"""What every tool shares: a clean console, CPU tuning, the -c/-o options, and one-line errors with exit codes.
+"""What every tool shares: the process set-up, the -c/-o options, and one-line errors with exit codes.
 
-Importing this module prepares the process for a tool, so tools import it before anything that
-loads paddle:
+Importing this module changes nothing. A tool's ``main`` calls :func:`start` first, before it imports
+the application (which imports paddle):
 
-* the checkout's root goes on ``sys.path``, so that the tools run from a fresh clone uninstalled;
 * third-party warnings that say nothing to a user (ccache missing, setuptools replacing distutils,
   runpy's double import) are silenced, and third-party INFO logging is turned down;
+* Paddle's C++ log (glog) keeps to errors unless the user set ``GLOG_minloglevel`` (glog reads it when
+  paddle is imported);
+* Ctrl-C while paddle loads ends the tool at once, saying nothing was written;
 * the CPU tuning of :func:`paddlenlp_fastformer.tune_cpu` is applied, before paddle's first matrix
   product (MKL reads its setting then).
 """
@@ -18,21 +20,9 @@ import os
 import signal
 import sys
 import warnings
-from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def _interrupted_while_starting(signum, frame):
-    """Ctrl-C before a tool's work begins (paddle takes seconds to import): nothing is written yet."""
-    sys.stderr.write("error: interrupted (Ctrl-C) while starting; nothing was written\n")
-    os._exit(130)
-
-
-# Until user_errors_exit takes over, Ctrl-C ends the process at once instead of a KeyboardInterrupt
-# raised somewhere inside an import.
-signal.signal(signal.SIGINT, _interrupted_while_starting)
+__all__ = ["start", "ArgumentParser", "config_parser", "user_errors_exit", "run_config_tool", "str2bool"]
 
 QUIET_WARNINGS = (
     "No ccache found",  # paddle, on import
@@ -41,19 +31,34 @@ QUIET_WARNINGS = (
     "To copy construct from a tensor",  # paddle.to_tensor of a tensor
     "Tensor do not have 'place' interface",  # paddle's own broadcasting ops, while exporting a static graph
 )
-for _message in QUIET_WARNINGS:
-    warnings.filterwarnings("ignore", message=_message)
-# Paddle's C++ warnings (glog) about its own internals, unless the user asked for them.
-os.environ.setdefault("GLOG_minloglevel", "2")
-# datasets (imported by paddlenlp) announces the PyTorch it found at INFO level while it loads.
-logging.getLogger("datasets").setLevel(logging.WARNING)
+LOGGERS = ("fastformer_zoo", "paddlenlp_fastformer")  # ours: the application's and the model's
+_started = []
 
-from paddlenlp_fastformer import tune_cpu  # noqa: E402  (after sys.path and the filters)
-from paddlenlp_fastformer.app.errors import UserError, one_line  # noqa: E402
 
-CPU_SETTINGS = tune_cpu()
+def _interrupted_while_starting(signum, frame):
+    """Ctrl-C before a tool's work begins (paddle takes seconds to import): nothing is written yet."""
+    sys.stderr.write("error: interrupted (Ctrl-C) while starting; nothing was written\n")
+    os._exit(130)
 
-__all__ = ["CPU_SETTINGS", "ArgumentParser", "config_parser", "user_errors_exit", "run_config_tool", "str2bool"]
+
+def start() -> dict:
+    """Prepare this process for a tool (see the module docstring); once per process. Returns the CPU settings
+    that :func:`~paddlenlp_fastformer.tune_cpu` applied."""
+    if _started:
+        return _started[0]
+    # Until user_errors_exit takes over, Ctrl-C ends the process at once instead of a KeyboardInterrupt
+    # raised somewhere inside an import.
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    # datasets (imported by paddlenlp) announces the PyTorch it found at INFO level while it loads.
+    logging.getLogger("datasets").setLevel(logging.WARNING)
+    from paddlenlp_fastformer import tune_cpu
+
+    _started.append(tune_cpu())
+    return _started[0]
+
 
 class _StderrHandler(logging.StreamHandler):
     """A console handler that writes to whatever ``sys.stderr`` is when a record comes (not the one at set-up)."""
@@ -73,13 +78,14 @@ def _configure_logging() -> None:
     Importing paddle puts a handler of its own on the root logger at INFO level, through which every
     library's INFO line (and ours, a second time) would reach the console.
     """
-    ours = logging.getLogger("paddlenlp_fastformer")
-    if not any(isinstance(handler, _StderrHandler) for handler in ours.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        ours.addHandler(handler)
-    ours.setLevel(logging.INFO)
-    ours.propagate = False
+    for name in LOGGERS:
+        ours = logging.getLogger(name)
+        if not any(isinstance(handler, _StderrHandler) for handler in ours.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
     logging.getLogger().setLevel(logging.WARNING)
     if "paddlenlp" in sys.modules:  # PaddleNLP's per-file "saved in ..." lines only as warnings
         from paddlenlp.utils.log import logger as paddlenlp_logger
@@ -98,10 +104,13 @@ def user_errors_exit(*model_errors: type) -> Iterator[None]:
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from fastformer_zoo.errors import UserError, one_line
+
+    start()
     _configure_logging()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt, caught below
     try:
-        with logging_redirect_tqdm(loggers=[logging.getLogger("paddlenlp_fastformer")]):
+        with logging_redirect_tqdm(loggers=[logging.getLogger(name) for name in LOGGERS]):
             yield
     except (UserError, *model_errors) as error:
         sys.stderr.write(f"error: {one_line(error)}\n")
@@ -125,7 +134,7 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(description=description, **kwargs)
 
     def error(self, message: str):
-        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {' '.join(str(message).split())} (see {self.prog} --help)\n")
 
 
 def config_parser(description: str) -> argparse.ArgumentParser:
@@ -149,10 +158,10 @@ def run_config_tool(
     description: str, main: Callable, parser: Optional[argparse.ArgumentParser] = None, argv: Optional[Sequence[str]] = None
 ) -> None:
     """Parse ``-c``/``-o`` (and the extra options of ``parser``), load the config, run ``main(config, args)``."""
-    from paddlenlp_fastformer.app.settings import load_config
-
     args = (parser or config_parser(description)).parse_args(argv)
     with user_errors_exit():
+        from fastformer_zoo.settings import load_config
+
         main(load_config(args.config, args.overrides), args)
 
 

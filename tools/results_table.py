@@ -1,38 +1,22 @@
 """Build the results table (Markdown), per-class F1 and the best run's confusion-matrix PNG from kept runs.
 
-    python tools/results_table.py --results-dir results/marc_en --readme README.md \\
+    python tools/results_table.py --results-dir results/marc_en --markdown docs/results.md \\
         --figure docs/marc_en_confusion.png \\
         --set-name data/marc_en/test.jsonl="MARC-en test" \\
         --set-name data/electronics_sample_eval/test.jsonl="Electronics sample"
 
-    python tools/results_table.py --results-dir results/marc_en_title --readme README.md --block results-titles \\
+    python tools/results_table.py --results-dir results/marc_en_title --markdown docs/results.md --block results-titles \\
         --row-name configs/marc_en_title.yaml=Fastformer --row-name configs/marc_en_title_transformer.yaml=Transformer
 
 Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py); text writers' runs make a
-ROUGE table. With --readme, the text between the README's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
+ROUGE table. With --markdown, the text between the file's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
 default "results"; the category results use --block results-category, the natural-skew recipe
 --block results-natural).
 """
 import argparse
 import sys
-from pathlib import Path
 
 import program
-
-from paddlenlp_fastformer.app.engine.experiments import best_run, load_runs, plot_confusion_matrices, results_markdown, summary_results_markdown
-from paddlenlp_fastformer.app.errors import UserError
-from paddlenlp_fastformer.file_utils import write_text_atomically
-
-def replace_readme_block(readme_path: str, text: str, block: str = "results") -> None:
-    """Put ``text`` between the README's ``block`` markers, leaving the rest of the file as it is."""
-    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-    content = Path(readme_path).read_text(encoding="utf-8")
-    if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
-        raise UserError(f"expected one '{begin}' line followed by one '{end}' line", readme_path)
-    head, rest = content.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    write_text_atomically(readme_path, f"{head}{begin}\n{text}{end}{tail}")
-
 
 def parse_set_name(text):
     """FILE=NAME (an evaluation file's or a config file's display name)."""
@@ -45,8 +29,8 @@ def parse_set_name(text):
 def main(argv=None):
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--results-dir", required=True)
-    parser.add_argument("--readme", help="replace the results block of this Markdown file")
-    parser.add_argument("--block", default="results", help="the name in the README's block markers (default: results)")
+    parser.add_argument("--markdown", help="replace the block of this Markdown file (docs/results.md)")
+    parser.add_argument("--block", default="results", help="the name in the file's block markers (default: results)")
     parser.add_argument("--figure", help="write the best run's confusion matrices to this PNG")
     parser.add_argument("--set-name", type=parse_set_name, action="append", default=[], metavar="FILE=NAME",
                         help="display name of an evaluation file; may repeat")
@@ -55,6 +39,11 @@ def main(argv=None):
                              "per config, labelled by its model); may repeat")
     args = parser.parse_args(argv)
     with program.user_errors_exit():
+        from fastformer_zoo.errors import UserError
+        from fastformer_zoo.reporting import (
+            best_run, load_runs, plot_confusion_matrices, replace_block, results_markdown, summary_results_markdown,
+        )  # fmt: skip
+
         runs = load_runs(args.results_dir)
         names = dict(args.set_name)
         tasks = {run["task"] for run in runs}
@@ -69,9 +58,9 @@ def main(argv=None):
         print(table, end="")
         if args.figure:
             plot_confusion_matrices(best_run(runs), args.figure, names)
-        if args.readme:
-            replace_readme_block(args.readme, table, args.block)
-            print(f"updated {args.readme}", file=sys.stderr)
+        if args.markdown:
+            replace_block(args.markdown, table, args.block)
+            print(f"updated {args.markdown}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,19 @@ resumes an interrupted one.
 """
 import program
 
-from paddlenlp_fastformer.app.engine.experiments import run_seeds
 
-if __name__ == "__main__":
+def main(argv=None):
     parser = program.config_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed")
     parser.add_argument("--eval-files", nargs="*", default=[], help="prepared JSON-lines files to evaluate besides the test split")
     parser.add_argument("--results-dir", required=True, help="where each run's small text outputs are kept")
     parser.add_argument("--output-root", default="output/experiments", help="where checkpoints go")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with program.user_errors_exit():
+        from fastformer_zoo.engine.experiments import run_seeds
+
         run_seeds(args.config, args.seeds, args.overrides, args.eval_files, args.results_dir, args.output_root)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,10 +13,10 @@ import os
 
 import program
 
-from paddlenlp_fastformer.app.deploy.predictor import BACKENDS, GRAPHS, MAX_THREADS
-
 
 def build_parser():
+    from fastformer_zoo.deploy.predictor import BACKENDS, GRAPHS
+
     parser = program.ArgumentParser(__doc__)
     parser.add_argument("--model_dir", required=True, help="a directory written by tools/export_model.py")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
@@ -39,6 +39,9 @@ def build_parser():
 
 
 def main(argv=None):
+    program.start()
+    from fastformer_zoo.deploy.predictor import MAX_THREADS
+
     parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("port", "cpu_threads", "inference_workers", "max_batch_size", "max_queue", "max_texts_per_request", "max_body_bytes"):
@@ -49,7 +52,7 @@ def main(argv=None):
     if not 0 <= args.max_wait_ms <= 10_000:
         parser.error(f"--max_wait_ms must be between 0 and 10000, got {args.max_wait_ms}")
     with program.user_errors_exit():
-        from paddlenlp_fastformer.app.serving.service import ServiceSettings, serve
+        from fastformer_zoo.serving.service import ServiceSettings, serve
 
         settings = ServiceSettings(**{key: value for key, value in vars(args).items() if key not in ("host", "port")})
         serve(settings, args.host, args.port)

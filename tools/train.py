@@ -5,11 +5,15 @@
 """
 import program
 
-from paddlenlp_fastformer.app.engine.trainer import train
+
+def train(config, args):
+    from fastformer_zoo.engine.trainer import train
+
+    train(config)
 
 
 def main(argv=None):
-    program.run_config_tool(__doc__, lambda config, args: train(config), argv=argv)
+    program.run_config_tool(__doc__, train, argv=argv)
 
 
 if __name__ == "__main__":

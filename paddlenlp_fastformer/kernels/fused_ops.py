@@ -22,6 +22,7 @@ from typing import Iterator, Optional
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+from paddlenlp.transformers.activations import ACT2FN
 
 from . import library
 
@@ -188,9 +189,6 @@ def linear(
         return _kernels().fastformer_bias_act(_dense(product), layer.bias, FUSED_ACTIVATIONS[activation])
     out = F.linear(x, layer.weight, layer.bias)
     if activation:
-        # Imported here: this module imports only paddle, so that importing it never loads paddlenlp.
-        from paddlenlp.transformers.activations import ACT2FN
-
         out = ACT2FN[activation](out)
     return out if residual is None else out + residual
 

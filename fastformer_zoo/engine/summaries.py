@@ -11,26 +11,15 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from ...file_utils import write_text_atomically
-from ...modeling import FastformerForConditionalGeneration
+from paddlenlp_fastformer.file_utils import write_text_atomically
+from paddlenlp_fastformer.modeling import FastformerForConditionalGeneration
 from ..data.pairs import read_pairs
+from ..scoring import rouge_scores
 from ..settings import Config
 from .checkpoint import load_checkpoint, truncation_length
 from .runtime import set_cpu_threads
 
-__all__ = ["rouge_scores", "detokenize", "summaries_in_batches", "write_summaries", "evaluate_summaries"]
-
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-
-
-def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict:
-    """Mean ROUGE-1/2/L F-measure of ``predictions`` against ``references`` (rouge-score, with stemming)."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    scores = [scorer.score(reference, prediction) for prediction, reference in zip(predictions, references)]
-    return {name: float(np.mean([score[name].fmeasure for score in scores])) for name in ROUGE_TYPES}
-
+__all__ = ["detokenize", "summaries_in_batches", "write_summaries", "evaluate_summaries"]
 
 def detokenize(tokenizer, ids: Sequence[int]) -> str:
     """Words up to the end token (the tokenizer splits on words, so they are joined by spaces)."""

@@ -11,7 +11,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ...file_utils import write_directory_atomically, write_text_atomically
+from paddlenlp_fastformer.file_utils import write_text_atomically
+from ..directories import write_directory_atomically
 from ..errors import UserError
 from .corpus import TEXT_FIELDS
 from .readers import SPLIT_NAMES, PathLike, is_unicode, json_objects

@@ -1,7 +1,7 @@
 """Export a trained review classifier as a static graph for Paddle Inference and, optionally, ONNX; a text
 writer (``Global.task=seq2seq``) as the two graphs of :mod:`.generation`.
 
-An export directory holds everything :class:`~paddlenlp_fastformer.app.deploy.predictor.Predictor` needs and nothing
+An export directory holds everything :class:`~fastformer_zoo.deploy.predictor.Predictor` needs and nothing
 else:
 
 * ``inference.json`` + ``inference.pdiparams``: the static graph (PIR) and its weights. Inputs
@@ -24,7 +24,7 @@ else:
   output channel), activations quantized per batch at run time; everything else stays float32.
 * ``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``: the tokenizer.
 * ``inference_config.json``: label names in class-id order, the truncation length (where training
-  truncated, :func:`~paddlenlp_fastformer.app.engine.checkpoint.truncation_length`), inputs and output.
+  truncated, :func:`~fastformer_zoo.engine.checkpoint.truncation_length`), inputs and output.
 
 The directory appears in one rename when complete (:func:`file_utils.write_directory_atomically`).
 """
@@ -41,8 +41,9 @@ from typing import Optional
 import paddle
 import paddle.nn.functional as F
 
-from ...file_utils import output_redirected_to, write_directory_atomically, write_text_atomically
-from ...kernels import fused_ops, library
+from paddlenlp_fastformer.file_utils import output_redirected_to, write_text_atomically
+from ..directories import write_directory_atomically
+from paddlenlp_fastformer.kernels import fused_ops, library
 from ..engine.checkpoint import label_names, load_checkpoint, truncation_length
 from ..errors import UserError, one_line
 from ..settings import Config
@@ -53,7 +54,7 @@ from .export_format import (
 
 __all__ = ["export_inference_model", "export_text_writer", "export_from_config", "quantize_onnx_int8"]
 
-logger = logging.getLogger("paddlenlp_fastformer")
+logger = logging.getLogger("fastformer_zoo")
 
 
 # Opset 17 has LayerNormalization as one operator; onnxruntime 1.16+ runs it.
@@ -227,7 +228,7 @@ def _check_outputs_finite(model: paddle.nn.Layer, pretrained_dir: str) -> None:
 def export_text_writer(pretrained_dir: str, output_dir: str, max_target_len: int) -> list[str]:
     """Export the encoder-decoder in ``pretrained_dir`` to ``output_dir``: its prefill and step graphs
     (:mod:`.generation`), the tokenizer and ``inference_config.json``; returns the names of the files written."""
-    from ...modeling import FastformerForConditionalGeneration
+    from paddlenlp_fastformer.modeling import FastformerForConditionalGeneration
     from .generation import save_generation_graphs
 
     _check_output_dir(output_dir)

@@ -14,7 +14,7 @@ import paddle.distributed as dist
 
 __all__ = ["set_cpu_threads", "seed_everything", "is_main_process", "logging_to"]
 
-logger = logging.getLogger("paddlenlp_fastformer")
+logger = logging.getLogger("fastformer_zoo")
 
 
 def set_cpu_threads(num_threads: int) -> int:

@@ -375,7 +375,7 @@ def serve(settings: ServiceSettings, host: str, port: int) -> None:
     except (OSError, OverflowError) as error:
         listener.close()
         raise UserError(f"cannot listen on {host}:{port} ({getattr(error, 'strerror', None) or error}); choose another --port or --host") from None
-    logging.getLogger("paddlenlp_fastformer").info(
+    logging.getLogger("fastformer_zoo").info(
         "serving %s with %s on http://%s:%d (demo page /, API docs /docs); the model loads now, /health says when it is ready",
         settings.model_dir, settings.backend, host, port,
     )  # fmt: skip

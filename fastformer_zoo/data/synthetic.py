@@ -7,7 +7,7 @@ from typing import List
 
 import numpy as np
 
-from ...file_utils import write_text_atomically
+from paddlenlp_fastformer.file_utils import write_text_atomically
 from .prepare import jsonl
 from .labels import STAR_LABELS
 from .readers import PathLike

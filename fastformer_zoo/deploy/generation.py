@@ -255,7 +255,7 @@ class GenerationPredictor:
     """
 
     def __init__(self, model_dir: str, cpu_threads: Optional[int] = None, batch_size: int = 32):
-        from ...tokenizer import FastformerTokenizer
+        from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
         if type(batch_size) is not int or batch_size < 1:
             raise UserError(f"--batch_size {batch_size!r}: expected a positive integer")

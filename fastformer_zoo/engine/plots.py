@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from ...file_utils import write_bytes_atomically
+from paddlenlp_fastformer.file_utils import write_bytes_atomically
 
 __all__ = ["pyplot", "save_png"]
 

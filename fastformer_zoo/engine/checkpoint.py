@@ -25,11 +25,12 @@ import numpy as np
 import paddle
 import yaml
 
-from ...configuration import FastformerConfig, FastformerConfigError
-from ...file_utils import recover_directory, write_directory_atomically, write_text_atomically
-from ...modeling import FastformerForSequenceClassification
-from ...serialization import CheckpointError, WEIGHT_FILES, check_pretrained_dir, load_arrays, load_weights, save_arrays
-from ...tokenizer import FastformerTokenizer
+from paddlenlp_fastformer.configuration import FastformerConfig, FastformerConfigError
+from paddlenlp_fastformer.file_utils import write_text_atomically
+from ..directories import recover_directory, write_directory_atomically
+from paddlenlp_fastformer.modeling import FastformerForSequenceClassification
+from paddlenlp_fastformer.serialization import CheckpointError, WEIGHT_FILES, check_pretrained_dir, load_arrays, load_weights, save_arrays
+from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 from ..errors import UserError, one_line
 from ..settings import Config, config_to_dict, declared_default, save_config
 

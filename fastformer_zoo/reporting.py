@@ -1,47 +1,25 @@
-"""Multi-seed experiments whose small text outputs are kept in the repository, and the table built from them.
+"""Reporting: the Markdown results tables, per-class F1 and confusion-matrix pictures built from kept runs.
 
-``tools/run_experiment.py`` trains one config for several seeds and evaluates each run's ``best/``
-checkpoint on the config's test split and on any extra evaluation files. Per run it keeps, under
-``RESULTS_DIR/<config name>_seed<seed>/``: the training log, the resolved config and ``metrics.json``
-(command, threads, training seconds, dev history, every evaluation's full metrics). Checkpoints stay
-in ``output/``; the kept directory is written in one rename once the run is complete, and a seed
-whose kept directory exists is skipped, so an interrupted series is restarted with the same command
-(an interrupted training run itself resumes from its ``last/`` checkpoint).
-
-``tools/results_table.py`` reads only those kept files and writes the Markdown results table, the
-per-class F1 of the best run and its confusion-matrix picture.
+It reads only the small files that :mod:`.engine.experiments` keeps per run (``RESULTS_DIR/<config
+name>_seed<seed>/metrics.json``), never a checkpoint; ``tools/results_table.py`` writes what it builds into
+the results page (``docs/results.md``) between named block markers.
 """
 from __future__ import annotations
 
 import json
 import math
-import logging
-import os
-import platform
-import shlex
-import shutil
 import statistics
-import sys
-import time
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
-from ...file_utils import write_directory_atomically, write_text_atomically
-from ..data.labels import dataset_labels
-from ..data.pairs import read_pairs
-from ..data.readers import read_split
-from ..errors import UserError
-from ..settings import Config, load_config, save_config
-from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
-from .plots import pyplot, save_png
-from .runtime import logging_to
+from paddlenlp_fastformer.file_utils import write_text_atomically
+
+from .engine.plots import pyplot, save_png
+from .errors import UserError
 
 __all__ = [
-    "run_seeds", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices",
-    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER",
+    "METRICS_FILE", "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block",
 ]  # fmt: skip
-
-logger = logging.getLogger("paddlenlp_fastformer")
 
 METRICS_FILE = "metrics.json"
 # Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
@@ -50,117 +28,6 @@ PAPER_TABLE4_AMAZON = {
     "Fastformer": {"accuracy": (66.13, 0.29), "macro_f1": (43.23, 0.30)},
 }
 MODEL_NAMES = {"fastformer": "Fastformer", "transformer": "Transformer"}
-SUMMARY_NUM_BEAMS = 4  # beam search for the kept ROUGE of a text writer, as summarization papers report
-
-
-def _run_config(config_path: str, seed: int, overrides: Sequence[str], output_root: str) -> Config:
-    run_name = f"{Path(config_path).stem}_seed{seed}"
-    return load_config(
-        config_path, [*overrides, f"Global.seed={seed}", f"Global.output_dir={Path(output_root) / run_name}"]
-    )
-
-
-def run_seeds(
-    config_path: str,
-    seeds: Iterable[int],
-    overrides: Sequence[str] = (),
-    eval_files: Sequence[str] = (),
-    results_dir: str = "results",
-    output_root: str = "output/experiments",
-) -> list[Path]:
-    """Train ``config_path`` once per seed, evaluate, and keep each run's logs and metrics; returns the kept dirs."""
-    _check_eval_files(load_config(config_path, overrides), eval_files)
-    if Path(results_dir).exists() and not Path(results_dir).is_dir():
-        raise UserError(f"{results_dir}: exists and is not a directory; expected the folder of kept runs")
-    kept_dirs = []
-    for seed in seeds:
-        config = _run_config(config_path, seed, overrides, output_root)
-        run_dir = Path(config.global_.output_dir)
-        kept = Path(results_dir) / run_dir.name
-        kept_dirs.append(kept)
-        if (kept / METRICS_FILE).is_file():
-            logger.info("%s already holds a finished run: skipped", kept)
-            continue
-        # The run's log holds its training and, after it, its evaluations.
-        with logging_to(run_dir / TRAIN_LOG):
-            record = _train_and_evaluate(config, config_path, seed, overrides, output_root, eval_files)
-        _keep_run(kept, run_dir, config, record)
-        logger.info("kept %s (trained in %.0f s)", kept, record["train_seconds"])
-    return kept_dirs
-
-
-def _check_eval_files(config: Config, eval_files: Sequence[str]) -> None:
-    """Before hours of training: each evaluation file must be one the model can be scored on (a pairs file for a
-    text writer, a prepared split whose labels are known for a classifier)."""
-    if config.global_.task == "seq2seq":
-        for path in eval_files:
-            read_pairs(path, "evaluation file")
-        return
-    labels = dataset_labels(config.data.data_dir)
-    for path in eval_files:
-        own = dataset_labels(Path(path).parent)
-        if labels is None and own is None:
-            raise UserError(f"{path}: no label.txt beside it or beside the training data; expected prepared datasets")
-        read_split(path, labels or own, "evaluation file")
-
-
-def _train_and_evaluate(config: Config, config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:
-    """Train one seed's run (resuming it if it was interrupted), evaluate it, and return its record."""
-    from .trainer import train  # imports paddle: only when runs are made
-
-    resumed = (Path(config.global_.output_dir) / LAST).is_dir() and config.global_.resume
-    started = time.perf_counter()
-    progress = train(config)
-    train_seconds = time.perf_counter() - started
-    return {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "config_file": config_path,
-        "model": "transformer" if config.is_transformer_baseline else "fastformer",
-        "task": config.global_.task,
-        "seed": seed,
-        "cpu_threads": config.global_.num_threads or os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "train_seconds": round(train_seconds, 1),
-        # A resumed run's seconds cover only the part after the restart.
-        "resumed": resumed,
-        "dev_history": progress["history"],
-        # The dev score best/ was chosen by: macro-F1 for a classifier, minus the dev loss for a text writer.
-        ("best_dev_macro_f1" if config.global_.task == "classification" else "best_dev_neg_loss"): progress["best_score"],
-        "test_file": str(Path(config.data.data_dir) / config.data.test_file),
-        "evaluations": _evaluate_run(config_path, seed, overrides, output_root, eval_files),
-    }
-
-
-def _evaluate_run(config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:
-    """Metrics of the run's ``best/`` on its test split and on each of ``eval_files``, keyed by file: accuracy and
-    macro-F1 of a classifier, ROUGE of a text writer's summaries (beam search, ``SUMMARY_NUM_BEAMS`` beams)."""
-    from .evaluate import evaluate_checkpoint
-    from .summaries import evaluate_summaries
-
-    evaluations = {}
-    run_dir = Path(_run_config(config_path, seed, overrides, output_root).global_.output_dir)
-    for path in [None, *eval_files]:
-        eval_overrides = [f"Global.checkpoint={run_dir / BEST}"] + ([f"Data.eval_file={path}"] if path else [])
-        config = _run_config(config_path, seed, [*overrides, *eval_overrides], output_root)
-        if config.global_.task == "seq2seq":
-            metrics = evaluate_summaries(config, SUMMARY_NUM_BEAMS)
-            logger.info("%s on %s: ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f", run_dir.name, metrics["file"], metrics["rouge1"], metrics["rouge2"], metrics["rougeL"])
-        else:
-            metrics = evaluate_checkpoint(config)
-            logger.info("%s on %s: accuracy %.4f macro-F1 %.4f", run_dir.name, metrics["file"], metrics["accuracy"], metrics["macro_f1"])
-        evaluations[metrics["file"]] = metrics
-    return evaluations
-
-
-def _keep_run(kept: Path, run_dir: Path, config: Config, record: dict) -> None:
-    """Write the kept directory (log, resolved config, metrics) in one rename."""
-
-    def keep(staging: str) -> None:
-        shutil.copyfile(run_dir / TRAIN_LOG, Path(staging) / TRAIN_LOG)
-        save_config(config, Path(staging) / RESOLVED_CONFIG)
-        write_text_atomically(Path(staging) / METRICS_FILE, json.dumps(record, indent=1) + "\n")
-
-    write_directory_atomically(keep, str(kept), overwrite=True)
 
 
 def load_runs(results_dir: str) -> list[dict]:
@@ -376,3 +243,15 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
     figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true labels", fontsize=11)
     figure.tight_layout()
     save_png(figure, output_path)
+
+
+def replace_block(markdown_path: str, text: str, block: str = "results") -> None:
+    """Put ``text`` between the file's ``<!-- block:begin -->`` and ``<!-- block:end -->`` lines, leaving the rest
+    of the file as it is."""
+    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
+    content = Path(markdown_path).read_text(encoding="utf-8")
+    if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
+        raise UserError(f"expected one '{begin}' line followed by one '{end}' line", markdown_path)
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    write_text_atomically(markdown_path, f"{head}{begin}\n{text}{end}{tail}")

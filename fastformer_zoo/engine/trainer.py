@@ -26,8 +26,8 @@ import paddle.distributed as dist
 from paddlenlp.transformers import ConstScheduleWithWarmup, LinearDecayWithWarmup
 from tqdm import tqdm
 
-from ...file_utils import write_text_atomically
-from ...tokenizer import FastformerTokenizer
+from paddlenlp_fastformer.file_utils import write_text_atomically
+from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 from ..errors import UserError, one_line
 from ..settings import Config
 from . import checkpoint
@@ -39,7 +39,7 @@ __all__ = ["train", "Task"]
 
 Task = Union[ClassificationTask, MaskedLMTask, Seq2SeqTask]
 
-logger = logging.getLogger("paddlenlp_fastformer")
+logger = logging.getLogger("fastformer_zoo")
 
 
 @dataclass

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ...file_utils import write_text_atomically
+from paddlenlp_fastformer.file_utils import write_text_atomically
 from ..data.labels import dataset_labels
 from ..data.readers import iter_reviews, read_split
-from ..engine.metrics import classification_metrics
+from ..scoring import classification_metrics, rouge_scores
 from ..errors import UserError
 from .export_format import INFERENCE_CONFIG_FILE
 from .predictor import TIMED_STAGES, Predictor, summarize_timings
 
 __all__ = ["InferenceSettings", "run_inference", "read_labelled_texts"]
 
-logger = logging.getLogger("paddlenlp_fastformer")
+logger = logging.getLogger("fastformer_zoo")
 # Where a prepared data directory (tools/prepare_data.py) keeps the split that is predicted.
 DEFAULT_SPLIT_FILE = "test.jsonl"
 
@@ -117,7 +117,6 @@ def _write_summaries(settings: InferenceSettings, texts: Optional[Sequence[str]]
     """A text writer's export: one JSON line per text with its summary, then ROUGE if the data has references
     (a file of tools/prepare_pairs.py, or a folder of them standing for its test.jsonl)."""
     from ..data.pairs import read_pairs
-    from ..engine.summaries import rouge_scores
     from .generation import GenerationPredictor
 
     offered = {"backend": "paddle", "precision": "fp32", "enable_mkldnn": False, "graph": "auto", "benchmark": False, "save_log_path": None}

@@ -34,7 +34,7 @@ __all__ = [
     "texts_per_second",
 ]  # fmt: skip
 
-logger = logging.getLogger("paddlenlp_fastformer")
+logger = logging.getLogger("fastformer_zoo")
 
 BACKENDS = ("paddle", "onnxruntime")
 GRAPHS = ("auto", "fused", "portable", "packed")  # which exported graph runs (see choose_graph)
@@ -285,7 +285,7 @@ def _graph_files(backend: str, graph: str, precision: str = "fp32") -> tuple:
 
 
 def _fused_kernels_load(required: bool) -> bool:
-    from ...kernels import library
+    from paddlenlp_fastformer.kernels import library
 
     if library.load() is None:  # it logged why
         if required:
@@ -331,7 +331,7 @@ class Predictor:
         pass_cost_tokens: Optional[float] = None,
         graph: str = "auto",
     ):
-        from ...tokenizer import FastformerTokenizer
+        from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")

@@ -15,8 +15,8 @@ import numpy as np
 import paddle
 from paddlenlp.data import DataCollatorForSeq2Seq
 
-from ...configuration import FastformerConfig
-from ...modeling import (
+from paddlenlp_fastformer.configuration import FastformerConfig
+from paddlenlp_fastformer.modeling import (
     FastformerForConditionalGeneration,
     FastformerForMaskedLM,
     FastformerForSequenceClassification,

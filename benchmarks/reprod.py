@@ -1,6 +1,6 @@
 """The Paddle paper-reproduction guide's alignment steps, Paddle against PyTorch, as reprod_log files.
 
-    python tools/reprod/run.py [--output_dir docs/reprod_logs]
+    python -m benchmarks.reprod [--output_dir docs/reprod_logs]
 
 The model is the paper's official-formulation classifier at its size (hidden 256, 16 heads, 2 layers,
 intermediate 256, 5 classes), in PyTorch the model of the official equations
@@ -27,8 +27,7 @@ import logging
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]
 
 VOCAB, HIDDEN, HEADS, LAYERS, INTERMEDIATE, LABELS, SEQ_LEN = 1000, 256, 16, 2, 256, 5, 64
 BACKWARD_STEPS, TRAIN_STEPS, LR, WARMUP = 5, 30, 1e-3, 3
@@ -55,7 +54,7 @@ def build_models():
     import torch
 
     from benchmarks.torch_reference import OfficialFastformerClassifier, official_config_json
-    from paddlenlp_fastformer.conversion import convert_state_dict
+    from paddlenlp_fastformer.modeling import FastformerPretrainedModel
 
     torch.manual_seed(0)
     reference = OfficialFastformerClassifier(
@@ -64,7 +63,7 @@ def build_models():
     )  # fmt: skip
     weights = {name: value.detach().numpy() for name, value in reference.state_dict().items()}
     authors_config = official_config_json(HIDDEN, LAYERS, HEADS, INTERMEDIATE, SEQ_LEN)
-    return reference, convert_state_dict("official", weights, official_config_json=authors_config)
+    return reference, FastformerPretrainedModel.from_torch_state_dict("official", weights, official_config_json=authors_config)
 
 
 class Step:
@@ -133,7 +132,7 @@ def align_forward_metric_loss(output_dir: Path, reference, model) -> list:
     import torch
     from sklearn.metrics import accuracy_score, f1_score
 
-    from paddlenlp_fastformer.app.engine.metrics import classification_metrics
+    from fastformer_zoo.scoring import classification_metrics
 
     ids, labels = next(batches(2, 1))
     reference.eval(), model.eval()
@@ -157,12 +156,12 @@ def align_lucidrains_forward(step: Step) -> None:
     import torch
     from fast_transformer_pytorch import FastTransformer
 
-    from paddlenlp_fastformer.conversion import convert_state_dict
+    from paddlenlp_fastformer.modeling import FastformerPretrainedModel
 
     torch.manual_seed(0)
     reference = FastTransformer(num_tokens=VOCAB, dim=HIDDEN, depth=LAYERS, max_seq_len=SEQ_LEN, heads=HEADS, dim_head=HIDDEN // HEADS).eval()
     weights = {name: value.detach().numpy() for name, value in reference.state_dict().items()}
-    model = convert_state_dict("lucidrains", weights, max_seq_len=SEQ_LEN)
+    model = FastformerPretrainedModel.from_torch_state_dict("lucidrains", weights, max_seq_len=SEQ_LEN)
     model.eval()
     ids, _ = next(batches(5, 1))
     mask = ids != 0

@@ -1,4 +1,5 @@
-"""Classification metrics for evaluation: accuracy, macro-F1, per-class scores and the confusion matrix.
+"""Scoring, shared by training, evaluation and deployment: classification metrics (accuracy, macro-F1,
+per-class scores, the confusion matrix) and ROUGE for generated summaries.
 
 Macro-F1 is the mean of the per-class F1 scores, as scikit-learn and the Fastformer paper compute
 it; it is not the harmonic mean of macro precision and macro recall, which can differ noticeably.
@@ -11,7 +12,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-__all__ = ["classification_metrics", "format_metrics_table"]
+__all__ = ["classification_metrics", "format_metrics_table", "rouge_scores", "ROUGE_TYPES"]
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
 def classification_metrics(
@@ -95,3 +98,12 @@ def format_metrics_table(metrics: dict[str, Any]) -> str:
     for name, row in zip(names, matrix):
         lines.append(f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}d}" for c in row))
     return "\n".join(lines)
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict:
+    """Mean ROUGE-1/2/L F-measure of ``predictions`` against ``references`` (rouge-score, Porter stemming)."""
+    from rouge_score import rouge_scorer  # imports nltk: only the text writers' evaluations pay for it
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    scores = [scorer.score(reference, prediction) for prediction, reference in zip(predictions, references)]
+    return {name: float(np.mean([score[name].fmeasure for score in scores])) for name in ROUGE_TYPES}

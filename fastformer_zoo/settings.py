@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import yaml
 
-from ..configuration import FastformerConfig, FastformerConfigError
-from ..file_utils import write_text_atomically
+from paddlenlp_fastformer.configuration import FastformerConfig, FastformerConfigError
+from paddlenlp_fastformer.file_utils import write_text_atomically
 from .errors import UserError
 
 __all__ = [
