@@ -27,7 +27,9 @@ from paddlenlp.transformers import ConstScheduleWithWarmup, LinearDecayWithWarmu
 from tqdm import tqdm
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
+from paddlenlp_fastformer.kernels import fused_ops, library
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
 from ..errors import UserError, one_line
 from ..settings import Config
 from . import checkpoint
@@ -175,10 +177,12 @@ def _start_run(config: Config, task: Task) -> _Run:
         config, task, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress,
         output_dir, data_fingerprints, TrainingMonitor(output_dir, config.global_.use_visualdl and is_main_process()),
     )  # fmt: skip
+    # Built (or loaded) now rather than inside the first step, whose time it would otherwise take.
+    fused = fused_ops.wanted(model.config.use_fused_ops) and library.load() is not None
     logger.info(
-        "training %s on %d texts (%s), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s)",
+        "training %s on %d texts (%s), %d steps/epoch x %d epochs, batch %d x %d process(es), %d CPU thread(s), %s",
         task.describe(), len(loader.dataset), config.data.data_dir, run.steps_per_epoch, config.global_.epochs,
-        config.data.batch_size, world_size, threads,
+        config.data.batch_size, world_size, threads, "fused CPU kernels" if fused else "pure-Paddle ops",
     )  # fmt: skip
     return run
 

@@ -1,12 +1,10 @@
 """``python -m paddlenlp_fastformer.kernels``: build the fused CPU kernels now; exit 1 if they cannot be built."""
 import logging
 import sys
-import warnings
 
 from . import library
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", message="No ccache found")  # paddle's, on import: the build does not use ccache
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if library.load() is None:
         print("error: the fused CPU kernels could not be built (see the warning above); the model will run on the "

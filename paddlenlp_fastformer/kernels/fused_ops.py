@@ -39,6 +39,7 @@ __all__ = [
     "FlatLinear",
     "Dropout",
     "fused_in_static_graphs",
+    "wanted",
 ]
 
 SWITCH = "PADDLENLP_FASTFORMER_FUSED_OPS"
@@ -78,9 +79,14 @@ def available(x: paddle.Tensor, use_fused_ops: bool) -> bool:
         return False
     if not paddle.in_dynamic_mode():  # an export: the graph it writes decides, not the model's config
         return _fused_static_graphs.get() and _kernels() is not None
+    return wanted(use_fused_ops) and x.place.is_cpu_place() and _kernels() is not None
+
+
+def wanted(use_fused_ops: bool) -> bool:
+    """Whether eager CPU runs should take the fused kernels: ``PADDLENLP_FASTFORMER_FUSED_OPS`` (0 or 1) when
+    set, else ``use_fused_ops`` (the model config's field)."""
     override = os.environ.get(SWITCH)
-    wanted = use_fused_ops if override is None else override != "0"
-    return wanted and x.place.is_cpu_place() and _kernels() is not None
+    return use_fused_ops if override is None else override != "0"
 
 
 def _dense(x: paddle.Tensor) -> paddle.Tensor:
