@@ -5,7 +5,7 @@ Outside the product package and its wheel. Importing this package (or :mod:`.mod
 ``paddlenlp_fastformer``: the fork servers of :mod:`.harness` import this package in processes that
 must hold exactly one framework, and :mod:`.commits` imports another checkout's model package after it.
 
-* :mod:`.speed`: what ``tools/benchmark.py`` runs: the presets and the method (see its docstring);
+* :mod:`.speed`: ``python -m benchmarks.speed``: the presets and the method (see its docstring);
 * :mod:`.models`: what is measured: model specs, sizes, FLOP counts, the attention-memory estimate;
 * :mod:`.workloads`: building each model (or exported engine) and one training or inference step;
 * :mod:`.harness`: fork servers, forked children, time limits, peak memory;

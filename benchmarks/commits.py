@@ -1,6 +1,6 @@
 """CPU milliseconds per training step of the Paddle models at several commits, beside PyTorch.
 
-``tools/benchmark_commits.py`` runs it; this is the procedure of the README's "What made it fast"
+``python -m benchmarks.commits`` runs it; this is the procedure of docs/speed.md's "What made it fast"
 table. Each commit is checked out with ``git worktree`` into a temporary directory. Every measurement
 then runs in a fresh process that imports that commit's model package (and so its CPU settings and
 kernels) and times training steps with this checkout's :mod:`benchmarks.workloads`: the official

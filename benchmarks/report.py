@@ -123,7 +123,7 @@ def format_table(rows: Sequence[dict], table: str = "speed") -> str:
     return "\n".join(lines)
 
 
-# The engines of the deploy presets, as the README's deployment table names them, in its column order.
+# The engines of the deploy presets, as docs/deployment.md's engine table names them, in its column order.
 ENGINE_COLUMNS = {
     "paddle-official": "dygraph",
     "paddle-inference": "Paddle Inference, portable",

@@ -109,7 +109,7 @@ __all__ = ["DEFAULTS", "PRESETS", "GRID_MODELS", "settings_for", "default_output
 # Every model but the onnxruntime engine, which needs paddle2onnx and the ONNX export.
 GRID_MODELS = [name for name, spec in MODELS.items() if not spec.engine.startswith("onnxruntime")]
 
-# The grid preset; every other preset starts from it. Keys are tools/benchmark.py's option names.
+# The grid preset; every other preset starts from it. Keys are the option names of its command line (below).
 DEFAULTS = {
     "models": GRID_MODELS,
     "modes": list(MODES),
@@ -349,7 +349,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "passive", "active", "default"],
         help=(
             "OMP_WAIT_POLICY of the frameworks' processes. 'auto' (default): passive for torch, unchanged "
-            "for paddle, each one's better setting on a shared CPU (docs/md); 'passive'/'active': "
+            "for paddle, each one's better setting on a shared CPU (docs/speed.md); 'passive'/'active': "
             "both; 'default': leave the environment"
         ),
     )

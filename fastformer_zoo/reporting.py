@@ -14,14 +14,14 @@ from typing import Optional, Sequence
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
+from .engine.experiments import METRICS_FILE
 from .engine.plots import pyplot, save_png
 from .errors import UserError
 
 __all__ = [
-    "METRICS_FILE", "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block",
+    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block",
 ]  # fmt: skip
 
-METRICS_FILE = "metrics.json"
 # Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
 PAPER_TABLE4_AMAZON = {
     "Transformer": {"accuracy": (65.32, 0.35), "macro_f1": (42.31, 0.33)},

@@ -24,6 +24,7 @@ import yaml
 
 from paddlenlp_fastformer.configuration import FastformerConfig, FastformerConfigError
 from paddlenlp_fastformer.file_utils import write_text_atomically
+
 from .errors import UserError
 
 __all__ = [

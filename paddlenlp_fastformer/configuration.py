@@ -140,7 +140,7 @@ class FastformerConfig(PretrainedConfig):
             values are computed once per source) or "additive" (the encoder's keys pooled once by additive
             attention into one global key per head, which multiplies each decoder query element-wise: O(1) per
             decoder token whatever the source length). Defaults to "softmax", the standard form
-            (docs/causal.md gives what each costs per generated token).
+            (docs/generation.md gives what each costs per generated token).
         num_labels (int, optional): Number of classes of the classification heads. Defaults to 5
             (review ratings 1..5). ``num_classes`` is accepted as an alias.
         is_decoder (bool, optional): PaddleNLP's switch for a causal model: each position attends to itself

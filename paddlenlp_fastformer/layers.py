@@ -1,7 +1,8 @@
 """The layers of Fastformer ("Fastformer: Additive Attention Can Be All You Need", arXiv 2108.09084).
 
 The paper's equations, top to bottom: the two public formulations of additive attention (and the softmax
-baseline), the block, the embeddings, the attention pooler and the vocabulary head; the additive-attention pooling they are
+baseline), the block, the embeddings, the attention pooler, the vocabulary head and the cross-attention of
+an encoder-decoder (softmax, or Fastformer's global key across the two sequences); the additive-attention pooling they are
 built on (over each text's tokens, or causal: over each token and those before it) is in :mod:`.pooling`.
 :mod:`.modeling` assembles them into PaddleNLP models. The non-matmul work of each layer goes
 through :mod:`.kernels.fused_ops`, which computes it with a fused CPU kernel or in plain Paddle

@@ -17,16 +17,24 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.generation import GenerationMixin
 from paddlenlp.transformers.model_outputs import (
-    CausalLMOutputWithCrossAttentions, MaskedLMOutput, Seq2SeqLMOutput, TokenClassifierOutput,
-)  # fmt: skip
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    Seq2SeqLMOutput,
+    TokenClassifierOutput,
+)
 from paddlenlp.transformers.model_utils import PretrainedModel, register_base_model
 
 from . import conversion, serialization
 from .configuration import FastformerConfig, FastformerConfigError
 from .kernels.fused_ops import Dropout, FlatLinear
 from .layers import (
-    CROSS_ATTENTIONS, FastformerEmbeddings, FastformerLMHead, FastformerPooler, VocabularyProjection, build_layers,
-)  # fmt: skip
+    CROSS_ATTENTIONS,
+    FastformerEmbeddings,
+    FastformerLMHead,
+    FastformerPooler,
+    VocabularyProjection,
+    build_layers,
+)
 from .outputs import DecoderCache, FastformerModelOutput, FastformerSequenceClassifierOutput
 from .pooling import PackedTexts
 
@@ -541,7 +549,12 @@ class FastformerForMaskedLM(VocabularyHeadMixin, FastformerPretrainedModel):
 
 
 # ----------------------------------------------------------------------------------------------
-# Fastformer that writes: the decoder heads, which generate through PaddleNLP's ``generate()``
+# Fastformer that writes: the decoder heads, which generate through PaddleNLP's ``generate()``.
+# A decoder is a FastformerModel with ``config.is_decoder``: every block attends causally (each position
+# to itself and those before it; how, per formulation, is in layers.py), and a DecoderCache carries the
+# state from one call to the next. For additive attention that state is two pools per block, a fixed size
+# whatever the length, so each new token costs the same; the softmax baseline keeps every key and value
+# (a KV cache), so its cost per token grows with the length.
 # ----------------------------------------------------------------------------------------------
 def reorder_decoder_cache(cache, rows: paddle.Tensor):
     """Every tensor of a (nested) cache with its batch rows taken in the order of ``rows`` (beam search)."""

@@ -107,8 +107,9 @@ def assert_one_line_error(result, *fragments, alone=True):
         assert fragment in lines[-1], (fragment, lines[-1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_data_dir):
+    """A tiny run (3 steps), trained once per test session: tests read it or copy it, never change it."""
     from fastformer_zoo.engine.trainer import train
     from fastformer_zoo.settings import load_config
 

@@ -68,6 +68,7 @@ def _table_rows(stdout: str, header_start: str) -> list:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
+@pytest.mark.slow
 def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
     completed, rows, result = _run_tool(tmp_path, "--quick")
 
@@ -102,6 +103,7 @@ def test_quick_run_writes_csv_png_and_one_row_per_case(tmp_path):
         assert "torch_cpu_tuning" not in environment
 
 
+@pytest.mark.slow
 def test_deploy_preset_tiny_run_compares_every_engine_with_dygraph(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("paddle2onnx")
@@ -136,7 +138,7 @@ def test_deploy_preset_tiny_run_compares_every_engine_with_dygraph(tmp_path):
     assert {(cells[2], int(cells[0]), int(cells[1])) for cells in table} == expected_cases
     assert len(table) == len(expected_cases)
 
-    # The same rows pivoted, as the README's deployment table: one line per batch shape, engines side by side.
+    # The same rows pivoted, as docs/deployment.md's engine table: one line per batch shape, engines side by side.
     grid = _table_rows(completed.stdout, "| batch | length | dygraph | Paddle Inference, portable |")
     assert [(int(cells[0]), int(cells[1])) for cells in grid] == [(1, 8), (1, 16), (3, 8), (3, 16)]
     by_shape = {(int(row["batch"]), int(row["length"]), row["model"]): row for row in rows}
@@ -312,6 +314,7 @@ def test_commit_measurement_survives_its_round_trip_to_the_measuring_process():
     assert eval(repr(measurement), {"Measurement": commits.Measurement}) == measurement
 
 
+@pytest.mark.slow
 def test_generation_benchmark_prints_both_tables():
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.generation", "--contexts", "16", "40", "--new_tokens", "2", "--repeats", "1", "--threads", "1"],

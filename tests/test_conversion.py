@@ -123,6 +123,7 @@ def cli_runs(tmp_path_factory):
 SAFETENSORS = {"config.json", "model.safetensors"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, model_class, expected_files",
     [
@@ -173,6 +174,7 @@ def factory_other(source):
     return official_model(VOCAB, 32, 2, 4, 64, SEQ_LEN, num_labels=3, seed=31)
 
 
+@pytest.mark.slow
 def test_cli_error_in_a_real_process(cli_runs):
     code, _, stderr, out_dir, parent = cli_runs["error-missing-key"]
     assert code == 2, stderr[-2000:]

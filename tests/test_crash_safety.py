@@ -14,6 +14,8 @@ from fastformer_zoo.engine import checkpoint
 from fastformer_zoo.directories import recover_directory
 from paddlenlp_fastformer.serialization import load_weights
 
+pytestmark = pytest.mark.slow  # every test here runs whole trainings or processes
+
 DRIVER = PROJECT_ROOT / "tests" / "crash_driver.py"
 SPLIT_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl", "stats.json")
 

@@ -193,6 +193,7 @@ def test_export_refuses_incomplete_checkpoint_and_foreign_output(tmp_path, corpu
     assert (checkpoint / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_export_replaces_an_earlier_export(tmp_path, corpus):
     checkpoint = _write_checkpoint(tmp_path / "checkpoint", corpus[1][:50])
     out = tmp_path / "inference"
@@ -305,7 +306,7 @@ def test_int8_export_stays_close_to_fp32(exported, parity_texts):
     fp32 = _probabilities(Predictor(str(export_dir), **fixed).predict(parity_texts))
     int8 = _probabilities(Predictor(str(export_dir), precision="int8", **fixed).predict(parity_texts))
     # Random weights, scaled up for confident decisions, are harder on int8 than trained ones; the accuracy
-    # check on real reviews with a trained model is in the README (tools/infer.py --precision int8).
+    # check on real reviews with a trained model is in docs/deployment.md (tools/infer.py --precision int8).
     assert np.abs(int8 - fp32).max() < 0.15, formulation
     # the label may change only where fp32 itself hesitates between two classes
     top_two = np.sort(fp32, axis=-1)[:, -2:]
@@ -401,6 +402,7 @@ def cli_runs(tmp_path_factory, corpus):
     return results, paths, export_dir
 
 
+@pytest.mark.slow
 def test_export_command_writes_the_model(cli_runs):
     results, paths, _ = cli_runs
     returncode, _, stderr = results["export"]
@@ -408,6 +410,7 @@ def test_export_command_writes_the_model(cli_runs):
     assert set(os.listdir(paths["export_out"])) == EXPORTED_FILES
 
 
+@pytest.mark.slow
 def test_infer_command_predicts_scores_and_benchmarks(cli_runs):
     results, paths, _ = cli_runs
     returncode, stdout, stderr = results["infer"]
@@ -423,6 +426,7 @@ def test_infer_command_predicts_scores_and_benchmarks(cli_runs):
         assert key in log and key in stdout
 
 
+@pytest.mark.slow
 def test_infer_command_rejects_empty_text_in_one_line(cli_runs):
     returncode, _, stderr = cli_runs[0]["empty-text"]
     assert returncode == 2
@@ -437,6 +441,7 @@ def _main_exit(main, argv, capsys) -> tuple[int, str]:
     return exit_info.value.code, lines[-1] if lines else ""
 
 
+@pytest.mark.slow
 def test_command_errors_are_one_line_with_exit_code_2(cli_runs, tmp_path, capsys):
     export_dir = cli_runs[2]
     base = ["--model_dir", str(export_dir), "--cpu_threads", "1"]

@@ -9,6 +9,8 @@ from conftest import PROJECT_ROOT, write_tiny_config
 from fastformer_zoo.reporting import best_run, load_runs, replace_block, results_markdown
 from fastformer_zoo.errors import UserError
 
+pytestmark = pytest.mark.slow  # every test here runs whole trainings or processes
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 

@@ -37,6 +37,7 @@ def titles(ids, end):
     return [[int(token) for token in row][: list(row).index(end) if end in list(row) else len(row)] for row in ids]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_the_export_writes_what_the_dygraph_model_writes(case, tmp_path):
     """First log-probabilities at 1e-5; greedy and beam search (4 beams: the state's rows reordered each step)
@@ -75,6 +76,7 @@ def test_beam_search_keeps_rows_and_beams_apart():
     assert titles(together, 6) == titles(alone, 6)
 
 
+@pytest.mark.slow
 def test_tools_export_and_infer_write_the_titles_tools_eval_writes(tmp_path, capsys):
     """A trained title writer: tools/infer.py on its export writes, text for text, the greedy titles that
     tools/eval.py writes from its checkpoint, and scores them alike."""

@@ -1,4 +1,4 @@
-"""PaddleNLP's own Trainer fine-tunes FastformerForSequenceClassification (the README snippet, a few CPU steps)."""
+"""PaddleNLP's own Trainer fine-tunes FastformerForSequenceClassification (the snippet of docs/training.md, a few CPU steps)."""
 import numpy as np
 from paddlenlp.data import DataCollatorWithPadding
 from paddlenlp.trainer import Trainer, TrainingArguments

@@ -43,6 +43,7 @@ def wait_for(condition, seconds=120):
     return False
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_busy_output_dir_is_refused_and_a_dead_runs_lock_is_taken_over(tmp_path, tiny_data_dir):
     out = tmp_path / "out"
     config = write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, out, Global={"epochs": 100})
@@ -63,6 +64,7 @@ def test_a_second_run_on_a_busy_output_dir_is_refused_and_a_dead_runs_lock_is_ta
     assert third.returncode == 0, stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_in_one_line_with_code_130_and_intact_checkpoints(tmp_path, tiny_data_dir):
     out = tmp_path / "out"
     config = write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, out, Global={"epochs": 100, "save_steps": 3})
@@ -175,6 +177,7 @@ def test_metrics_of_a_model_that_predicts_one_class_still_print():
     assert "accuracy: 0.2000" in table and table.count("\n") > 10
 
 
+@pytest.mark.slow
 def test_a_damaged_kernel_cache_is_rebuilt_and_a_failed_build_fails_loudly(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     build = [sys.executable, "-m", "paddlenlp_fastformer.kernels"]

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from conftest import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # every test here runs whole trainings or processes
+
 STEPS = ("data", "forward", "forward_lucidrains", "metric", "loss", "lr", "backward", "train")
 
 

@@ -204,6 +204,7 @@ def test_infer_refuses_a_damaged_inference_config(tmp_path, trained, capsys):
     assert_one_line_error(result, "inference_config.json: not a valid inference config")
 
 
+@pytest.mark.slow
 def test_infer_refuses_non_finite_outputs(tmp_path, trained):
     """A graph with NaN weights (written past every check, as a damaged file would be) is never served."""
     import paddle
@@ -240,6 +241,7 @@ def test_conversion_refuses_non_finite_weights(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_crafted_pickle_never_runs_in_a_fresh_process(tmp_path, copy_of):
     """The same refusal through the real command, in its own process: exit 2, one line, no marker."""
     checkpoint, marker = copy_of(), tmp_path / "ran"

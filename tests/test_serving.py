@@ -1,7 +1,10 @@
-"""The prediction service, started for real (tools/serve.py on a free loopback port) on a tiny trained export.
+"""The prediction service on a tiny trained export.
 
-Covers both request formats, micro-batching (read from /metrics), every kind of bad request, queue
-overflow, graceful shutdown on SIGTERM and the demo page in headless Chromium.
+The routes are tested through the service's ASGI app in this process (fastapi's TestClient runs its event
+loop, lifespan and inference threads, as uvicorn does): both request formats, micro-batching (read from
+/metrics), every kind of bad request, queue overflow, the onnxruntime backend. What needs a real server
+runs tools/serve.py on a free loopback port: the load test, the demo page in headless Chromium, and
+graceful shutdown on SIGTERM.
 """
 import concurrent.futures
 import csv
@@ -69,6 +72,37 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(60)
 
+    def call(self, path, body=None, raw=None, timeout=30):
+        return call(self.port, path, body, raw, timeout)
+
+
+class InProcessService:
+    """The service's ASGI app in this process, ready once /health says so; ``call`` as ``Server.call``."""
+
+    def __init__(self, model_dir, **settings):
+        from fastapi.testclient import TestClient
+
+        from fastformer_zoo.serving.service import ServiceSettings, create_app
+
+        self.client = TestClient(create_app(ServiceSettings(model_dir=str(model_dir), **{"cpu_threads": 1, **settings})))
+        self.client.__enter__()  # runs the lifespan: the model loads in the background
+        deadline = time.time() + 120
+        while self.call("/health")[0] != 200:
+            if time.time() > deadline:
+                raise AssertionError(f"the service did not become ready in 120 s: {self.call('/health')}")
+            time.sleep(0.1)
+
+    def call(self, path, body=None, raw=None, timeout=30):
+        if body is None and raw is None:
+            response = self.client.get(path, timeout=timeout)
+        else:
+            data = raw if raw is not None else json.dumps(body).encode()
+            response = self.client.post(path, content=data, headers={"Content-Type": "application/json"}, timeout=timeout)
+        return response.status_code, response.json()
+
+    def stop(self):
+        self.client.__exit__(None, None, None)
+
 
 @pytest.fixture(scope="module")
 def export_dir(trained, tmp_path_factory):
@@ -79,48 +113,56 @@ def export_dir(trained, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(export_dir):
-    running = Server(export_dir, "--max_batch_size", 8, "--max_wait_ms", 20, "--max_texts_per_request", 16, "--max_body_bytes", 20000)
+def service(export_dir):
+    running = InProcessService(export_dir, max_batch_size=8, max_wait_ms=20, max_texts_per_request=16, max_body_bytes=20000)
     yield running
     running.stop()
 
 
-def test_both_formats_agree_with_the_offline_predictor(server, export_dir):
+@pytest.fixture(scope="module")
+def server(export_dir):
+    """tools/serve.py for real, for what needs a socket: the load test and the browser."""
+    running = Server(export_dir, "--max_batch_size", 8, "--max_wait_ms", 20)
+    yield running
+    running.stop()
+
+
+def test_both_formats_agree_with_the_offline_predictor(service, export_dir):
     from fastformer_zoo.deploy.predictor import Predictor
 
     offline = Predictor(str(export_dir), cpu_threads=1).predict(TEXTS)
-    status, body = call(server.port, "/predict", {"texts": TEXTS})
+    status, body = service.call("/predict", {"texts": TEXTS})
     assert status == 200
     for served, expected in zip(body["results"], offline):
         assert served["label"] == expected["label"] and served["truncated"] is False
         np.testing.assert_allclose(list(served["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
-    status, simple = call(server.port, "/models/fastformer", {"data": {"text": TEXTS}, "parameters": {"max_seq_len": 64, "batch_size": 2}})
+    status, simple = service.call("/models/fastformer", {"data": {"text": TEXTS}, "parameters": {"max_seq_len": 64, "batch_size": 2}})
     assert status == 200
-    names = call(server.port, "/metadata")[1]["labels"]
+    names = service.call("/metadata")[1]["labels"]
     assert [names[index] for index in simple["result"]["label"]] == [r["label"] for r in offline]
     np.testing.assert_allclose(simple["result"]["confidence"], [r["score"] for r in offline], atol=1e-5)
 
 
-def test_health_metadata_metrics_and_docs(server, export_dir):
-    assert call(server.port, "/health") == (200, {"status": "ready"})
-    status, metadata = call(server.port, "/metadata")
+def test_health_metadata_metrics_and_docs(service, export_dir):
+    assert service.call("/health") == (200, {"status": "ready"})
+    status, metadata = service.call("/metadata")
     assert metadata["labels"] == ["1 star", "2 stars", "3 stars", "4 stars", "5 stars"] and metadata["model_dir"] == str(export_dir)
     assert metadata["max_seq_len"] == 64 and metadata["backend"] == "paddle"
-    status, metrics = call(server.port, "/metrics")
+    status, metrics = service.call("/metrics")
     assert status == 200 and {"routes", "batch_sizes", "forward_passes", "resident_memory_mb"} <= set(metrics)
     cpu = metrics["cpu_seconds"]  # the service has loaded a model and answered: each part has spent CPU
     assert cpu["process"] > 0 and cpu["event_loop"] > 0 and cpu["event_loop"] + cpu["inference_threads"] + cpu["other_threads"] <= cpu["process"] + 0.05
-    status, schema = call(server.port, "/openapi.json")
+    status, schema = service.call("/openapi.json")
     assert {"/predict", "/models/fastformer", "/health", "/metadata", "/metrics"} <= set(schema["paths"])
 
 
-def test_concurrent_requests_are_micro_batched(server):
-    before = call(server.port, "/metrics")[1]
+def test_concurrent_requests_are_micro_batched(service):
+    before = service.call("/metrics")[1]
     texts = [f"{TEXTS[index % 4]} number {index}" for index in range(32)]
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        answers = list(pool.map(lambda text: call(server.port, "/predict", {"texts": [text]}), texts))
-    after = call(server.port, "/metrics")[1]
-    alone = call(server.port, "/predict", {"texts": texts[:8]})[1]["results"]
+        answers = list(pool.map(lambda text: service.call("/predict", {"texts": [text]}), texts))
+    after = service.call("/metrics")[1]
+    alone = service.call("/predict", {"texts": texts[:8]})[1]["results"]
     assert all(status == 200 for status, _ in answers)
     for (_, body), expected in zip(answers[:8], alone):  # batched with others, each gets its own answer
         np.testing.assert_allclose(list(body["results"][0]["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
@@ -146,44 +188,44 @@ def test_concurrent_requests_are_micro_batched(server):
         (json.dumps({"texts": ["x" * 30000]}).encode(), 413, "body"),
     ],
 )
-def test_bad_requests_get_a_4xx_naming_the_field_and_the_service_goes_on(server, raw, status, field):
-    answer = call(server.port, "/predict", raw=raw)
+def test_bad_requests_get_a_4xx_naming_the_field_and_the_service_goes_on(service, raw, status, field):
+    answer = service.call("/predict", raw=raw)
     assert answer[0] == status and answer[1]["error"]["field"] == field and answer[1]["error"]["message"], answer
-    assert call(server.port, "/predict", {"texts": ["still serving"]})[0] == 200
+    assert service.call("/predict", {"texts": ["still serving"]})[0] == 200
 
 
-def test_simple_serving_takes_paddlenlp_client_bodies_and_refuses_bad_ones(server):
+def test_simple_serving_takes_paddlenlp_client_bodies_and_refuses_bad_ones(service):
     # what PaddleNLP's text classification client sends
     client_body = {"data": {"text": TEXTS[:2], "text_pair": None}, "parameters": {"max_seq_len": 128, "batch_size": 2, "prob_limit": 0.5}}
-    status, answer = call(server.port, "/models/fastformer", client_body)
+    status, answer = service.call("/models/fastformer", client_body)
     assert status == 200 and len(answer["result"]["label"]) == 2
     for body, field in (({"data": "x"}, "data"), ({"data": {}}, "data.text"), ({"data": {"text": ["a"]}, "parameters": {"batch_size": 0}}, "parameters.batch_size"),
                         ({"data": {"text": ["a"], "text_pair": ["b"]}}, "data.text_pair"), ({"data": {"text": ["a"]}, "parameters": [1]}, "parameters")):
-        status, answer = call(server.port, "/models/fastformer", body)
+        status, answer = service.call("/models/fastformer", body)
         assert status == 422 and answer["error"]["field"] == field, answer
 
 
-def test_metrics_do_not_grow_with_made_up_paths(server):
+def test_metrics_do_not_grow_with_made_up_paths(service):
     for index in range(20):
-        assert call(server.port, f"/no/such/path/{index}")[0] == 404
-    routes = call(server.port, "/metrics")[1]["routes"]
+        assert service.call(f"/no/such/path/{index}")[0] == 404
+    routes = service.call("/metrics")[1]["routes"]
     assert "other" in routes and routes["other"]["by_status"]["404"] >= 20
     assert not any(path.startswith("/no/") for path in routes)
 
 
-def test_a_text_longer_than_the_model_reads_is_truncated_and_says_so(server):
-    status, body = call(server.port, "/predict", {"texts": [" ".join(["great"] * 200), "short"]})
+def test_a_text_longer_than_the_model_reads_is_truncated_and_says_so(service):
+    status, body = service.call("/predict", {"texts": [" ".join(["great"] * 200), "short"]})
     assert status == 200 and [result["truncated"] for result in body["results"]] == [True, False]
-    status, body = call(server.port, "/predict", {"texts": ["great sound and a solid build"], "max_seq_len": 2})
+    status, body = service.call("/predict", {"texts": ["great sound and a solid build"], "max_seq_len": 2})
     assert body["results"][0]["truncated"] is True
 
 
 def test_a_full_queue_answers_503_at_once(export_dir):
-    running = Server(export_dir, "--max_queue", 1, "--max_batch_size", 64, "--max_wait_ms", 0)
+    running = InProcessService(export_dir, max_queue=1, max_batch_size=64, max_wait_ms=0)
     try:
         burst = [[f"{TEXTS[i % 4]} {j}" for j in range(64)] for i in range(48)]
         with concurrent.futures.ThreadPoolExecutor(48) as pool:
-            answers = list(pool.map(lambda texts: call(running.port, "/predict", {"texts": texts}), burst))
+            answers = list(pool.map(lambda texts: running.call("/predict", {"texts": texts}), burst))
         statuses = [status for status, _ in answers]
         assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses, statuses
         assert all(body["error"]["field"] == "queue" for status, body in answers if status == 503)
@@ -191,6 +233,7 @@ def test_a_full_queue_answers_503_at_once(export_dir):
         running.stop()
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_requests_in_flight_then_refuses_new_ones(export_dir):
     running = Server(export_dir, "--max_batch_size", 64, "--max_wait_ms", 3000)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -217,15 +260,15 @@ def test_auto_backend_serves_an_onnx_export_with_onnxruntime_on_two_workers(trai
     config, run = trained
     target = tmp_path / "export"
     export_model.main(["-c", str(config), "-o", f"Global.pretrained_model={run / 'best'}", f"Global.save_inference_dir={target}", "--onnx"])
-    running = Server(target, "--inference_workers", 2)
+    running = InProcessService(target, inference_workers=2)
     texts = [f"{TEXTS[index % 4]} number {index}" for index in range(48)]
     try:
-        metadata = call(running.port, "/metadata")[1]
+        metadata = running.call("/metadata")[1]
         assert metadata["backend"] == "onnxruntime" and metadata["graph"] == "packed"  # a micro-batch is one pass, no padding
         assert metadata["inference_workers"] == 2
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda text: call(running.port, "/predict", {"texts": [text]}), texts))
-        metrics = call(running.port, "/metrics")[1]
+            answers = list(pool.map(lambda text: running.call("/predict", {"texts": [text]}), texts))
+        metrics = running.call("/metrics")[1]
     finally:
         running.stop()
     assert all(status == 200 for status, _ in answers) and metrics["texts"] >= len(texts)
@@ -264,6 +307,7 @@ def test_bad_start_up_options_are_one_line(export_dir, tmp_path, capsys):
         assert_one_line_error(run_main(serve.main, ["--model_dir", str(export_dir), "--port", str(port)], capsys), str(port))
 
 
+@pytest.mark.slow
 def test_load_test_tool_measures_levels_and_a_soak(server, export_dir, tmp_path, capsys):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
@@ -346,6 +390,7 @@ class WebDriver:
         self.process.wait(10)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no Chromium and ChromeDriver here (Debian: apt-get install chromium chromium-driver; .ci/run installs them)")
 def test_demo_page_in_a_real_browser(server, tmp_path):
     text = "The sound is great and the battery lasts all week."

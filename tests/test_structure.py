@@ -232,6 +232,7 @@ def wheel(tmp_path_factory):
     return next((root / "dist").glob("*.whl")), root
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_kernel_source_and_no_benchmark_or_test_code(wheel):
     names = zipfile.ZipFile(wheel[0]).namelist()
     assert "paddlenlp_fastformer/kernels/csrc/fastformer_cpu_ops.cc" in names
@@ -243,6 +244,7 @@ def test_wheel_ships_the_kernel_source_and_no_benchmark_or_test_code(wheel):
     assert any("paddlepaddle==3.3.1" in line for line in requires) and any("matplotlib" in line for line in requires)
 
 
+@pytest.mark.slow
 def test_a_fresh_venv_with_the_wheel_runs_the_fused_kernels(wheel):
     path, root = wheel
     venv = root / "venv"

@@ -127,6 +127,7 @@ def test_config_layout_is_checked(tmp_path):
     assert len((PROJECT_ROOT / P2O_CONFIG).read_text(encoding="utf-8").splitlines()) == 18
 
 
+@pytest.mark.slow
 def test_lite_train_lite_infer_chain(tipc_repo, lite_chain):
     assert lite_chain.returncode == 0, _explain(lite_chain)
     lines = _log_lines(tipc_repo / LITE_LOG)
@@ -162,6 +163,7 @@ def test_lite_train_lite_infer_chain(tipc_repo, lite_chain):
     assert "data " in lite_chain.stdout and ("REAL" in lite_chain.stdout or "SYNTHETIC" in lite_chain.stdout)
 
 
+@pytest.mark.slow
 def test_paddle2onnx_chain(tipc_repo, lite_chain):
     env = _env()
     trained = tipc_repo / SINGLE_RUN / "best"
@@ -191,6 +193,7 @@ def _reduced_config(repo: Path, name: str, replaced: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_chain_on_a_topic_task(tmp_path_factory):
     """The lite chain (one training, one export, one inference variant) on 4-topic news instead of ratings."""
     repo = tmp_path_factory.mktemp("tipc_news") / "repo"
@@ -216,6 +219,7 @@ def test_chain_on_a_topic_task(tmp_path_factory):
     assert predictions and all(p["label"] in topics and list(p["probabilities"]) == topics for p in predictions)
 
 
+@pytest.mark.slow
 def test_broken_step_fails_the_chain(tipc_repo):
     """A config whose export line names a missing script: the chain goes on, logs the failure, exits 1."""
     broken = _reduced_config(tipc_repo, "broken_export", {

@@ -335,6 +335,7 @@ def _dev_logits(checkpoint_dir, examples):
 SOFTMAX_SHIFT_SUFFIXES = ("att_fc2.bias", "query_att.bias", "key_att.bias")
 
 
+@pytest.mark.slow
 def test_data_parallel_matches_single_process(tmp_path, tiny_data_dir):
     config_path = write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, tmp_path / "unused")
     common = ["Global.max_steps=3", "Model.hidden_dropout_prob=0.0"]

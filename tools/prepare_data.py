@@ -38,15 +38,6 @@ from pathlib import Path
 
 import program
 
-# The readers only parse files (no paddle): their column names document the options.
-from fastformer_zoo.data.readers import (
-    LABEL_COLUMN_CANDIDATES,
-    RATING_COLUMN_CANDIDATES,
-    TEXT_COLUMN_CANDIDATES,
-    TITLE_COLUMN_CANDIDATES,
-    FieldChoice,
-)
-
 # What each --synthetic option generates: file name, writer (in fastformer_zoo.data.synthetic), and what the rows are.
 SYNTHETIC = {
     "synthetic": ("synthetic_reviews.json", "write_synthetic_reviews", "synthetic reviews"),
@@ -91,6 +82,10 @@ def parse_splits(text):
 
 
 def build_parser():
+    from fastformer_zoo.data.readers import (
+        LABEL_COLUMN_CANDIDATES, RATING_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, TITLE_COLUMN_CANDIDATES,
+    )  # fmt: skip
+
     parser = program.ArgumentParser(__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -160,6 +155,9 @@ def column_names(text):
 
 
 def main(argv=None):
+    program.start()
+    from fastformer_zoo.data.readers import FieldChoice
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.title_column and not args.with_title:

@@ -3,6 +3,8 @@
 Importing this module changes nothing. A tool's ``main`` calls :func:`start` first, before it imports
 the application (which imports paddle):
 
+* the checkout that holds the tool goes first on ``sys.path``, so that a tool runs the code beside it
+  (a copy of the project, as TIPC makes, runs its own code, not the installed one);
 * third-party warnings that say nothing to a user (ccache missing, setuptools replacing distutils,
   runpy's double import) are silenced, and third-party INFO logging is turned down;
 * Paddle's C++ log (glog) keeps to errors unless the user set ``GLOG_minloglevel`` (glog reads it when
@@ -20,6 +22,7 @@ import os
 import signal
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 __all__ = ["start", "ArgumentParser", "config_parser", "user_errors_exit", "run_config_tool", "str2bool"]
@@ -46,6 +49,7 @@ def start() -> dict:
     that :func:`~paddlenlp_fastformer.tune_cpu` applied."""
     if _started:
         return _started[0]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     # Until user_errors_exit takes over, Ctrl-C ends the process at once instead of a KeyboardInterrupt
     # raised somewhere inside an import.
     signal.signal(signal.SIGINT, _interrupted_while_starting)

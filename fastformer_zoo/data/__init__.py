@@ -1,1 +1,1 @@
-"""Review data: :mod:`.readers` and :mod:`.prepare` (no paddle), :mod:`.synthetic`, and :mod:`.loader` (training batches)."""
+"""Review data: :mod:`.readers` and :mod:`.labels` (parsing only, no paddle), :mod:`.prepare`, :mod:`.corpus`, :mod:`.pairs`, :mod:`.synthetic`, :mod:`.masking`, and :mod:`.loader` (training batches)."""

@@ -14,6 +14,7 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
+
 from ..directories import write_directory_atomically
 from ..errors import UserError
 from .readers import PathLike, is_unicode, json_objects, text_lines

@@ -12,6 +12,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
+
 from ..directories import write_directory_atomically
 from ..errors import UserError
 from .corpus import TEXT_FIELDS

@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
+
 from ..directories import write_directory_atomically
 from ..errors import UserError
 from .labels import LABEL_FILE, STAR_LABELS, STATS_FILE, label_file_text, natural_order, read_label_file

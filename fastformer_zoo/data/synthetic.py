@@ -8,8 +8,9 @@ from typing import List
 import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
-from .prepare import jsonl
+
 from .labels import STAR_LABELS
+from .prepare import jsonl
 from .readers import PathLike
 
 __all__ = ["generate_synthetic_reviews", "write_synthetic_reviews", "NEWS_TOPICS", "write_synthetic_news"]

@@ -42,14 +42,26 @@ import paddle
 import paddle.nn.functional as F
 
 from paddlenlp_fastformer.file_utils import output_redirected_to, write_text_atomically
-from ..directories import write_directory_atomically
 from paddlenlp_fastformer.kernels import fused_ops, library
+
+from ..directories import write_directory_atomically
 from ..engine.checkpoint import label_names, load_checkpoint, truncation_length
 from ..errors import UserError, one_line
 from ..settings import Config
 from .export_format import (
-    FUSED_MODEL_FILES, FUSED_MODEL_PREFIX, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, MODEL_PREFIX, ONNX_FILE, ONNX_INT8_FILE,
-    PACKED_INPUT_NAMES, PACKED_MODEL_FILES, PACKED_MODEL_PREFIX, PACKED_ONNX_FILE, PACKED_ONNX_INT8_FILE,
+    FUSED_MODEL_FILES,
+    FUSED_MODEL_PREFIX,
+    INFERENCE_CONFIG_FILE,
+    INPUT_NAMES,
+    MODEL_FILES,
+    MODEL_PREFIX,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    PACKED_INPUT_NAMES,
+    PACKED_MODEL_FILES,
+    PACKED_MODEL_PREFIX,
+    PACKED_ONNX_FILE,
+    PACKED_ONNX_INT8_FILE,
 )  # fmt: skip
 
 __all__ = ["export_inference_model", "export_text_writer", "export_from_config", "quantize_onnx_int8"]
@@ -229,6 +241,7 @@ def export_text_writer(pretrained_dir: str, output_dir: str, max_target_len: int
     """Export the encoder-decoder in ``pretrained_dir`` to ``output_dir``: its prefill and step graphs
     (:mod:`.generation`), the tokenizer and ``inference_config.json``; returns the names of the files written."""
     from paddlenlp_fastformer.modeling import FastformerForConditionalGeneration
+
     from .generation import save_generation_graphs
 
     _check_output_dir(output_dir)

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
+
 from ..data.labels import dataset_labels
 from ..data.readers import iter_reviews, read_split
-from ..scoring import classification_metrics, rouge_scores
 from ..errors import UserError
+from ..scoring import classification_metrics, rouge_scores
 from .export_format import INFERENCE_CONFIG_FILE
 from .predictor import TIMED_STAGES, Predictor, summarize_timings
 

@@ -24,8 +24,17 @@ import numpy as np
 
 from ..errors import UserError, one_line
 from .export_format import (
-    FUSED_MODEL_FILES, INFERENCE_CONFIG_FILE, INPUT_NAMES, MODEL_FILES, ONNX_FILE, ONNX_INT8_FILE, PACKED_INPUT_NAMES, PACKED_MODEL_FILES,
-    PACKED_ONNX_FILE, PACKED_ONNX_INT8_FILE, TOKENIZER_FILES,
+    FUSED_MODEL_FILES,
+    INFERENCE_CONFIG_FILE,
+    INPUT_NAMES,
+    MODEL_FILES,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    PACKED_INPUT_NAMES,
+    PACKED_MODEL_FILES,
+    PACKED_ONNX_FILE,
+    PACKED_ONNX_INT8_FILE,
+    TOKENIZER_FILES,
 )  # fmt: skip
 
 __all__ = [
@@ -46,7 +55,7 @@ ONEDNN_CACHE_CAPACITY = 32
 # What starting one more forward pass costs, counted in tokens of work (a padded position of one row):
 # the planner weighs it against the padding that fewer, longer-padded passes compute. Small passes
 # also multiply small matrices, which runs well below the machine's speed, so the best value is larger
-# than a pass's fixed overhead alone; docs/serving.md ("Forward passes") has the sweep behind it.
+# than a pass's fixed overhead alone; docs/deployment.md ("Forward passes") has the sweep behind it.
 PASS_COST_TOKENS = 150
 
 
@@ -114,7 +123,7 @@ class _OnnxRuntimeRunner:
         options.intra_op_num_threads = cpu_threads
         options.inter_op_num_threads = 1  # one request at a time: parallelism inside operators only
         # onnxruntime's worker threads spin between operators (its default): small forward passes, as a
-        # service's micro-batches make, ran 1.3x faster than with spinning off (docs/serving.md).
+        # service's micro-batches make, ran 1.3x faster than with spinning off (docs/deployment.md).
         options.log_severity_level = 3  # errors only: not a warning per unused constant paddle2onnx leaves
         self.session = onnxruntime.InferenceSession(
             os.path.join(model_dir, model_file), options, providers=["CPUExecutionProvider"]
@@ -246,7 +255,7 @@ def create_runner(
 # The graph graph="auto" runs, by backend, the first of these the export holds (and, for "fused", this machine
 # can run). On onnxruntime the packed graph runs a service's micro-batches (reviews of mixed lengths in
 # arrival order) faster than the padded one; on Paddle Inference it was slower than both padded graphs.
-# docs/serving.md ("Forward passes") has the measurements.
+# docs/deployment.md ("Forward passes") has the measurements.
 AUTO_GRAPHS = {"paddle": ("fused", "portable"), "onnxruntime": ("packed", "portable")}
 
 

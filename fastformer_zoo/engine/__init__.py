@@ -1,1 +1,1 @@
-"""Checkpoints, training, evaluation, metrics and multi-seed experiments."""
+"""Checkpoints, training, evaluation and multi-seed experiments (scores: :mod:`fastformer_zoo.scoring`)."""

@@ -27,10 +27,18 @@ import yaml
 
 from paddlenlp_fastformer.configuration import FastformerConfig, FastformerConfigError
 from paddlenlp_fastformer.file_utils import write_text_atomically
-from ..directories import recover_directory, write_directory_atomically
 from paddlenlp_fastformer.modeling import FastformerForSequenceClassification
-from paddlenlp_fastformer.serialization import CheckpointError, WEIGHT_FILES, check_pretrained_dir, load_arrays, load_weights, save_arrays
+from paddlenlp_fastformer.serialization import (
+    WEIGHT_FILES,
+    CheckpointError,
+    check_pretrained_dir,
+    load_arrays,
+    load_weights,
+    save_arrays,
+)
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+from ..directories import recover_directory, write_directory_atomically
 from ..errors import UserError, one_line
 from ..settings import Config, config_to_dict, declared_default, save_config
 

@@ -9,12 +9,13 @@ import paddle
 from tqdm import tqdm
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
+
 from ..data.loader import ReviewDataset, make_dataloader
 from ..data.readers import read_split
 from ..errors import UserError
+from ..scoring import classification_metrics
 from ..settings import Config
 from .checkpoint import label_names, load_checkpoint, truncation_length
-from ..scoring import classification_metrics
 from .runtime import is_main_process, set_cpu_threads
 
 __all__ = ["evaluate", "eval_loader", "evaluate_checkpoint", "majority_baseline"]

@@ -25,21 +25,21 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
-from ..directories import write_directory_atomically
+
 from ..data.labels import dataset_labels
 from ..data.pairs import read_pairs
 from ..data.readers import read_split
+from ..directories import write_directory_atomically
 from ..errors import UserError
-from ..reporting import METRICS_FILE
 from ..settings import Config, load_config, save_config
 from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
 from .runtime import logging_to
 
-__all__ = [
-    "run_seeds",
-]  # fmt: skip
+__all__ = ["run_seeds", "METRICS_FILE"]
 
 logger = logging.getLogger("fastformer_zoo")
+
+METRICS_FILE = "metrics.json"  # what fastformer_zoo.reporting reads of each kept run
 
 SUMMARY_NUM_BEAMS = 4  # beam search for the kept ROUGE of a text writer, as summarization papers report
 

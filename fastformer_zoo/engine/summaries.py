@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
 from paddlenlp_fastformer.modeling import FastformerForConditionalGeneration
+
 from ..data.pairs import read_pairs
 from ..scoring import rouge_scores
 from ..settings import Config

@@ -22,6 +22,7 @@ from paddlenlp_fastformer.modeling import (
     FastformerForSequenceClassification,
     token_cross_entropy,
 )
+
 from ..data.corpus import check_no_leak, read_corpus_split
 from ..data.labels import LABEL_FILE, dataset_labels
 from ..data.loader import PairDataset, ReviewDataset, TextDataset, make_dataloader

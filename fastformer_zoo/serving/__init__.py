@@ -1,1 +1,1 @@
-"""The prediction service: micro-batched HTTP serving of an export, its demo page, and load testing."""
+"""The prediction service: micro-batched HTTP serving of an export, its demo page and its metrics (its load test is benchmarks/load_test.py)."""

@@ -44,7 +44,7 @@ class ServiceSettings:
     cpu_threads: int = 2
     # Inference threads, each with its own engine of cpu_threads // inference_workers threads; None: one per CPU
     # thread on onnxruntime (a micro-batch runs faster on two one-thread engines side by side than on one engine
-    # of two threads: docs/serving.md), one on paddle (Paddle Inference holds the GIL through a forward pass).
+    # of two threads: docs/deployment.md), one on paddle (Paddle Inference holds the GIL through a forward pass).
     inference_workers: Optional[int] = None
     max_batch_size: int = 32  # texts per micro-batch: one forward pass on the packed graph, passes by length on a padded one
     max_wait_ms: float = 5.0
@@ -284,7 +284,9 @@ async def _lifespan(app: FastAPI):
     loop = asyncio.get_running_loop()
     # Paddle installs C handlers for SIGTERM/SIGINT when it sets up, which would end the process at once;
     # once the model is loaded (or failed to), the main thread puts back uvicorn's, which shut down gracefully.
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    # Only the main thread can set signal handlers: an app whose loop runs elsewhere (a test client) leaves them be.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
 
     def load_then_restore_signals():
         try:
