@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Dict, Iterable, Mapping
 
@@ -76,6 +77,10 @@ def load_pickled_arrays(path) -> dict:
     try:
         with open(path, "rb") as stream:
             data = stream.read()
+        # Parsed first, nothing built: damaged bytes whose opcodes declare more data than the file holds would
+        # otherwise make the unpickler allocate it (a MemoryError, and a stray SystemError line on stderr).
+        for _ in pickletools.genops(io.BytesIO(data)):
+            pass
         content = _ArraysOnlyUnpickler(io.BytesIO(data), path).load()
     except CheckpointError:
         raise

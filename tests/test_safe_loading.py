@@ -254,3 +254,16 @@ def test_a_crafted_pickle_never_runs_in_a_fresh_process(tmp_path, copy_of):
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
     assert completed.returncode == 2 and len(lines) == 1 and "refusing to unpickle" in lines[0], completed.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("opcode", [b"\x96", b"\x8e", b"\x8d"])  # BYTEARRAY8, BINBYTES8, BINUNICODE8
+def test_a_pickle_declaring_more_bytes_than_it_holds_is_one_error_and_nothing_more(tmp_path, opcode, capfd):
+    """Damaged bytes whose opcode claims a terabyte are refused before anything is allocated (the unpickler
+    itself would try: a MemoryError, and CPython's stray 'SystemError' line on stderr)."""
+    from paddlenlp_fastformer.serialization import CheckpointError, load_pickled_arrays
+
+    path = tmp_path / "model_state.pdparams"
+    path.write_bytes(b"\x80\x05" + opcode + (1 << 40).to_bytes(8, "little") + b"abc")
+    with pytest.raises(CheckpointError, match="model_state.pdparams: not a readable weights file"):
+        load_pickled_arrays(path)
+    assert capfd.readouterr().err == ""
