@@ -21,7 +21,7 @@ import paddle.nn.functional as F
 from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import Dropout, FlatLinear
-from .pooling import MASKED_SCORE, AdditivePooling, PackedTexts, causal_additive_pool
+from .pooling import MASKED_SCORE, AdditivePooling, PackedTexts, causal_additive_pool, causal_pool_weights
 
 __all__ = [
     "OfficialAdditiveAttention",
@@ -96,6 +96,13 @@ class RotaryEmbedding(nn.Layer):
         return fused_ops.rotate(x, cos, sin, self.quarter_turn, self.use_fused_ops)
 
 
+def _causal_weights(query_scores, key_scores, token_mask, output_attentions: bool):
+    """Causal additive attention's weights, 'b 2 h n n' (global query, global key; row t: position t's pools), or None."""
+    if not output_attentions:
+        return None
+    return paddle.stack([causal_pool_weights(query_scores, token_mask), causal_pool_weights(key_scores, token_mask)], axis=1)
+
+
 # ----------------------------------------------------------------------------------------------
 # additive attention: the two public formulations
 # ----------------------------------------------------------------------------------------------
@@ -123,9 +130,10 @@ class OfficialAdditiveAttention(nn.Layer):
 
     def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
         """The attended states 'b n D'; with ``output_attentions`` the weights of the global query and
-        global key, 'b 2 h n' (else None); and in causal mode the two pools to continue from (else None)."""
+        global key, 'b 2 h n' (causal: each position's, 'b 2 h n n'; else None); and in causal mode the two pools to
+        continue from (else None)."""
         if self.causal:
-            return self._causal_forward(hidden_states, token_mask, cache)
+            return self._causal_forward(hidden_states, token_mask, cache, output_attentions)
         query = self.query(hidden_states)  # b n D
         key = self.key(hidden_states)
         query_heads = split_heads(query, self.num_heads)  # b n h d
@@ -136,7 +144,7 @@ class OfficialAdditiveAttention(nn.Layer):
         attended = self.output(self.transform(weighted_values, residual=query))
         return attended, paddle.stack([alpha, beta], axis=1) if output_attentions else None, None
 
-    def _causal_forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, cache):
+    def _causal_forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, cache, output_attentions: bool = False):
         """Position t pools queries up to t into q_g(t); p_i = q_g(i) * k_i; keys p up to t into k_g(t); u_t = k_g(t) * q_t."""
         query, key = self.query(hidden_states), self.key(hidden_states)  # b n D
         query_pool, key_pool = cache if cache is not None else (None, None)
@@ -147,7 +155,7 @@ class OfficialAdditiveAttention(nn.Layer):
         key_logits = self.key_att(mixed) * scale
         global_key, key_pool = causal_additive_pool(key_logits, token_mask, split_heads(mixed, self.num_heads), key_pool)
         attended = self.output(self.transform(query * merge_heads(global_key), residual=query))
-        return attended, None, (query_pool, key_pool)
+        return attended, _causal_weights(query_logits, key_logits, token_mask, output_attentions), (query_pool, key_pool)
 
 
 class LucidrainsAdditiveAttention(nn.Layer):
@@ -182,7 +190,8 @@ class LucidrainsAdditiveAttention(nn.Layer):
 
     def forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, output_attentions: bool = False, cache=None, positions=None):
         """The attended states 'b n D'; with ``output_attentions`` the weights of the global query and
-        global key, 'b 2 h n' (else None); and in causal mode the two pools to continue from (else None)."""
+        global key, 'b 2 h n' (causal: each position's, 'b 2 h n n'; else None); and in causal mode the two pools to
+        continue from (else None)."""
         qkv = split_heads(self.to_qkv(hidden_states), 3 * self.num_heads)  # b n (3 h) d
         query, key, value = qkv.chunk(3, axis=2)
         if self.rotary is not None:
@@ -190,7 +199,7 @@ class LucidrainsAdditiveAttention(nn.Layer):
         else:
             query_aggr, key_aggr, value_aggr = query, key, value
         if self.causal:
-            return self._causal_forward(query, key, query_aggr, key_aggr, value_aggr, token_mask, cache)
+            return self._causal_forward(query, key, query_aggr, key_aggr, value_aggr, token_mask, cache, output_attentions)
 
         query_logits = self.to_q_attn_logits(query).squeeze(-1)  # b n h
         global_query, alpha = self.pool(query_logits, token_mask, query_aggr, output_attentions)  # b 1 h d
@@ -209,7 +218,7 @@ class LucidrainsAdditiveAttention(nn.Layer):
             weighted_values = sum_adjacent_pairs(weighted_values)
         return self.to_out(merge_heads(self.to_r(weighted_values, residual=query)))
 
-    def _causal_forward(self, query, key, query_aggr, key_aggr, value_aggr, token_mask: paddle.Tensor, cache):
+    def _causal_forward(self, query, key, query_aggr, key_aggr, value_aggr, token_mask: paddle.Tensor, cache, output_attentions=False):
         """Position t pools (rotated) queries up to t into q_g(t); k'_i = k_i * q_g(i) scores the (rotated) raw keys
         up to t into k_g(t); u_t = v_t * k_g(t)."""
         query_pool, key_pool = cache if cache is not None else (None, None)
@@ -221,7 +230,8 @@ class LucidrainsAdditiveAttention(nn.Layer):
             biased_key = sum_adjacent_pairs(biased_key)
         key_logits = self.to_k_attn_logits(biased_key).squeeze(-1) * scale
         global_key, key_pool = causal_additive_pool(key_logits, token_mask, key_aggr, key_pool)
-        return self._output(value_aggr * global_key, query), None, (query_pool, key_pool)
+        weights = _causal_weights(query_logits, key_logits, token_mask, output_attentions)
+        return self._output(value_aggr * global_key, query), weights, (query_pool, key_pool)
 
 
 class SoftmaxSelfAttention(nn.Layer):
@@ -238,7 +248,7 @@ class SoftmaxSelfAttention(nn.Layer):
         """The attended states 'b n D'; with ``output_attentions`` the weights 'b h n n' (else None); and in
         causal mode the keys, values and key mask so far, the KV cache (else None)."""
         if self.causal:
-            return self._causal_forward(hidden_states, token_mask, cache)
+            return self._causal_forward(hidden_states, token_mask, cache, output_attentions)
         keep = token_mask.squeeze(-1).unsqueeze([1, 2])  # b 1 1 n: every query may attend to real keys
         if not output_attentions:
             return self.attention(hidden_states, attn_mask=keep), None, None
@@ -249,7 +259,7 @@ class SoftmaxSelfAttention(nn.Layer):
             self.attention.need_weights = False
         return attended, weights * keep.astype(weights.dtype), None  # padding keys: exactly 0
 
-    def _causal_forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, cache):
+    def _causal_forward(self, hidden_states: paddle.Tensor, token_mask: paddle.Tensor, cache, output_attentions: bool = False):
         """Each query attends to the real keys at or before it: those of the cache, then its own sequence's."""
         attention = self.attention
         query, key, value = (
@@ -270,7 +280,9 @@ class SoftmaxSelfAttention(nn.Layer):
         weights = F.softmax(scores, axis=-1)
         weights = F.dropout(weights, attention.dropout, training=self.training)
         attended = merge_heads(paddle.matmul(weights, value).transpose([0, 2, 1, 3]))  # b n D
-        return attention.out_proj(attended), None, (key, value, key_mask)
+        if output_attentions:  # padding and later keys: exactly 0 (Paddle's CPU softmax gives -inf scores e^-64, not 0)
+            weights = weights * (key_mask.unsqueeze([1, 2]) & earlier.unsqueeze([0, 1])).astype(weights.dtype)
+        return attention.out_proj(attended), weights if output_attentions else None, (key, value, key_mask)
 
 
 # ----------------------------------------------------------------------------------------------

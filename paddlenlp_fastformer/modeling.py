@@ -9,13 +9,15 @@ Shapes: B batch, N tokens, D hidden, H heads, d features per head.
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 from typing import Mapping, Optional
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddlenlp.generation import GenerationMixin
+from paddlenlp.generation import GenerationConfig, GenerationMixin
+from paddlenlp.generation.configuration_utils import DEFAULT_MAX_NEW_TOKENS
 from paddlenlp.transformers.model_outputs import (
     CausalLMOutputWithCrossAttentions,
     MaskedLMOutput,
@@ -233,7 +235,8 @@ class FastformerModel(FastformerPretrainedModel):
             inputs_embeds (Tensor, optional): token vectors [B, N, D] used instead of looking ``input_ids``
                 up (for embedding-level attribution or adversarial training); positions are added as usual.
             output_hidden_states (bool): also return the embeddings and every block's output.
-            output_attentions (bool): also return the weights additive attention pools tokens with.
+            output_attentions (bool): also return the weights additive attention pools tokens with (causal mode:
+                each position's, over the tokens up to it; not with ``cache``).
             return_dict (bool): return a :class:`FastformerModelOutput` instead of a tuple.
             cache (DecoderCache, optional): causal mode (``config.is_decoder``): the state after the tokens
                 before these (``past_key_values`` of the previous call); these tokens continue them.
@@ -252,8 +255,11 @@ class FastformerModel(FastformerPretrainedModel):
             tuple or :class:`FastformerModelOutput`: ``(sequence_output, pooled_output[, cache][, hidden_states]
             [, attentions])``: the last block's output [B, N, D]; the additive-attention pooled vector
             [B, D] (None without the pooler); with ``output_hidden_states``, the embeddings and each
-            block's output; with ``output_attentions``, each block's attention weights. The pooler's token
-            weights are in the output object (``pooler_attentions``).
+            block's output; with ``output_attentions``, each block's attention weights: [B, 2, H, N], the
+            weights of the global query and the global key over the tokens (softmax baseline: [B, H, N, N]);
+            in causal mode, where each position pools the tokens up to it, [B, 2, H, N, N], row t holding
+            the weights position t pools with (0 on later tokens). The pooler's token weights are in the
+            output object (``pooler_attentions``).
 
         Example:
             .. code-block::
@@ -262,8 +268,9 @@ class FastformerModel(FastformerPretrainedModel):
                 sequence_output, pooled_output = model(paddle.to_tensor([[5, 6, 7, 0]]))
                 # sequence_output: [1, 4, 256]; pooled_output: [1, 256] (the padding token 0 is not pooled)
         """
-        if self.causal and output_attentions:
-            raise ValueError("output_attentions is not available in causal mode: each position pools its own prefix")
+        if self.causal and output_attentions and cache is not None:
+            raise ValueError("output_attentions takes the whole sequence in one call, without a cache: additive "
+                             "attention's cache keeps pools, not each earlier token's weight")  # fmt: skip
         if segment_ids is not None:
             token_mask = self._packed_texts(input_ids, attention_mask, inputs_embeds, segment_ids, output_attentions)
             positions, seen = token_mask.positions, None
@@ -365,14 +372,18 @@ def token_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.
     return per_token.reshape([-1]).sum() / labelled.sum().clip(min=1.0)
 
 
+def _output_tuple(loss, logits, *extras):
+    """PaddleNLP's head return convention without ``return_dict``: the logits alone, or ``([loss,] logits, *extras)``
+    leaving out the extras that are None."""
+    outputs = ((loss,) if loss is not None else ()) + (logits,) + tuple(value for value in extras if value is not None)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
 def _task_outputs(output_cls, loss, logits, base: FastformerModelOutput, return_dict: bool, **extra):
     """PaddleNLP's head return convention: logits alone, or (loss, logits, ...), or an output object."""
     if return_dict:
         return output_cls(loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions, **extra)
-    outputs = (logits,) + tuple(value for value in (base.hidden_states, base.attentions) if value is not None)
-    if loss is not None:
-        outputs = (loss,) + outputs
-    return outputs[0] if len(outputs) == 1 else outputs
+    return _output_tuple(loss, logits, base.hidden_states, base.attentions)
 
 
 class FastformerForSequenceClassification(FastformerPretrainedModel):
@@ -566,8 +577,106 @@ def reorder_decoder_cache(cache, rows: paddle.Tensor):
     return type(cache)(*parts) if hasattr(cache, "_fields") else type(cache)(parts)
 
 
+_DECODE_STRATEGIES = ("greedy_search", "sampling", "beam_search")
+
+
+def _is_count(value, least: int) -> bool:
+    """Whether ``value`` is an integer (numpy's too, not a bool) of at least ``least``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_generation_lengths(settings: GenerationConfig, explicit: Mapping) -> None:
+    """How many tokens to write, as PaddleNLP 2.8.1 reads it: ``max_length`` (and ``min_length``) count new tokens
+    too and stand in for ``max_new_tokens`` (``min_new_tokens``) left at their defaults; 0 means unset."""
+    # 0 is the default, "unset": asked for explicitly, PaddleNLP would silently write 20 tokens.
+    if not _is_count(settings.max_length, 1 if "max_length" in explicit else 0):
+        raise ValueError(f"generate(): max_length must be an integer >= 1 (PaddleNLP counts it in new tokens, like "
+                         f"max_new_tokens), got {settings.max_length!r}")  # fmt: skip
+    if not _is_count(settings.min_length, 0):
+        raise ValueError(f"generate(): min_length must be an integer >= 0 (PaddleNLP counts it in new tokens, like "
+                         f"min_new_tokens), got {settings.min_length!r}")  # fmt: skip
+    most, least = settings.max_new_tokens, settings.min_new_tokens
+    if settings.max_length and most == DEFAULT_MAX_NEW_TOKENS:
+        most = settings.max_length
+    if settings.min_length and not least:
+        least = settings.min_length
+    if not _is_count(most, 1):
+        # PaddleNLP would still write one token; Hugging Face's generate() refuses max_new_tokens <= 0 too.
+        raise ValueError(f"generate(): max_new_tokens must be an integer >= 1 (generate() returns only the new "
+                         f"tokens), got {most!r}")  # fmt: skip
+    if not _is_count(least, 0) or least > most:
+        raise ValueError(f"generate(): min_new_tokens (or min_length) must be an integer from 0 to max_new_tokens={most}, "
+                         f"got {least!r}")  # fmt: skip
+
+
+def _check_generation_strategy(settings: GenerationConfig) -> None:
+    """The decoding strategy and its own settings (sampling's are read only when sampling)."""
+    strategy = settings.decode_strategy
+    if strategy not in _DECODE_STRATEGIES:
+        raise ValueError(f"generate(): decode_strategy must be one of {', '.join(_DECODE_STRATEGIES)}, got {strategy!r}")
+    for name in ("num_beams", "num_return_sequences"):
+        if not _is_count(getattr(settings, name), 1):
+            raise ValueError(f"generate(): {name} must be an integer >= 1, got {getattr(settings, name)!r}")
+    if strategy != "sampling":
+        return
+    # Dividing the logits by 0 leaves no probability to sample from (Paddle's multinomial fails); top_p is the share
+    # of probability kept. PaddleNLP reads None as "off" for all three.
+    temperature, top_k, top_p = settings.temperature, settings.top_k, settings.top_p
+    if temperature is not None and (not _is_number(temperature) or temperature <= 0):
+        raise ValueError(f"generate(): temperature must be a number > 0 for sampling (decode_strategy='greedy_search' "
+                         f"always takes the likeliest token), got {temperature!r}")  # fmt: skip
+    if top_k is not None and not _is_count(top_k, 0):
+        raise ValueError(f"generate(): top_k must be an integer >= 0 (0 keeps every token), got {top_k!r}")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"generate(): top_p must be a number in (0, 1] (1 keeps every token), got {top_p!r}")
+
+
+def _check_prompt(input_ids, attention_mask, name: str) -> None:
+    """The ids ``generate()`` starts from (the prompt, or an encoder-decoder's source): int [B, N], N >= 1."""
+    if input_ids is None:  # PaddleNLP starts from bos_token_id
+        return
+    if not isinstance(input_ids, paddle.Tensor) or input_ids.ndim != 2 or input_ids.dtype not in (paddle.int32, paddle.int64):
+        shown = f"{input_ids.dtype} {list(input_ids.shape)}" if isinstance(input_ids, paddle.Tensor) else type(input_ids).__name__
+        raise ValueError(f"generate(): input_ids must be an int32/int64 paddle.Tensor [batch, seq_len] of the {name}, got {shown}")
+    if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+        raise ValueError(f"generate(): input_ids must hold at least one token of the {name}, got shape {list(input_ids.shape)}")
+    if attention_mask is not None and list(getattr(attention_mask, "shape", [])) != list(input_ids.shape):
+        raise ValueError(f"generate(): attention_mask must have input_ids' shape {list(input_ids.shape)}, got "
+                         f"{list(getattr(attention_mask, 'shape', [])) or type(attention_mask).__name__}")  # fmt: skip
+
+
 class _GenerationHooks:
     """What PaddleNLP's ``generate()`` asks of both decoder heads, beyond ``prepare_inputs_for_generation``."""
+
+    _prompt_name = "prompt"
+
+    def generate(self, input_ids=None, generation_config=None, stopping_criteria=None, streamer=None, synced_gpus=None, **kwargs):
+        """PaddleNLP's ``generate()`` (same arguments and return), after checking its arguments.
+
+        PaddleNLP 2.8.1 checks few of them: ``max_new_tokens=0`` or a negative ``max_length`` still write one token,
+        ``max_length=0`` writes 20, and an empty prompt or ``temperature=0`` fail deep inside Paddle.
+
+        Raises:
+            ValueError: one line naming the argument and what it must be: ``max_new_tokens`` / ``max_length`` not
+                a positive integer (generate() returns only new tokens, so 0 has nothing to return; Hugging Face
+                refuses it too), ``min_new_tokens`` out of [0, max_new_tokens], an unknown ``decode_strategy``,
+                ``num_beams`` / ``num_return_sequences`` below 1, for sampling ``temperature`` <= 0, ``top_k`` < 0
+                or ``top_p`` outside (0, 1], or ``input_ids`` that are not int [batch, seq_len] with a token.
+        """
+        settings = generation_config if generation_config is not None else self.generation_config
+        if generation_config is None and settings._from_model_config:  # as generate() does: the model config rules
+            settings = GenerationConfig.from_model_config(self.config)
+        settings = copy.deepcopy(settings)
+        settings.update(**kwargs)
+        _check_generation_lengths(settings, kwargs)
+        _check_generation_strategy(settings)
+        prompt = input_ids if input_ids is not None else kwargs.get("input_ids")
+        _check_prompt(prompt, kwargs.get("attention_mask"), self._prompt_name)
+        return super().generate(input_ids, generation_config, stopping_criteria, streamer, synced_gpus, **kwargs)
 
     @staticmethod
     def prepare_attention_mask_for_generation(input_ids, pad_token_id, eos_token_id):
@@ -624,13 +733,18 @@ class FastformerForCausalLM(_GenerationHooks, VocabularyHeadMixin, FastformerPre
     ):
         r"""
         Args:
-            input_ids, inputs_embeds, output_hidden_states, output_attentions: as in ``FastformerModel.forward``.
+            input_ids, inputs_embeds: as in ``FastformerModel.forward`` (token ids [B, N], or vectors [B, N, D]).
             attention_mask (Tensor, optional): 1 for real tokens, 0 for padding: [B, N] for these tokens, or
                 [B, past + N] for every token so far (as ``generate()`` passes it; the last N columns are used).
             labels (Tensor, optional): int [B, N], usually the input ids themselves; position t's logits are
                 scored against ``labels[:, t + 1]`` (the shift happens here); -100 and padding are left out.
             cache (DecoderCache, optional): the state after the tokens before these.
             use_cache (bool): also return the state after these tokens.
+            output_hidden_states (bool): also return the embeddings and each block's output, [B, N, D] each.
+            output_attentions (bool): also return each block's attention weights: [B, 2, H, N, N], row t the
+                weights position t pools the tokens up to it with into its global query (index 0 on axis 1) and
+                global key (index 1), 0 on padding and on later tokens; the softmax baseline's maps [B, H, N, N].
+                Needs the whole sequence in one call (no ``cache``).
             return_dict (bool): return a ``CausalLMOutputWithCrossAttentions`` instead of a tuple.
 
         Returns:
@@ -661,9 +775,7 @@ class FastformerForCausalLM(_GenerationHooks, VocabularyHeadMixin, FastformerPre
                 loss=loss, logits=logits, past_key_values=base.past_key_values,
                 hidden_states=base.hidden_states, attentions=base.attentions,
             )  # fmt: skip
-        outputs = (logits,) + tuple(v for v in (base.past_key_values, base.hidden_states, base.attentions) if v is not None)
-        outputs = ((loss,) if loss is not None else ()) + outputs
-        return outputs[0] if len(outputs) == 1 else outputs
+        return _output_tuple(loss, logits, base.past_key_values, base.hidden_states, base.attentions)
 
     def prepare_inputs_for_generation(self, input_ids, cache=None, attention_mask=None, use_cache=True, **kwargs):
         """PaddleNLP's generation hook: with a cache, only the newest token goes in."""
@@ -681,6 +793,8 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
     Fastformer decoder whose blocks also read the encoder (``config.cross_attention_type``), and the LM head.
     The decoder has its own word and position embeddings. ``generate(input_ids=source ids)`` writes the target.
     """
+
+    _prompt_name = "source"
 
     def __init__(self, config: FastformerConfig):
         config = copy.deepcopy(config)
@@ -745,12 +859,17 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
         cache: Optional[DecoderCache] = None,
         use_cache: bool = False,
         return_dict=False,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        output_hidden_states=False,
+        output_attentions=False,
     ):
         r"""
         Args:
-            input_ids (Tensor, optional): source token ids [B, M]; not needed with ``encoder_output`` or ``cache``.
+            input_ids (Tensor, optional): source token ids [B, M]; not needed with ``inputs_embeds``,
+                ``encoder_output`` or ``cache``.
             attention_mask (Tensor, optional): the source's real-token mask [B, M]; defaults to ``input_ids !=
-                pad_token_id``, or to all real with ``encoder_output``.
+                pad_token_id``, or to all real with ``inputs_embeds`` or ``encoder_output``.
             decoder_input_ids (Tensor, optional): target ids read so far [B, N]; defaults to ``labels`` shifted
                 right behind the start token (teacher forcing).
             decoder_attention_mask (Tensor, optional): their real-token mask; defaults to ``!= pad_token_id``.
@@ -760,10 +879,21 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
             cache (DecoderCache, optional), use_cache (bool): as in ``FastformerForCausalLM``; the cache also holds
                 what cross-attention computed once from the encoder.
             return_dict (bool): return a ``Seq2SeqLMOutput`` instead of a tuple.
+            inputs_embeds (Tensor, optional): source token vectors [B, M, D] used instead of ``input_ids`` (the
+                encoder's word embeddings are skipped; positions are added as usual).
+            decoder_inputs_embeds (Tensor, optional): target token vectors [B, N, D] used instead of
+                ``decoder_input_ids`` (the decoder's word embeddings are skipped).
+            output_hidden_states (bool): also return the decoder's embeddings and each of its blocks' outputs
+                [B, N, D], and the encoder's [B, M, D] (when it runs here, i.e. without ``encoder_output``).
+            output_attentions (bool): also return each decoder block's self-attention weights [B, 2, H, N, N]
+                (causal: row t for position t, as in ``FastformerForCausalLM``) and each encoder block's
+                [B, 2, H, M] (when it runs here); the softmax baseline's maps [B, H, N, N] and [B, H, M, M].
+                Needs the whole target in one call (no ``cache``). Cross-attention weights are not returned.
 
         Returns:
             Tensor, tuple or ``Seq2SeqLMOutput``: the logits [B, N, vocab_size] alone, or ``([loss,] logits
-            [, cache])``.
+            [, cache][, decoder_hidden_states][, decoder_attentions][, encoder_hidden_states][, encoder_attentions])``;
+            the output object also holds ``encoder_last_hidden_state`` [B, M, D].
 
         Example:
             .. code-block::
@@ -775,22 +905,28 @@ class FastformerForConditionalGeneration(_GenerationHooks, VocabularyHeadMixin, 
         """
         if attention_mask is None and input_ids is not None:
             attention_mask = input_ids != self.config.pad_token_id
+        encoder = None
         if encoder_output is None and cache is None:  # a cache holds what cross-attention needs of the encoder
-            encoder_output = self.get_encoder()(input_ids, attention_mask)
-        if decoder_input_ids is None:
+            encoder = self.fastformer(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions, True)
+            encoder_output = encoder.last_hidden_state
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
             if labels is None:
-                raise ValueError("give decoder_input_ids, or labels to read them from (teacher forcing)")
+                raise ValueError("give decoder_input_ids, or labels to read them from (teacher forcing), or decoder_inputs_embeds")
             decoder_input_ids = self.shift_right(labels)
         base = self.decoder(
-            decoder_input_ids, decoder_attention_mask, None, False, False, True, cache, use_cache, encoder_output, attention_mask
-        )
+            decoder_input_ids, decoder_attention_mask, decoder_inputs_embeds, output_hidden_states, output_attentions, True,
+            cache, use_cache, encoder_output, attention_mask,
+        )  # fmt: skip
         logits = self.lm_head(base.last_hidden_state)
         loss = None if labels is None else token_cross_entropy(logits, labels)
+        encoder_states, encoder_attentions = (encoder.hidden_states, encoder.attentions) if encoder is not None else (None, None)
         if return_dict:
-            return Seq2SeqLMOutput(loss=loss, logits=logits, past_key_values=base.past_key_values, encoder_last_hidden_state=encoder_output)
-        outputs = (logits,) + ((base.past_key_values,) if base.past_key_values is not None else ())
-        outputs = ((loss,) if loss is not None else ()) + outputs
-        return outputs[0] if len(outputs) == 1 else outputs
+            return Seq2SeqLMOutput(
+                loss=loss, logits=logits, past_key_values=base.past_key_values, decoder_hidden_states=base.hidden_states,
+                decoder_attentions=base.attentions, encoder_last_hidden_state=encoder_output,
+                encoder_hidden_states=encoder_states, encoder_attentions=encoder_attentions,
+            )  # fmt: skip
+        return _output_tuple(loss, logits, base.past_key_values, base.hidden_states, base.attentions, encoder_states, encoder_attentions)
 
     def prepare_inputs_for_generation(self, decoder_input_ids, encoder_output=None, attention_mask=None, cache=None, use_cache=True, **kwargs):
         """PaddleNLP's generation hook: the source stays encoded; with a cache, only the newest target token goes in."""

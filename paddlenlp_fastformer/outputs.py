@@ -36,7 +36,8 @@ class FastformerModelOutput(BaseModelOutputWithPooling):
         hidden_states (tuple of Tensor, optional): the embeddings and each block's output, [B, N, D] each.
         attentions (tuple of Tensor, optional): one tensor per block. Fastformer: [B, 2, H, N], the
             weights over tokens of the global query (index 0 on axis 1) and of the global key (index 1),
-            softmax over each sequence's real tokens; the softmax baseline: its [B, H, N, N] maps.
+            softmax over each sequence's real tokens; the softmax baseline: its [B, H, N, N] maps. In causal
+            mode (decoders), [B, 2, H, N, N]: row t holds the weights position t pools the tokens up to it with.
             Padding always gets exactly 0.
         pooler_attentions (Tensor, optional): the pooler's token weights [B, N], summing to 1 over real
             tokens, 0 on padding.

@@ -22,7 +22,7 @@ from .configuration import FastformerConfig
 from .kernels import fused_ops
 from .kernels.fused_ops import Dropout
 
-__all__ = ["AdditivePooling", "PackedTexts", "PoolState", "causal_additive_pool", "MASKED_SCORE"]
+__all__ = ["AdditivePooling", "PackedTexts", "PoolState", "causal_additive_pool", "causal_pool_weights", "MASKED_SCORE"]
 
 # A score that takes no part: a padding token's, or a token of another packed text. Any real token's outweighs it entirely (exp(MASKED_SCORE - s) is 0 in
 # float32 for any score s above -1e29), yet a prefix of padding alone keeps a finite total: no NaN.
@@ -201,3 +201,15 @@ def causal_additive_pool(
         outputs.append(prefix.pooled)
         state = PoolState(*(part[:, -1] for part in prefix))
     return paddle.concat(outputs, axis=1)[:, :length], state
+
+
+def causal_pool_weights(scores: paddle.Tensor, token_mask: paddle.Tensor) -> paddle.Tensor:
+    """The weights :func:`causal_additive_pool` pools with, over one whole sequence: 'b n h, b n 1 -> b h n n', row t
+    being position t's softmax of ``scores`` over the real tokens up to t, exactly 0 on padding and later tokens (a
+    row with no real token is all 0). An N x N grid, built only for ``output_attentions``: the pooling itself never
+    forms it, and a cache (the pools of earlier calls) keeps no per-token weights to extend it with."""
+    length = scores.shape[1]
+    earlier = paddle.tril(paddle.ones([length, length], dtype="bool"))  # t i
+    allowed = (earlier.unsqueeze(0) & token_mask.squeeze(-1).unsqueeze(1)).unsqueeze(1)  # b 1 t i
+    grid = paddle.where(allowed, scores.transpose([0, 2, 1]).unsqueeze(2), paddle.full([1], MASKED_SCORE, scores.dtype))  # b h t i
+    return paddle.nn.functional.softmax(grid, axis=-1) * allowed.astype(scores.dtype)

@@ -197,16 +197,73 @@ class FastformerTokenizer(PretrainedTokenizer):
     def get_vocab(self):
         return dict(self.vocab, **self.added_tokens_encoder)
 
-    def prepare_for_tokenization(self, text, is_split_into_words=False, **kwargs):
+    def _cased_pieces(self, text):
+        """``text`` cut at special and added tokens, each piece with the text ``tokenize`` reads of it."""
         # Special and added tokens are kept as written (PaddleNLP's convention); the text
         # between them is lower-cased as a whole, as the official code lower-cases its
         # input. The base class would lower-case character by character, which is wrong
         # for context-dependent cases such as the Greek final sigma; after this, its own
         # pass has nothing left to change.
+        keep = set(self.unique_no_split_tokens)
+        for piece in self.tokens_trie.split(text):
+            yield piece, piece.lower() if self.do_lower_case and piece not in keep else piece
+
+    def prepare_for_tokenization(self, text, is_split_into_words=False, **kwargs):
         if self.do_lower_case:
-            keep = set(self.unique_no_split_tokens)
-            text = "".join(piece if piece in keep else piece.lower() for piece in self.tokens_trie.split(text))
+            text = "".join(cased for _, cased in self._cased_pieces(text))
         return text, kwargs
+
+    def _cased_text_with_origin(self, text):
+        """The text ``tokenize`` splits, and for each of its characters the index in ``text`` of the one it came from."""
+        cased_text, origin, start = [], [], 0
+        for piece, cased in self._cased_pieces(text):
+            cased_text.append(cased)
+            if len(cased) == len(piece):
+                origin.extend(range(start, start + len(piece)))
+            else:  # a character whose lower case is longer ("İ" -> "i" + combining dot): all of it maps back to it
+                origin.extend(start + index for index, char in enumerate(piece) for _ in char.lower())
+            start += len(piece)
+        return "".join(cased_text), origin
+
+    def _tokens_with_spans(self, text):
+        """``(token, start, end)`` for each token of ``tokenize(text)``: ``text[start:end]`` is what it was read from.
+
+        The same steps as PaddleNLP's ``tokenize`` with ``prepare_for_tokenization``: case the text, cut it at
+        special and added tokens (again: lower-casing can make an added token appear), split the rest with
+        ``_tokenize``'s pattern; whitespace, which the base class strips around special tokens, is never a token.
+        """
+        cased_text, origin = self._cased_text_with_origin(text)
+        no_split = set(self.unique_no_split_tokens)
+        tokens, position = [], 0
+        for piece in self.tokens_trie.split(cased_text):
+            if piece in no_split:
+                matches = [(piece, 0, len(piece))]
+            else:
+                matches = [(match.group(), match.start(), match.end()) for match in _WORDPUNCT_RE.finditer(piece)]
+            for token, start, end in matches:
+                tokens.append((token, origin[position + start], origin[position + end - 1] + 1))
+            position += len(piece)
+        return tokens
+
+    def get_offset_mapping(self, text, split_tokens=None):
+        """
+        The span of `text` each token comes from, what `return_offsets_mapping=True` returns.
+
+        PaddleNLP's version searches each token's text (rebuilt by `convert_tokens_to_string`) in an
+        NFKC-normalised copy of `text`, which this tokenizer never reads; the spans here come from
+        the splitting itself, so they hold for any text: accents, Greek, special and added tokens.
+
+        Args:
+            text (str): The text, as given to the tokenizer.
+            split_tokens (list[str], optional): Unused (PaddleNLP's signature); the text is split again.
+
+        Returns:
+            list[tuple[int, int]]: `(start, end)` per token, `text[start:end]` being the characters
+            it was read from (lower-cased, if `do_lower_case`); `None` for `text=None`.
+        """
+        if text is None:
+            return None
+        return [(start, end) for _, start, end in self._tokens_with_spans(text)]
 
     def _tokenize(self, text):
         """
@@ -268,11 +325,13 @@ class FastformerTokenizer(PretrainedTokenizer):
         joining them with spaces; the original spacing is not recoverable.
 
         Args:
-            tokens (list[str]): A sequence of tokens.
+            tokens (list[str] or str): A sequence of tokens, or a single token (returned as it is).
 
         Returns:
             str: Converted string.
         """
+        if isinstance(tokens, str):  # one token, as PaddleNLP's own code passes it: not its characters
+            return tokens
         return " ".join(tokens)
 
     def pad(

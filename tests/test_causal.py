@@ -1,5 +1,6 @@
 """Causal Fastformer: causality, equality with a per-prefix loop written from the definition, decoding with the
-fixed-size state, numerical stability, and generation through PaddleNLP's generate()."""
+fixed-size state, numerical stability, generation through PaddleNLP's generate(), and each position's attention
+weights."""
 import numpy as np
 import paddle
 import pytest
@@ -228,12 +229,71 @@ def test_causal_attention_refuses_dropout_on_its_pooling_weights():
         FastformerForCausalLM(FastformerConfig(**SMALL, attention_probs_dropout_prob=0.1))
 
 
-def test_padding_is_never_a_target_and_causal_attentions_are_refused():
+def test_padding_is_never_a_target():
     model = causal_lm("official")
     ids, mask = batch()
     loss = float(model(ids, attention_mask=mask, labels=ids)[0])
     labels = ids.clone()
     labels[1, :5] = -100  # the padded positions, left out by hand
     assert loss == pytest.approx(float(model(ids, attention_mask=mask, labels=labels)[0]), rel=1e-6)
-    with pytest.raises(ValueError, match="output_attentions"):
-        model(ids, output_attentions=True)
+
+
+def official_from_weights(attention, x, weights, mask):
+    """The official causal attention rebuilt from its returned weights 'b 2 h t i': q_g(t) = sum_i alpha[t, i] q_i,
+    p_i = q_g(i) * k_i, k_g(t) = sum_i beta[t, i] p_i, u_t = k_g(t) * q_t."""
+    heads = attention.num_heads
+    query, key = attention.query(x), attention.key(x)
+    global_query = paddle.einsum("bhti,bihd->bthd", weights[:, 0], split_heads(query, heads))
+    mixed = split_heads(key, heads) * global_query
+    global_key = paddle.einsum("bhti,bihd->bthd", weights[:, 1], mixed)
+    return attention.output(attention.transform(query * global_key.reshape(query.shape), residual=query))
+
+
+def prefix_softmax(scores, mask):
+    """'b n h' -> 'b h t i', in float64: at each t, the softmax of scores over the real i <= t, 0 elsewhere."""
+    length = scores.shape[1]
+    allowed = (np.tril(np.ones([length, length], dtype=bool))[None] & mask[:, None, :])[:, None]  # b 1 t i
+    grid = np.where(allowed, scores.astype(np.float64).transpose(0, 2, 1)[:, :, None, :], -np.inf)
+    with np.errstate(invalid="ignore"):  # rows without a real token: NaN, never compared
+        weights = np.exp(grid - grid.max(-1, keepdims=True))
+        return weights / weights.sum(-1, keepdims=True)
+
+
+def lucidrains_from_weights(attention, x, weights, mask):
+    """fast-transformer-pytorch's causal attention (no rotary) from its weights: q_g(t) = sum_i alpha[t, i] q_i;
+    beta scores k'_i = k_i * q_g(i) (checked here against the definition); k_g(t) = sum_i beta[t, i] k_i; u_t = v_t * k_g(t)."""
+    query, key, value = split_heads(attention.to_qkv(x), 3 * attention.num_heads).chunk(3, axis=2)
+    global_query = paddle.einsum("bhti,bihd->bthd", weights[:, 0], query)
+    key_scores = attention.to_k_attn_logits(key * global_query).squeeze(-1) * attention.pool.scale
+    real_rows = np.broadcast_to(mask[:, None, :, None], weights[:, 1].shape)
+    np.testing.assert_allclose(weights[:, 1].numpy()[real_rows], prefix_softmax(key_scores.numpy(), mask)[real_rows], atol=1e-5)
+    global_key = paddle.einsum("bhti,bihd->bthd", weights[:, 1], key)
+    return attention.to_out(attention.to_r(value * global_key, residual=query).reshape([x.shape[0], x.shape[1], -1]))
+
+
+@pytest.mark.parametrize("variant, rebuild", [("official", official_from_weights), ("lucidrains", lucidrains_from_weights)])
+def test_causal_attention_weights_are_those_it_pools_with(variant, rebuild):
+    """Issue 28: output_attentions raised in causal mode. Each position's weights over the tokens up to it, [B, 2, H, N, N],
+    rebuild the attention's own output, over two chunks of the O(N) pooling and with padding."""
+    attention = causal_lm(variant).fastformer.layers[0].attention
+    paddle.seed(3)
+    x = paddle.randn([2, 80, SMALL["hidden_size"]])
+    mask = np.ones([2, 80], dtype=bool)
+    mask[1, :5] = mask[0, 70] = False
+    attended, weights, _ = attention(x, paddle.to_tensor(mask).unsqueeze(-1), output_attentions=True)
+    assert weights.shape == [2, 2, 4, 80, 80]
+    assert float(weights[:, :, :, :, 70][0].abs().sum()) == 0 and float(paddle.triu(weights, 1).abs().sum()) == 0
+    np.testing.assert_allclose(rebuild(attention, x, weights, mask).numpy()[mask], attended.numpy()[mask], atol=1e-5)
+
+
+def test_causal_lm_returns_each_blocks_weights_and_states():
+    model = causal_lm("official")
+    ids, mask = batch(20)
+    logits, hidden_states, attentions = model(ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    np.testing.assert_array_equal(logits.numpy(), model(ids, attention_mask=mask).numpy())
+    assert len(hidden_states) == model.config.num_hidden_layers + 1 and len(attentions) == model.config.num_hidden_layers
+    alpha = attentions[0][:, 0, :, -1].numpy()  # b h i: the last position's, over the whole sequence
+    np.testing.assert_allclose(alpha.sum(-1), 1.0, atol=1e-5)
+    assert (alpha[1][:, :5] == 0).all()
+    with pytest.raises(ValueError, match="output_attentions takes the whole sequence in one call, without a cache"):
+        model(ids[:, -1:], cache=model(ids, attention_mask=mask, use_cache=True)[1], output_attentions=True)

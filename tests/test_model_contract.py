@@ -1,12 +1,14 @@
 """PaddleNLP's model contract, in the spirit of its common model and tokenizer test mixins: the tokenizer's
-init kwargs and resource map, ``inputs_embeds``, attention weights, a resizable masked-LM head, and
-``from_pretrained(..., convert_from_torch=True)``."""
+init kwargs and resource map, ``inputs_embeds``, attention weights, a resizable masked-LM head,
+``from_pretrained(..., convert_from_torch=True)``, and for the decoder heads ``inputs_embeds``, hidden states,
+attention weights and the arguments of ``generate()``."""
 import inspect
 import json
 
 import numpy as np
 import paddle
 import pytest
+from paddlenlp.generation import GenerationConfig
 
 from paddlenlp_fastformer import (
     FastformerConfig,
@@ -224,3 +226,139 @@ def test_convert_from_torch_equals_the_converter(source, tmp_path):
     with pytest.raises(ConversionError, match="missing key") as info:
         head.from_pretrained(str(tmp_path), convert_from_torch=True)
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# the decoder heads: inputs_embeds, hidden states and attention weights, generate()'s arguments
+# ----------------------------------------------------------------------------------------------
+def decoder_head(head_name: str, case: str = "official"):
+    from paddlenlp_fastformer import FastformerForCausalLM, FastformerForConditionalGeneration
+
+    head = {"causal": FastformerForCausalLM, "seq2seq": FastformerForConditionalGeneration}[head_name]
+    paddle.seed(8)
+    model = head(small_config(bos_token_id=2, eos_token_id=3, decoder_start_token_id=2, **FORMULATIONS[case]))
+    model.eval()
+    return model
+
+
+def decoder_call(model, ids, mask, **kwargs):
+    """The head on padded rows: the causal LM reads them; the encoder-decoder encodes them and reads them as target too."""
+    if model.config.is_encoder_decoder:
+        return model(ids, attention_mask=mask, decoder_input_ids=ids[:, :6], decoder_attention_mask=mask[:, :6], **kwargs)
+    return model(ids, attention_mask=mask, **kwargs)
+
+
+@pytest.mark.parametrize("head_name", ["causal", "seq2seq"])
+def test_decoder_heads_take_inputs_embeds(head_name):
+    model = decoder_head(head_name)
+    ids, mask = padded_ids()
+    by_ids = decoder_call(model, ids, mask)
+    if model.config.is_encoder_decoder:
+        embeds = dict(inputs_embeds=model.fastformer.get_input_embeddings()(ids), decoder_inputs_embeds=model.decoder.get_input_embeddings()(ids[:, :6]))
+        by_embeds = model(attention_mask=mask, decoder_attention_mask=mask[:, :6], **embeds)
+    else:
+        by_embeds = model(inputs_embeds=model.get_input_embeddings()(ids), attention_mask=mask)
+    np.testing.assert_array_equal(by_ids.numpy(), by_embeds.numpy())
+
+
+def along_last_axis(real: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """The real-token mask [B, N] broadcast to ``like`` [B, ..., N]."""
+    return np.broadcast_to(real.reshape([len(real)] + [1] * (like.ndim - 2) + [real.shape[1]]), like.shape)
+
+
+def assert_causal_weights(weights: np.ndarray, real: np.ndarray):
+    """[B, ..., N, N] weights of a decoder: 0 on padding and later tokens; each real position's row sums to 1."""
+    length = real.shape[1]
+    later = np.triu(np.ones([length, length], dtype=bool), 1)
+    assert (weights[..., later] == 0).all() and (weights[~along_last_axis(real, weights)] == 0).all()
+    sums = weights.sum(-1)  # B, ..., N
+    np.testing.assert_allclose(sums[along_last_axis(real, sums)], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["official", "lucidrains-rotary", "softmax"])
+@pytest.mark.parametrize("head_name", ["causal", "seq2seq"])
+def test_decoder_heads_return_hidden_states_and_attention_weights(head_name, case):
+    model = decoder_head(head_name, case)
+    ids, mask = padded_ids()
+    plain = decoder_call(model, ids, mask)
+    out = decoder_call(model, ids, mask, output_hidden_states=True, output_attentions=True, return_dict=True)
+    np.testing.assert_array_equal(out.logits.numpy(), plain.numpy())  # asking for them changes nothing
+    layers, heads, real = model.config.num_hidden_layers, model.config.num_attention_heads, mask.numpy().astype(bool)
+    per_block = (3, 2, heads) if case != "softmax" else (3, heads)  # global query and global key, or one softmax map
+    decoder_states, decoder_attentions, target_real = (
+        (out.decoder_hidden_states, out.decoder_attentions, real[:, :6]) if model.config.is_encoder_decoder
+        else (out.hidden_states, out.attentions, real)
+    )  # fmt: skip
+    length = target_real.shape[1]
+    assert len(decoder_states) == layers + 1 and decoder_states[-1].shape == [3, length, 32]
+    assert len(decoder_attentions) == layers
+    for weights in decoder_attentions:
+        assert weights.shape == list(per_block) + [length, length]
+        assert_causal_weights(weights.numpy(), target_real)
+    if model.config.is_encoder_decoder:
+        np.testing.assert_array_equal(out.encoder_hidden_states[-1].numpy(), out.encoder_last_hidden_state.numpy())
+        for weights in out.encoder_attentions:  # the encoder's own: over all the source's real tokens
+            assert weights.shape == list(per_block) + ([9] if case != "softmax" else [9, 9])
+            weights = weights.numpy()
+            assert (weights[~along_last_axis(real, weights)] == 0).all()
+            np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    outputs = decoder_call(model, ids, mask, output_hidden_states=True, output_attentions=True)
+    expected = 5 if model.config.is_encoder_decoder else 3  # logits, decoder states, decoder weights[, encoder states, weights]
+    assert len(outputs) == expected and outputs[1][0].shape == decoder_states[0].shape
+
+
+@pytest.mark.parametrize("head_name", ["causal", "seq2seq"])
+def test_decoder_attention_weights_need_the_whole_sequence(head_name):
+    model = decoder_head(head_name)
+    ids, mask = padded_ids()
+    _, cache = decoder_call(model, ids, mask, use_cache=True)
+    step = dict(cache=cache, output_attentions=True)
+    with pytest.raises(ValueError, match="output_attentions .* without a cache"):
+        if model.config.is_encoder_decoder:
+            model(attention_mask=mask, decoder_input_ids=ids[:, 6:7], **step)
+        else:
+            model(ids[:, :1], **step)
+
+
+BAD_GENERATE_ARGUMENTS = {
+    "max_new_tokens=0": (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1.*got 0"),
+    "max_new_tokens<0": (dict(max_new_tokens=-3), "max_new_tokens must be an integer >= 1.*got -3"),
+    "max_new_tokens=2.5": (dict(max_new_tokens=2.5), "max_new_tokens must be an integer >= 1.*got 2.5"),
+    "max_length=0": (dict(max_length=0), "max_length must be an integer >= 1.*got 0"),
+    "max_length<0": (dict(max_length=-5), "max_length must be an integer >= 1.*got -5"),
+    "min>max": (dict(max_new_tokens=3, min_new_tokens=4), "min_new_tokens .* from 0 to max_new_tokens=3, got 4"),
+    "temperature=0": (dict(decode_strategy="sampling", temperature=0), "temperature must be a number > 0.*got 0"),
+    "top_k<0": (dict(decode_strategy="sampling", top_k=-1), "top_k must be an integer >= 0.*got -1"),
+    "top_p=0": (dict(decode_strategy="sampling", top_p=0.0), r"top_p must be a number in \(0, 1\].*got 0.0"),
+    "top_p>1": (dict(decode_strategy="sampling", top_p=1.5), r"top_p must be a number in \(0, 1\].*got 1.5"),
+    "num_return_sequences=0": (dict(decode_strategy="sampling", num_return_sequences=0), "num_return_sequences must be an integer >= 1, got 0"),
+    "num_beams=0": (dict(decode_strategy="beam_search", num_beams=0), "num_beams must be an integer >= 1, got 0"),
+    "decode_strategy": (dict(decode_strategy="beams"), "decode_strategy must be one of greedy_search, sampling, beam_search, got 'beams'"),
+    "empty prompt": (dict(input_ids=paddle.zeros([2, 0], dtype="int64")), r"input_ids must hold at least one token.*\[2, 0\]"),
+    "1-D prompt": (dict(input_ids=paddle.to_tensor([5, 6, 7])), r"input_ids must be an int32/int64 paddle.Tensor \[batch, seq_len\]"),
+    "float prompt": (dict(input_ids=paddle.to_tensor([[5.0, 6.0]])), "input_ids must be an int32/int64.*float32"),
+    "mask shape": (dict(attention_mask=paddle.ones([2, 3], dtype="int64")), r"attention_mask must have input_ids' shape \[2, 4\], got \[2, 3\]"),
+}
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_GENERATE_ARGUMENTS.values(), ids=BAD_GENERATE_ARGUMENTS.keys())
+@pytest.mark.parametrize("head_name", ["causal", "seq2seq"])
+def test_generate_refuses_bad_arguments_naming_them(head_name, kwargs, message):
+    """Issue 28: max_new_tokens=0 wrote a token, max_length=0 wrote 20, an empty prompt and temperature=0 failed in Paddle."""
+    model = decoder_head(head_name)
+    kwargs = {"input_ids": paddle.to_tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), **kwargs}
+    with pytest.raises(ValueError, match=message) as info:
+        model.generate(**kwargs)
+    assert "\n" not in str(info.value) and str(info.value).startswith("generate(): ")
+
+
+@pytest.mark.parametrize("head_name", ["causal", "seq2seq"])
+def test_generate_takes_the_edges_of_what_it_refuses(head_name):
+    model = decoder_head(head_name)
+    prompt = paddle.to_tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    assert model.generate(prompt, max_new_tokens=1)[0].shape == [2, 1]
+    assert model.generate(prompt, max_length=2, eos_token_id=None)[0].shape == [2, 2]  # PaddleNLP counts new tokens
+    sampled, _ = model.generate(prompt, decode_strategy="sampling", temperature=0.5, top_k=0, top_p=1.0, max_new_tokens=3, seed=1)
+    assert sampled.shape[0] == 2 and sampled.shape[1] <= 3
+    settings = GenerationConfig(max_new_tokens=np.int64(2), eos_token_id=None)  # numpy integers, as read from arrays
+    assert model.generate(prompt, generation_config=settings)[0].shape == [2, 2]

@@ -46,6 +46,26 @@ def test_decoding_with_the_cache_equals_teacher_forcing(case):
     np.testing.assert_allclose(np.concatenate(steps, axis=1), logits.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("case", ["additive, additive cross", "transformer"])
+def test_forward_returns_both_sides_states_and_weights_and_takes_embeddings(case):
+    """Issue 28: the encoder-decoder's forward had no output_hidden_states, output_attentions or inputs_embeds."""
+    model = seq2seq(case)
+    source, target = source_and_target()
+    out = model(source, labels=target, output_hidden_states=True, output_attentions=True, return_dict=True)
+    encoder = model.fastformer(source, source != 0, output_hidden_states=True, output_attentions=True, return_dict=True)
+    for ours, alone in zip(out.encoder_hidden_states + out.encoder_attentions, encoder.hidden_states + encoder.attentions):
+        np.testing.assert_array_equal(ours.numpy(), alone.numpy())
+    np.testing.assert_allclose(model.lm_head(out.decoder_hidden_states[-1]).numpy(), out.logits.numpy(), atol=1e-6)
+    assert out.decoder_attentions[0].shape[-2:] == [12, 12] and out.cross_attentions is None
+    given = model(attention_mask=source != 0, encoder_output=out.encoder_last_hidden_state, labels=target,
+                  output_hidden_states=True, output_attentions=True, return_dict=True)  # fmt: skip
+    assert given.encoder_hidden_states is None and given.encoder_attentions is None  # the encoder did not run here
+    np.testing.assert_array_equal(given.decoder_attentions[1].numpy(), out.decoder_attentions[1].numpy())
+    embedded = model(inputs_embeds=model.fastformer.get_input_embeddings()(source), attention_mask=source != 0,
+                     decoder_inputs_embeds=model.decoder.get_input_embeddings()(model.shift_right(target)), labels=target)  # fmt: skip
+    np.testing.assert_array_equal(embedded[0].numpy(), out.loss.numpy())
+
+
 def test_the_source_padding_is_not_read():
     model = seq2seq("additive, softmax cross")
     source, target = source_and_target()

@@ -282,6 +282,90 @@ def test_empty_text_is_padded_like_any_other(tokenizer):
     assert tokenizer.pad(tokenizer(""), padding="max_length", max_length=2)["attention_mask"] == [0, 0]
 
 
+# --- offsets ---------------------------------------------------------------------
+
+REVIEWS = [
+    "Hello World!",
+    "Great sound, but the battery died after 2 days. Would NOT buy again!",
+    "The [MASK] is fine; shipping was FAST (3 days)...",
+    "It's a 5-star product: works as advertised. 10/10",
+    "Café au lait, naïve résumé — très BIEN!!",
+    "Ο ΉΧΟΣ ΕΊΝΑΙ καλός. ΟΔΟΣ σοφίας",
+    "東京 is big, [CLS]and[SEP] so is [UNK]",
+    "  \tleading and trailing space\n ",
+]
+
+
+def _offsets_tokenizer(**kwargs):
+    return FastformerTokenizer.build_from_corpus(REVIEWS[::2], **kwargs)
+
+
+def test_offsets_map_each_token_back_to_its_characters():
+    """Issue 28: PaddleNLP's get_offset_mapping gave "Hello World!" (0, 11), (8, 11), (11, 12) and raised on Greek."""
+    tokenizer = _offsets_tokenizer()
+    assert tokenizer("Hello World!", return_offsets_mapping=True)["offset_mapping"] == [(0, 5), (6, 11), (11, 12)]
+    for text in REVIEWS:
+        encoded = tokenizer(text, return_offsets_mapping=True)
+        tokens = tokenizer.tokenize(text)
+        assert len(encoded["offset_mapping"]) == len(encoded["input_ids"]) == len(tokens), text
+        for token, (start, end) in zip(tokens, encoded["offset_mapping"]):
+            read = text[start:end] if token in tokenizer.all_special_tokens else text[start:end].lower()
+            assert read == token, (text, token, start, end)
+
+
+def test_offsets_of_pairs_and_batches_count_from_each_text_start():
+    tokenizer = _offsets_tokenizer()
+    encoded = tokenizer(["Hello World!", "ΟΔΟΣ."], ["Wow!!", "A [MASK]"], return_offsets_mapping=True)
+    assert encoded["offset_mapping"] == [[(0, 5), (6, 11), (11, 12), (0, 3), (3, 5)], [(0, 4), (4, 5), (0, 1), (2, 8)]]
+
+
+def test_offsets_equal_bert_tokenizers_where_both_split_alike(tmp_path):
+    from paddlenlp.transformers import BertTokenizer
+
+    tokenizer = FastformerTokenizer.build_from_corpus(REVIEWS)  # every word known: no [UNK] for BERT's word pieces
+    tokenizer.save_pretrained(str(tmp_path))
+    bert = BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True)
+    compared = 0
+    for text in REVIEWS:  # BERT splits every punctuation mark alone, strips accents and cuts CJK per character
+        if tokenizer.tokenize(text) != bert.tokenize(text):
+            continue
+        expected = bert(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+        assert tokenizer(text, return_offsets_mapping=True)["offset_mapping"] == expected, text
+        compared += 1
+    assert compared >= 3
+
+
+def test_offsets_map_real_reviews_back_to_their_words():
+    from conftest import default_data_source
+    from fastformer_zoo.data.readers import iter_reviews
+
+    source = default_data_source()
+    if source is None:
+        pytest.skip("the real review sample (../shared/data) is absent")
+    texts = [example["text"] for example in iter_reviews(str(source))][:500]
+    tokenizer = FastformerTokenizer.build_from_corpus(texts[::2], max_vocab_size=3000)
+    for text, offsets in zip(texts, tokenizer(texts, return_offsets_mapping=True)["offset_mapping"]):
+        assert [text[start:end].lower() for start, end in offsets] == tokenizer.tokenize(text), text
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False])
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(text=st.text(alphabet=st.sampled_from(list("aBc É.!'-_σΣİ [MASK]\t\n5")) | st.characters(), max_size=40))
+def test_offsets_hold_for_any_text(do_lower_case, text):
+    tokenizer = FastformerTokenizer.build_from_corpus(["The movie was good . it's BAD ! σ Σ É é"], do_lower_case=do_lower_case)
+    tokenizer.add_tokens(["USB-C"])
+    offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    tokens = tokenizer.tokenize(text)
+    assert len(offsets) == len(tokens)
+    previous = 0
+    for token, (start, end) in zip(tokens, offsets):
+        assert previous <= start < end <= len(text)
+        previous = start  # "İ" lower-cases to two characters, so two tokens can share it
+        read = text[start:end].lower() if do_lower_case and token not in tokenizer.all_special_tokens else text[start:end]
+        # Whole-text lower-casing picks the final sigma by context; a slice of it may read the other form.
+        assert token.replace("ς", "σ") in read.replace("ς", "σ"), (token, read)
+
+
 # --- save_pretrained / from_pretrained ---------------------------------------------
 
 SAMPLES = ["The movie was GOOD!", "It's a zebra.", "", "ΟΔΟΣ"]
