@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -365,7 +366,7 @@ def test_failed_write_keeps_old_file_and_removes_temporary(tmp_path, raw_file, m
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UserError, match=rf"cannot write {re.escape(str(out / 'train.jsonl'))}: disk full"):
         prepare_dataset([raw_file], out, splits=(10, 10, 10), seed=1, overwrite=True)
     assert (out / "train.jsonl").read_bytes() == before
     assert sorted(os.listdir(out)) == sorted(SPLIT_FILES)

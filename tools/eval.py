@@ -7,6 +7,7 @@ Texts are truncated where the checkpoint's training truncated them (Data.max_seq
 Global.task=seq2seq the model writes a summary of every text (greedy, or beam search with --num_beams) and
 ROUGE-1/2/L score them against the references. With --metrics_file the JSON goes to that file instead
 and the last line says where.
+Neither output may be a file the evaluation reads (the config, the checkpoint's files, the data splits).
 """
 import json
 
@@ -14,10 +15,11 @@ import program
 
 
 def report(config, args):
-    from fastformer_zoo.engine.evaluate import evaluate_checkpoint
+    from fastformer_zoo.engine.evaluate import check_outputs, evaluate_checkpoint
     from fastformer_zoo.scoring import format_metrics_table
     from paddlenlp_fastformer.file_utils import write_text_atomically
 
+    check_outputs(config, {"--metrics_file": args.metrics_file}, [("-c", args.config)])  # either task, before any work
     if config.global_.task == "seq2seq":
         from fastformer_zoo.engine.summaries import evaluate_summaries
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
-from ..directories import write_directory_atomically
+from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
 from .readers import PathLike, is_unicode, json_objects, text_lines
 
@@ -125,14 +125,7 @@ def prepare_corpus(
     shuffled with ``numpy.random.default_rng(seed)``, ``dev_size`` of them to ``dev.jsonl`` (for the
     masked-LM dev loss) and the rest to ``train.jsonl``. Written as one unit; returns ``stats.json``'s content.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserError("exists and is not a directory; expected a folder for the corpus", output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        if not overwrite:
-            raise UserError("already holds files; pass --overwrite to replace the corpus there", output_dir)
-        if not (output_dir / CORPUS_STATS_FILE).is_file():
-            raise UserError(f"holds files but no earlier corpus ({CORPUS_STATS_FILE}); choose a new or empty folder", output_dir)
+    check_output_directory(output_dir, overwrite, "corpus", CORPUS_STATS_FILE, [*inputs, *exclude])
     texts, reports = _pooled_texts(inputs, _held_out_keys(exclude))
     if dev_size < 1 or dev_size >= len(texts):
         raise UserError(f"--dev-size {dev_size}: expected at least 1 and fewer than the {len(texts)} distinct texts kept")

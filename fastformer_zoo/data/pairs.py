@@ -13,7 +13,7 @@ import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
-from ..directories import write_directory_atomically
+from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
 from .corpus import TEXT_FIELDS
 from .readers import SPLIT_NAMES, PathLike, is_unicode, json_objects
@@ -52,8 +52,7 @@ def prepare_pairs(inputs: Sequence[PathLike], output_dir: PathLike, sizes: Seque
     output_dir = Path(output_dir)
     if len(inputs) != len(SPLIT_NAMES) or len(sizes) != len(SPLIT_NAMES):
         raise UserError(f"got {len(inputs)} inputs and {len(sizes)} sizes; expected three of each: train, dev, test")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (overwrite and (output_dir / PAIRS_STATS_FILE).is_file()):
-        raise UserError("already holds files; pass --overwrite to replace the pairs written there", output_dir)
+    check_output_directory(output_dir, overwrite, "pairs", PAIRS_STATS_FILE, inputs)
     rng = np.random.default_rng(seed)
     splits, stats = {}, {"seed": seed, "inputs": {}, "splits": {}}
     for name, path, size in zip(SPLIT_NAMES, inputs, sizes):

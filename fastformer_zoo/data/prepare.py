@@ -14,7 +14,7 @@ import numpy as np
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
-from ..directories import write_directory_atomically
+from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
 from .labels import LABEL_FILE, STAR_LABELS, STATS_FILE, label_file_text, natural_order, read_label_file
 from .readers import SPLIT_NAMES, Example, FieldChoice, PathLike, ReadReport, iter_reviews
@@ -168,7 +168,7 @@ def prepare_dataset(
     rating) and title fields where the defaults do not find them (see :func:`.readers.iter_reviews`).
 
     Each line of a split is ``{"label": class id, "text": str}`` (sorted keys, UTF-8).
-    The folder is written as one unit (``file_utils.write_directory_atomically``):
+    The folder is written as one unit (:func:`..directories.write_directory_atomically`):
     a crash leaves the previous dataset or the new one, never a mix, and an
     existing dataset is replaced only with ``overwrite``. ``extra_files``
     (name -> path) are copied into it, e.g. generated inputs; the stats name
@@ -184,7 +184,7 @@ def prepare_dataset(
             no usable row at all, a label outside the label set, fewer than two
             labels, or splits that the inputs cannot fill.
     """
-    _check_output_dir(Path(output_dir), overwrite, inputs)
+    check_output_directory(output_dir, overwrite, "dataset", STATS_FILE, inputs)
     paths = [str(path) for path in inputs]
     options = dict(with_title=with_title, fields=fields)
     if keep_splits and len(paths) != len(SPLIT_NAMES):
@@ -253,22 +253,6 @@ def _labels_found(reports: Sequence[ReadReport]) -> List[str]:
     return natural_order(label for report in reports for label in report.label_counts)
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool, inputs: Sequence[PathLike]) -> None:
-    """Refuse, before any reading, to write over a file, over an existing dataset (without ``overwrite``),
-    over a folder that holds something else than a dataset, or over one of the inputs."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserError("exists and is not a directory; expected a folder for the dataset", output_dir)
-    if not output_dir.is_dir() or not any(output_dir.iterdir()):
-        return
-    if not overwrite:
-        raise UserError("already holds files; pass --overwrite to replace the dataset there", output_dir)
-    if not (output_dir / STATS_FILE).is_file():
-        raise UserError(f"holds files but no earlier dataset ({STATS_FILE}); choose a new or empty folder", output_dir)
-    for path in inputs:
-        if Path(path).resolve().is_relative_to(output_dir.resolve()):
-            raise UserError(f"the input {path} lies inside it and would be deleted; choose another folder", output_dir)
-
-
 def _write_dataset(
     output_dir: Path, split_examples: List[List[Example]], stats: dict, extra_files: Mapping[str, Path], overwrite: bool
 ) -> None:
@@ -281,6 +265,13 @@ def _write_dataset(
             shutil.copyfile(path, Path(staging, name))
 
     write_directory_atomically(write, str(output_dir), overwrite=overwrite)
+
+
+def dataset_files_beside(split_path: PathLike) -> List[Path]:
+    """The files of a split's dataset folder that reading the split reads too (the label names): an output
+    written over them would change what the split means."""
+    folder = Path(split_path).parent
+    return [folder / LABEL_FILE, folder / STATS_FILE]
 
 
 def format_summary(stats: dict) -> str:

@@ -12,7 +12,9 @@ from typing import Callable, Optional, Sequence
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
 from ..data.labels import dataset_labels
+from ..data.prepare import dataset_files_beside
 from ..data.readers import iter_reviews, read_split
+from ..directories import check_output_files
 from ..errors import UserError
 from ..scoring import classification_metrics, rouge_scores
 from .export_format import INFERENCE_CONFIG_FILE
@@ -54,8 +56,7 @@ def run_inference(
     for flag in ("use_gpu", "use_tensorrt"):
         if getattr(settings, flag):
             raise UserError(f"--{flag} True is not supported on this CPU build; use --{flag} False")
-    if settings.save_log_path and os.path.isdir(settings.save_log_path):
-        raise UserError(f"--save_log_path {settings.save_log_path} is a directory; expected a file path")
+    _check_outputs(settings, data_path)
     if _export_task(settings.model_dir) == "seq2seq":
         _write_summaries(settings, texts, data_path, emit)
         return
@@ -89,6 +90,15 @@ def run_inference(
         emit(report)
         if settings.save_log_path:
             write_text_atomically(settings.save_log_path, report + "\n")
+
+
+def _check_outputs(settings: InferenceSettings, data_path: Optional[str]) -> None:
+    """Refuse, before any work, a --save_log_path that is a directory or would write over what is read: a file
+    of the export, the data (a whole directory given as --data_dir, or a file and its folder's label names)."""
+    read = [("--model_dir", settings.model_dir), ("--data_dir", data_path)]
+    if data_path and not os.path.isdir(data_path):
+        read += [("the dataset file", path) for path in dataset_files_beside(data_path)]
+    check_output_files({"--save_log_path": settings.save_log_path}, read)
 
 
 def _benchmark_report(summary: dict, settings: InferenceSettings, graph: str) -> str:

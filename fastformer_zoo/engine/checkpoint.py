@@ -221,7 +221,8 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Config, extra=Non
         if extra is not None:
             extra(staging)
 
-    write_directory_atomically(save, str(directory), overwrite=True)
+    # Never through a link: the checkpoint belongs to the run directory, whatever a link there points to.
+    write_directory_atomically(save, str(directory), overwrite=True, through_link=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,10 +382,18 @@ def run_directory_lock(output_dir: Path) -> Iterator[None]:
     leaves no stale lock behind. The lock file is never followed if it is a symbolic link.
     """
     path = output_dir / LOCK_FILE
+    key = f"Global.output_dir={str(output_dir)!r}"
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"{key}: exists and is not a directory; expected a folder for the run")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{key}: cannot be created ({error.strerror}); expected a folder path this user can write") from None
+    try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as error:
+        if not os.path.lexists(path):  # nothing in the way: the folder itself cannot be written
+            raise UserError(f"{key}: cannot be written ({error.strerror}); expected a folder this user can write") from None
         raise UserError(f"{path}: cannot be used as the run's lock ({error.strerror}); expected a regular file") from None
     with os.fdopen(descriptor, "r+") as lock:
         try:
@@ -392,7 +401,7 @@ def run_directory_lock(output_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             holder = lock.read().strip() or "another process"
             raise UserError(
-                f"Global.output_dir={str(output_dir)!r} is in use by another training run ({holder}); wait for "
+                f"{key} is in use by another training run ({holder}); wait for "
                 "it to end, or choose another output_dir"
             ) from None
         lock.seek(0)
@@ -403,7 +412,20 @@ def run_directory_lock(output_dir: Path) -> Iterator[None]:
 
 
 def recover_run_directory(output_dir: Path) -> list:
-    """Finish or roll back an interrupted replacement of ``last/`` or ``best/``; what was done, for the log."""
+    """Finish or roll back an interrupted replacement of ``last/`` or ``best/``; what was done, for the log.
+
+    First, before any training, refuses a ``last/`` or ``best/`` that is not a directory of the run's own: a file, or a symbolic link,
+    whose target (outside the run directory, maybe another run's checkpoint) training would otherwise replace.
+    """
+    for name in (LAST, BEST):
+        path = output_dir / name
+        if path.is_symlink():
+            raise UserError(
+                f"{path}: is a symbolic link (to {os.readlink(path)}); expected the run's own checkpoint directory, "
+                "which training replaces (never through a link): remove the link, or choose another Global.output_dir"
+            )
+        if os.path.lexists(path) and not path.is_dir():
+            raise UserError(f"{path}: exists and is not a directory; expected a checkpoint of the run")
     done = []
     for name in (LAST, BEST):
         action = recover_directory(str(output_dir / name))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -11,14 +12,16 @@ from tqdm import tqdm
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
 from ..data.loader import ReviewDataset, make_dataloader
+from ..data.prepare import dataset_files_beside
 from ..data.readers import read_split
+from ..directories import check_output_files
 from ..errors import UserError
 from ..scoring import classification_metrics
 from ..settings import Config
 from .checkpoint import label_names, load_checkpoint, truncation_length
 from .runtime import is_main_process, set_cpu_threads
 
-__all__ = ["evaluate", "eval_loader", "evaluate_checkpoint", "majority_baseline"]
+__all__ = ["evaluate", "eval_loader", "evaluate_checkpoint", "majority_baseline", "evaluation_file", "check_outputs"]
 
 
 def eval_loader(dataset: ReviewDataset, config: Config):
@@ -53,10 +56,10 @@ def evaluate_checkpoint(config: Config) -> dict:
 
     Texts are truncated where the checkpoint was trained to truncate (:func:`checkpoint.truncation_length`).
     """
-    _check_writable(config.global_.predictions_file, "Global.predictions_file")
+    check_outputs(config)
     model, tokenizer = load_checkpoint(config.global_.checkpoint, "Global.checkpoint")
     set_cpu_threads(config.global_.num_threads)
-    eval_path = config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
+    eval_path = evaluation_file(config)
     # Class ids as the model numbers them: a split whose label.txt orders the names otherwise is translated.
     names = label_names(model.config)
     examples = read_split(eval_path, names, "evaluation file")
@@ -80,14 +83,25 @@ def majority_baseline(config: Config, names: list, labels) -> dict:
     return {"label": names[majority], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def _check_writable(path, key: str) -> None:
-    """Refuse, before any work, an output file path that is a directory or whose folder cannot be made."""
-    if not path:
-        return
-    if Path(path).is_dir():
-        raise UserError(f"{key}={path!r} is a directory; expected a file path")
-    if Path(path).parent.exists() and not Path(path).parent.is_dir():
-        raise UserError(f"{key}={path!r}: {Path(path).parent} is not a directory")
+def evaluation_file(config: Config) -> str:
+    """The split evaluation reads: ``Data.eval_file``, else the test split of ``Data.data_dir``."""
+    return config.data.eval_file or str(Path(config.data.data_dir) / config.data.test_file)
+
+
+def check_outputs(config: Config, outputs: Optional[dict] = None, inputs: Sequence[Tuple[str, str]] = ()) -> None:
+    """Refuse, before any work, ``Global.predictions_file`` (and ``outputs``, e.g. a tool's metrics file, keyed by
+    how the user named them) where it is a directory or would write over what an evaluation reads: the checkpoint,
+    the evaluated and training splits, their label names, and ``inputs`` (e.g. the config file)."""
+    eval_path = evaluation_file(config)
+    train_path = Path(config.data.data_dir) / config.data.train_file
+    read = [
+        ("Global.checkpoint", config.global_.checkpoint),
+        ("Data.eval_file" if config.data.eval_file else "the test split", eval_path),
+        ("the training split", train_path),
+        *(("the dataset file", path) for split in (eval_path, train_path) for path in dataset_files_beside(split)),
+        *inputs,
+    ]
+    check_output_files({"Global.predictions_file": config.global_.predictions_file, **(outputs or {})}, read)
 
 
 def _write_predictions(path: str, examples: list, result: dict, names: list) -> None:

@@ -140,9 +140,6 @@ def _start_run(config: Config, task: Task) -> _Run:
     threads = set_cpu_threads(config.global_.num_threads)
     seed_everything(config.global_.seed)
     output_dir = Path(config.global_.output_dir)
-    for name in (checkpoint.LAST, checkpoint.BEST):  # found now, not after an epoch of training
-        if os.path.lexists(output_dir / name) and not (output_dir / name).is_dir():
-            raise UserError(f"{output_dir / name}: exists and is not a directory; expected a checkpoint of the run")
     data_fingerprints = _data_fingerprints(task)  # before reading: what is saved must be what was read
     train_examples, dev_examples = task.read()
     last_dir = output_dir / checkpoint.LAST
