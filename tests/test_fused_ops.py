@@ -1,9 +1,16 @@
 """The fused C++ CPU kernels against the pure-Paddle reference ops they replace, forward and backward.
 
 Every comparison runs the same computation twice, with ``PADDLENLP_FASTFORMER_FUSED_OPS`` set to 0
-(reference) and 1 (fused), and checks outputs and every gradient. The last tests check the switch:
-``FastformerConfig.use_fused_ops``, which the environment variable overrides when set.
+(reference) and 1 (fused), and checks outputs and every gradient. Then the switch:
+``FastformerConfig.use_fused_ops``, which the environment variable overrides when set; and the build
+cache, shared by checkouts of the package and kept apart for Paddle installations.
 """
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import paddle
 import pytest
@@ -219,3 +226,56 @@ def test_a_model_built_with_the_switch_off_never_asks_for_the_kernels(monkeypatc
     FastformerForSequenceClassification(config)(paddle.to_tensor([[3, 4, 5, 0]]))
     assert calls == []
     assert FastformerConfig.from_dict(config.to_dict()).use_fused_ops is False
+
+
+# ----------------------------------------------------------------------------------------------
+# the build cache
+# ----------------------------------------------------------------------------------------------
+USE_KERNELS = (
+    "from paddlenlp_fastformer.kernels import library\n"
+    "assert library.load() is not None, 'kernels not built'\n"
+    "print(library.SOURCE)\n"
+    "print(library.build_directory())\n"
+)
+
+
+def kernels_of(checkout: Path, cache: Path, *before: Path) -> Path:
+    """The build directory a process loads the kernels from, running the package of ``checkout`` (and the Paddle
+    of ``before``, where given) with the kernel cache ``cache``."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": os.pathsep.join(map(str, (*before, checkout)))}
+    done = subprocess.run([sys.executable, "-c", USE_KERNELS], cwd=checkout, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    source, directory = done.stdout.split()[-2:]
+    assert source.startswith(str(checkout)), source  # that checkout's package ran
+    return Path(directory)
+
+
+def library_file(directory: Path) -> Path:
+    return directory / library.LIBRARY_NAME / f"{library.LIBRARY_NAME}.so"
+
+
+def stamp(directory: Path) -> tuple:
+    """The built library's inode and modification time: a rebuild changes them."""
+    status = library_file(directory).stat()
+    return status.st_ino, status.st_mtime_ns
+
+
+@pytest.mark.slow
+def test_checkouts_share_one_build_and_another_paddle_installation_builds_its_own(tmp_path):
+    package = Path(library.__file__).parents[1]
+    first, second = tmp_path / "first", tmp_path / "second"
+    for checkout in (first, second):
+        shutil.copytree(package, checkout / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    built = kernels_of(first, cache)
+    before = stamp(built)
+    assert kernels_of(second, cache) == built and stamp(built) == before  # loaded as built, not compiled again
+    # Paddle at other paths, as in a venv with its own installation (linked file by file, not copied).
+    other = tmp_path / "other-site-packages"
+    shutil.copytree(Path(paddle.__file__).parent, other / "paddle", copy_function=os.symlink)
+    own = kernels_of(second, cache, other)
+    assert own != built and str(other / "paddle" / "libs").encode() in library_file(own).read_bytes()  # its run path
+    own_stamp = stamp(own)
+    # Switching back and forth compiles nothing more.
+    assert kernels_of(first, cache) == built and stamp(built) == before
+    assert kernels_of(first, cache, other) == own and stamp(own) == own_stamp

@@ -4,14 +4,18 @@ The routes are tested through the service's ASGI app in this process (fastapi's 
 loop, lifespan and inference threads, as uvicorn does): both request formats, micro-batching (read from
 /metrics), every kind of bad request, queue overflow, the onnxruntime backend. What needs a real server
 runs tools/serve.py on a free loopback port: the load test, the demo page in headless Chromium, and
-graceful shutdown on SIGTERM.
+graceful shutdown on SIGTERM; the shutdown of connections the event loop has not taken yet runs the
+service's uvicorn server in this process, on a loopback port.
 """
+import asyncio
 import concurrent.futures
 import csv
+import http.client
 import json
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -79,7 +83,7 @@ class Server:
 class InProcessService:
     """The service's ASGI app in this process, ready once /health says so; ``call`` as ``Server.call``."""
 
-    def __init__(self, model_dir, **settings):
+    def __init__(self, model_dir, expect_ready=True, **settings):
         from fastapi.testclient import TestClient
 
         from fastformer_zoo.serving.service import ServiceSettings, create_app
@@ -87,10 +91,12 @@ class InProcessService:
         self.client = TestClient(create_app(ServiceSettings(model_dir=str(model_dir), **{"cpu_threads": 1, **settings})))
         self.client.__enter__()  # runs the lifespan: the model loads in the background
         deadline = time.time() + 120
-        while self.call("/health")[0] != 200:
+        while self.call("/health")[1].get("status") == "loading":
             if time.time() > deadline:
-                raise AssertionError(f"the service did not become ready in 120 s: {self.call('/health')}")
+                raise AssertionError("the service was still loading after 120 s")
             time.sleep(0.1)
+        if expect_ready:
+            assert self.call("/health")[0] == 200, self.call("/health")
 
     def call(self, path, body=None, raw=None, timeout=30):
         if body is None and raw is None:
@@ -233,22 +239,146 @@ def test_a_full_queue_answers_503_at_once(export_dir):
         running.stop()
 
 
+def connected(port) -> http.client.HTTPConnection:
+    """A connection to the service, established once the kernel accepted it (whether or not the server took it)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.connect()
+    return connection
+
+
+def send_texts(connection, index) -> None:
+    body = json.dumps({"texts": [f"{text} {index}" for text in TEXTS]})
+    connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+
+
+def answer(connection, index=None):
+    """The status of the answer on ``connection`` (sending its request first when given its ``index``), or the
+    name of the error the client got instead."""
+    try:
+        if index is not None:
+            send_texts(connection, index)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException) as error:
+        return type(error).__name__
+    finally:
+        connection.close()
+
+
+def assert_refused(port):
+    with pytest.raises(ConnectionRefusedError):
+        connected(port)
+
+
 @pytest.mark.slow
 def test_sigterm_finishes_requests_in_flight_then_refuses_new_ones(export_dir):
+    """60 connections open at SIGTERM: the 30 that sent their request before it and the 30 that send it after
+    (once new connections are refused) all get their answer."""
     running = Server(export_dir, "--max_batch_size", 64, "--max_wait_ms", 3000)
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        in_flight = [pool.submit(call, running.port, "/predict", {"texts": [f"{text} {i}" for text in TEXTS]}) for i in range(8)]
-        # all 8 received and waiting for their batch to fill (the metrics request itself is the 9th)
-        while call(running.port, "/metrics")[1]["in_flight_requests"] < 9:
-            time.sleep(0.02)
+    connections = [connected(running.port) for _ in range(60)]
+    with concurrent.futures.ThreadPoolExecutor(60) as pool:
+        for index, connection in enumerate(connections[:30]):
+            send_texts(connection, index)
+        early = [pool.submit(answer, connection) for connection in connections[:30]]
         running.process.send_signal(signal.SIGTERM)
-        answers = [future.result() for future in in_flight]
-    assert [status for status, _ in answers] == [200] * 8
+        deadline = time.time() + 10
+        while time.time() < deadline:  # the shutdown has begun once new connections are refused
+            try:
+                connected(running.port).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.01)
+        assert running.process.poll() is None  # 14 of the early requests still wait for their batch to fill
+        late = [pool.submit(answer, connection, index) for index, connection in enumerate(connections[30:], start=30)]
+        answers = [future.result() for future in early + late]
+    assert answers == [200] * 60, answers
     # uvicorn re-raises the SIGTERM it handled once it is done, so the exit status says "terminated"
     assert running.process.wait(60) in (0, -signal.SIGTERM)
     assert "Termination signal" not in running.process.stderr.read()  # not paddle's abort
     with pytest.raises(OSError):
         call(running.port, "/health", timeout=2)
+
+
+@pytest.mark.parametrize("loop, protocol", [("auto", "auto"), ("asyncio", "h11")])  # what serve runs; the fallbacks
+def test_shutdown_answers_connections_the_event_loop_has_not_taken_or_read(export_dir, loop, protocol):
+    """The service's uvicorn server on a loopback socket in this process. The test's code runs on the server's
+    event loop, so that loop stands still while it connects: 10 connections wait in the listening socket's
+    backlog, their requests sent, when the shutdown starts; 10 others were taken but send their request only
+    once the shutdown has begun. Each gets its answer; new connections are refused."""
+    from fastformer_zoo.serving.service import ServiceSettings, create_server
+
+    server = create_server(ServiceSettings(model_dir=str(export_dir), cpu_threads=1, max_wait_ms=5), loop=loop, http=protocol)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    async def scenario():
+        server.config.load()  # what uvicorn's Server.serve does before startup, without its signal handling
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[listener])
+        running = asyncio.get_running_loop()
+        service = server.config.app.state.service
+        await running.run_in_executor(None, service.ready.wait, 120)
+        taken = [connected(port) for _ in range(10)]
+        while len(server.server_state.connections) < 10:
+            await asyncio.sleep(0.01)
+        waiting = [connected(port) for _ in range(10)]  # the event loop has not run since: none of these is taken
+        for index, connection in enumerate(waiting):
+            send_texts(connection, index)
+        shutdown = asyncio.ensure_future(server.shutdown(sockets=[listener]))
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            answers = [running.run_in_executor(pool, answer, connection) for connection in waiting]
+            await asyncio.sleep(0.3)  # the shutdown has begun
+            assert_refused(port)
+            answers += [running.run_in_executor(pool, answer, connection, index) for index, connection in enumerate(taken)]
+            answers = await asyncio.gather(*answers)
+        await shutdown
+        return answers
+
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        assert runner.run(scenario()) == [200] * 20
+
+
+def varints(data: bytes):
+    value = shift = 0
+    for byte in data:
+        value, shift = value | (byte & 0x7F) << shift, shift + 7
+        if byte < 0x80:
+            yield value
+            value = shift = 0
+
+
+def with_nan_weights(params_file) -> None:
+    """Overwrite the first tensor of a Paddle Inference weights file (the word embeddings) with NaN, as a damaged
+    export would hold. A tensor is stored as: version, LoD levels (none), version, the size of its TensorDesc,
+    the TensorDesc (protobuf: field 1 the data type, field 2 each dimension), then its values."""
+    data = bytearray(params_file.read_bytes())
+    assert struct.unpack_from("<IQI", data) == (0, 0, 0)
+    (desc_size,) = struct.unpack_from("<i", data, 16)
+    fields = list(varints(data[20 : 20 + desc_size]))  # tag, value, tag, value...
+    assert fields[:2] == [0x08, 5] and set(fields[2::2]) == {0x10}  # float32, then the dimensions
+    count, start = int(np.prod(fields[3::2])), 20 + desc_size
+    data[start : start + 4 * count] = np.full(count, np.nan, dtype="<f4").tobytes()
+    params_file.write_bytes(bytes(data))
+
+
+def test_an_export_that_predicts_nan_is_not_ready_and_predict_answers_503(export_dir, tmp_path):
+    damaged = tmp_path / "export"
+    shutil.copytree(export_dir, damaged)
+    for params_file in damaged.glob("*.pdiparams"):
+        with_nan_weights(params_file)
+    running = InProcessService(damaged, expect_ready=False)
+    try:
+        status, health = running.call("/health")
+        assert status == 503 and health["status"] == "failed", health
+        assert "readiness check" in health["error"] and "NaN" in health["error"] and str(damaged) in health["error"]
+        for path, body in (("/predict", {"texts": ["fine"]}), ("/models/fastformer", {"data": {"text": ["fine"]}})):
+            status, answer_body = running.call(path, body)
+            assert status == 503 and answer_body["error"]["field"] == "model" and "readiness check" in answer_body["error"]["message"]
+        assert running.call("/metadata")[1]["ready"] is False
+    finally:
+        running.stop()
 
 
 def test_auto_backend_serves_an_onnx_export_with_onnxruntime_on_two_workers(trained, export_dir, tmp_path):

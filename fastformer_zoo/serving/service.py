@@ -3,8 +3,10 @@
 Routes: ``POST /models/fastformer`` (PaddleNLP SimpleServing's wire format), ``POST /predict``,
 ``GET /health``, ``GET /metadata``, ``GET /metrics``, the demo page at ``GET /`` and FastAPI's own
 OpenAPI docs at ``/docs``. The model loads in the background after start-up: ``/health`` answers 503
-until it is ready. A bad request gets a 4xx JSON error ``{"error": {"field": ..., "message": ...}}``
-naming the field and what was expected; the service keeps serving.
+until it is ready, which includes one forward pass on a known text with finite outputs (else it says why,
+and so does every prediction request, with a 503). SIGTERM ends the service gracefully: every connection
+accepted before it gets its request answered, new ones are refused. A bad request gets a 4xx JSON error
+``{"error": {"field": ..., "message": ...}}`` naming the field and what was expected; the service keeps serving.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import signal
 import sys
 import threading
@@ -19,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -27,11 +31,16 @@ from .batcher import MicroBatcher, QueueFull
 from .metrics import ServiceMetrics
 from .page import DEMO_PAGE
 
-__all__ = ["ServiceSettings", "create_app"]
+__all__ = ["ServiceSettings", "create_app", "create_server", "serve"]
 
 SIMPLE_SERVING_PATH = "/models/fastformer"
 GIL_SWITCH_SECONDS = 0.0005
 INLINE_TOKENIZE_CHARS = 20_000  # about 20 reviews: tokenized on the event loop in well under a millisecond
+# At shutdown, how long a connection accepted before it gets to send its request (a client's connect returns
+# before it writes; under a burst the event loop reads late): long enough for any live client, and an idle
+# connection (a browser's preconnect) delays the exit by no more than this.
+REQUEST_GRACE_SECONDS = 2.0
+READINESS_TEXT = "The sound is great and the battery lasts all week."  # classified once before /health says ready
 
 
 @dataclass
@@ -128,6 +137,17 @@ def _positive_int(value: object, field: str) -> Optional[int]:
     return value
 
 
+def _check_predicts(predictor) -> None:
+    """One forward pass on a known text, whose probabilities must be finite: an export that loads yet predicts NaN
+    (damaged weights) would otherwise be "ready" and answer every request with a 500."""
+    try:
+        (result,) = predictor.predict([READINESS_TEXT])
+        if not all(map(math.isfinite, result["probabilities"].values())):
+            raise UserError(f"{predictor.model_dir}: non-finite probabilities {result['probabilities']}")
+    except UserError as error:  # the predictor itself refuses NaN or inf probabilities, naming the export
+        raise UserError(f"the model failed its readiness check (one text classified at start-up): {one_line(error)}") from None
+
+
 class _Service:
     """The state behind the routes: the model (once loaded), the batcher and the metrics."""
 
@@ -140,7 +160,8 @@ class _Service:
         self.ready = threading.Event()
 
     def load(self) -> None:
-        """Load the model and start the inference thread; a failure is kept for /health to report."""
+        """Load the model, check that it predicts, and start the inference threads; a failure is kept for /health
+        to report (and /predict to answer 503 with)."""
         from ..deploy.predictor import Predictor
 
         settings = self.settings
@@ -151,6 +172,8 @@ class _Service:
                           graph=settings.graph)
                 for _ in range(settings.inference_workers)
             ]  # fmt: skip
+            for predictor in predictors:
+                _check_predicts(predictor)
             self.predictor = predictors[0]  # the one that tokenizes (on the event loop) and describes the model
             predicts = [functools.partial(self._predict, predictor) for predictor in predictors]
             self.batcher = MicroBatcher(predicts, settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
@@ -356,12 +379,71 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     return app
 
 
+class _GracefulServer(uvicorn.Server):
+    """uvicorn's server, whose shutdown also answers every connection accepted before it.
+
+    uvicorn's own shutdown closes the listening socket, which resets the connections in its backlog (accepted
+    by the kernel, their clients sending, not yet taken by the event loop), and closes every connection whose
+    request the event loop has not read yet. Under a burst of requests a SIGTERM reset half of them. Here the
+    backlog is taken first and those connections get their request read, then uvicorn's shutdown goes on:
+    requests in flight finish, idle keep-alive connections close, the lifespan ends the inference threads.
+    """
+
+    async def shutdown(self, sockets: Optional[list] = None) -> None:
+        # A duplicate keeps each listening socket, and its backlog, open once the server has closed its own.
+        listeners = [sock.dup() for sock in sockets or []]
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()  # new connections are refused once the duplicates close too
+        for listener in listeners:
+            with listener:
+                await self._take_backlog(listener)
+        await self._wait_for_requests()
+        await super().shutdown(sockets)
+
+    async def _take_backlog(self, listener) -> None:
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        for _ in range(self.config.backlog):  # bounded: a flood of new connections must not hold the shutdown
+            try:
+                connection, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):  # the backlog is empty
+                return
+            except ConnectionAbortedError:  # the client gave up meanwhile
+                continue
+            protocol = functools.partial(self.config.http_protocol_class, config=self.config, server_state=self.server_state,
+                                         app_state=self.lifespan.state)  # fmt: skip
+            try:
+                await loop.connect_accepted_socket(protocol, connection, ssl=self.config.ssl)
+            except OSError:
+                connection.close()
+
+    async def _wait_for_requests(self) -> None:
+        """Until every connection has started a request (or served one: then it is idle keep-alive), for at most
+        REQUEST_GRACE_SECONDS; waiting lets the event loop read what clients have already sent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REQUEST_GRACE_SECONDS
+        while True:
+            await asyncio.sleep(0.01)
+            # uvicorn's HTTP protocols have no cycle until a request's head is read; other protocols never wait.
+            waiting = any(getattr(connection, "cycle", False) is None for connection in self.server_state.connections)
+            if not waiting or self.force_exit or loop.time() > deadline:
+                return
+
+
+def create_server(settings: ServiceSettings, **options) -> uvicorn.Server:
+    """The uvicorn server :func:`serve` runs on its socket (``options`` go to ``uvicorn.Config``)."""
+    # Requests in flight get this long to finish after SIGTERM; uvicorn refuses new connections at once.
+    # No proxy-header rewriting: the service answers its callers directly (put a proxy in front and set it there).
+    options = {"log_level": "warning", "access_log": False, "proxy_headers": False, "timeout_graceful_shutdown": 30, **options}
+    return _GracefulServer(uvicorn.Config(create_app(settings), **options))
+
+
 def serve(settings: ServiceSettings, host: str, port: int) -> None:
     """Check the export, bind ``host:port`` (one-line errors for both), then serve until SIGTERM or Ctrl-C."""
     import logging
     import socket
-
-    import uvicorn
 
     from ..deploy.predictor import check_export
 
@@ -384,8 +466,4 @@ def serve(settings: ServiceSettings, host: str, port: int) -> None:
     # The inference thread needs the GIL for a moment after each forward pass, while the event loop holds it
     # for a burst of requests; at Python's default 5 ms switch interval it waited that long each time.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    # Requests in flight get this long to finish after SIGTERM; uvicorn refuses new connections at once.
-    # No proxy-header rewriting: the service answers its callers directly (put a proxy in front and set it there).
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, proxy_headers=False,
-                            timeout_graceful_shutdown=30)  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listener])
+    create_server(settings).run(sockets=[listener])

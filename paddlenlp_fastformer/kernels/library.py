@@ -2,9 +2,12 @@
 
 The library is compiled with ``paddle.utils.cpp_extension`` (g++, OpenMP, ``-march=native``) into
 ``~/.cache/paddlenlp_fastformer/`` on first use, or ahead of time with
-``python -m paddlenlp_fastformer.kernels``. The build directory is keyed by the source, the Paddle
-version and the CPU, so a changed file or another machine builds afresh. A build that fails (no
-compiler, say) is logged once and the model runs on the pure-Paddle reference ops.
+``python -m paddlenlp_fastformer.kernels``. The build directory is keyed by what the library depends
+on: the source, the compiler flags, the Paddle installation (its version and where its headers and
+libraries are) and the CPU. Every checkout of the package with the same Paddle installation shares one
+build; a changed source, another Paddle installation (a venv of its own) or another machine builds afresh,
+once. A build that fails (no compiler, say) is logged once and the model runs on the pure-Paddle
+reference ops.
 """
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ import hashlib
 import logging
 import os
 import shutil
+import sysconfig
 from pathlib import Path
 
 from ..cpu import cpu_model_name
-from ..file_utils import output_redirected_to
+from ..file_utils import output_redirected_to, write_bytes_atomically
 
 __all__ = ["SOURCE", "build_directory", "build", "load"]
 
@@ -25,25 +29,52 @@ logger = logging.getLogger("paddlenlp_fastformer")
 SOURCE = Path(__file__).with_name("csrc") / "fastformer_cpu_ops.cc"
 LIBRARY_NAME = "fastformer_cpu_ops"
 CHECKSUM_FILE = "library.sha256"  # of the built library, recorded once it loaded
+CXX_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
 _state = {"library": None, "failed": False}
 
 
-def build_directory() -> Path:
-    """Where the library of this source, Paddle version and CPU is (or will be) built."""
+def _paddle_libraries() -> Path:
+    """The libraries of the Paddle installation this process imported, as Paddle's extension builder names them."""
     import paddle
 
-    key = hashlib.sha256(
-        b"\0".join([SOURCE.read_bytes(), paddle.__version__.encode(), cpu_model_name().encode()])
-    ).hexdigest()[:16]
+    return Path(paddle.__file__).parent / "libs"
+
+
+def _link_flags() -> list:
+    # Paddle's own OpenMP runtime (Intel's, which also serves GCC's OpenMP calls), so that the kernels follow
+    # paddle's thread setting; libmvec for vectorised erf and exp.
+    libraries = _paddle_libraries()
+    return [f"-L{libraries}", "-l:libiomp5.so", f"-Wl,-rpath,{libraries}", "-lmvec"]
+
+
+def build_directory() -> Path:
+    """Where the library of this source and flags, this Paddle installation and this CPU is (or will be) built.
+
+    Not keyed by where the package is: Paddle's builder rebuilds whenever the paths it was given change, so it
+    compiles a copy of the source inside this directory (:func:`_staged_source`), the same path for every
+    checkout. Keyed by the Paddle installation's path, as its headers, libraries and the library's run path
+    are there: two environments with their own Paddle each build once, instead of rebuilding over each other.
+    """
+    import paddle
+
+    parts = [" ".join(CXX_FLAGS + _link_flags()), paddle.__version__, sysconfig.get_path("include"), cpu_model_name()]
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), *(part.encode() for part in parts)])).hexdigest()[:16]
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "paddlenlp_fastformer"
     return root / f"cpu_ops-{key}"
 
 
-def build():
-    """Compile (once per source, Paddle version and CPU) and load the kernels; returns the op module."""
-    import paddle
+def _staged_source(directory: Path) -> Path:
+    """The source copied into ``directory``, written only where it differs: an untouched copy keeps its time,
+    which the builder compares with the library's to decide whether to compile."""
+    staged = directory / SOURCE.name
+    source = SOURCE.read_bytes()
+    if not staged.is_file() or staged.read_bytes() != source:
+        write_bytes_atomically(staged, source)
+    return staged
 
-    paddle_libs = Path(paddle.__file__).parent / "libs"
+
+def build():
+    """Compile (once per source, Paddle installation and CPU) and load the kernels; returns the op module."""
     directory = build_directory()
     directory.mkdir(parents=True, exist_ok=True)
     # Processes started together (data-parallel ranks, test workers) must not compile into one directory at once.
@@ -60,11 +91,9 @@ def build():
             checksum_file.unlink(missing_ok=True)
         module = load_extension(
             name=LIBRARY_NAME,
-            sources=[str(SOURCE)],
-            extra_cxx_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
-            # Paddle's own OpenMP runtime (Intel's, which also serves GCC's OpenMP calls), so that the
-            # kernels follow paddle's thread setting; libmvec for vectorised erf and exp.
-            extra_ldflags=[f"-L{paddle_libs}", "-l:libiomp5.so", f"-Wl,-rpath,{paddle_libs}", "-lmvec"],
+            sources=[str(_staged_source(directory))],
+            extra_cxx_cflags=list(CXX_FLAGS),
+            extra_ldflags=_link_flags(),
             build_directory=str(directory),
             verbose=False,
         )
