@@ -15,6 +15,15 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # The tools tune the CPU before paddle's first matrix product; the tests run the model the same way.
 tune_cpu()
 
+# The files that take longest (minutes: whole pipelines, chains, fresh environments) run first, so that the
+# workers sharing the rest (pytest-xdist, whole files each) finish together rather than waiting on one.
+LONGEST_FIRST = ("test_readme.py", "test_tipc.py", "test_crash_safety.py", "test_benchmark.py", "test_reliability.py")
+
+
+def pytest_collection_modifyitems(items):
+    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.path.name, len(order)))  # stable: each file keeps its own order
+
 
 def default_data_source() -> Optional[Path]:
     """The real Electronics sample at ``<project root>/../shared/data``, or None where it is absent."""
