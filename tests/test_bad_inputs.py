@@ -400,3 +400,16 @@ def test_errors_name_the_file_asked_for_not_a_temporary_one(tmp_path, trained, c
     argv = ["-c", str(trained[0]), "-o", f"Global.checkpoint={trained[1] / 'best'}",
             f"Global.predictions_file={tmp_path / 'predictions'}"]  # fmt: skip
     assert_one_line_error(run_main(eval_tool.main, argv, capsys), f"Global.predictions_file='{tmp_path / 'predictions'}' is a directory")
+
+
+def test_a_checkpoint_of_another_kind_of_model_is_named_before_anything_is_loaded(tmp_path, trained, copy_of, capsys):
+    """Evaluating a classifier as a text writer (or the reverse) names both kinds, instead of starting a head of
+    random weights on its encoder and failing inside Paddle (or blaming its labels)."""
+    config, output = trained
+    argv = ["-c", str(config), "-o", f"Global.checkpoint={output / 'best'}", "Global.task=seq2seq"]
+    assert_one_line_error(run_main(eval_tool.main, argv, capsys), "holds a classifier", "this needs a text writer (Global.task=seq2seq)")
+    writer = copy_of("best")
+    saved = json.loads((writer / "config.json").read_text(encoding="utf-8"))
+    (writer / "config.json").write_text(json.dumps({**saved, "architectures": ["FastformerForConditionalGeneration"]}), encoding="utf-8")
+    argv = ["-c", str(config), "-o", f"Global.checkpoint={writer}"]
+    assert_one_line_error(run_main(eval_tool.main, argv, capsys), "holds a text writer", "this needs a classifier")

@@ -119,5 +119,8 @@ def test_tools_export_and_infer_write_the_titles_tools_eval_writes(tmp_path, cap
     for flags, fragment in ((["--benchmark", "True"], "--benchmark True: not offered"), (["--batch_size", "0"], "--batch_size 0"),
                             (["--enable_mkldnn", "True"], "--enable_mkldnn True")):  # fmt: skip
         assert_one_line_error(run_main(infer.main, ["--model_dir", str(export), "--data_dir", test_file, *flags], capsys), fragment, alone=False)
+    for empty in ("", "   "):  # a prompt of no token would fail inside Paddle Inference
+        assert_one_line_error(run_main(infer.main, ["--model_dir", str(export), "--text", "Fine.", "--text", empty], capsys),
+                              "text 2 is empty", alone=False)  # fmt: skip
     (export / "generation_step.pdiparams").unlink()
     assert_one_line_error(run_main(infer.main, ["--model_dir", str(export), "--text", "Fine."], capsys), "generation_step.pdiparams: missing", alone=False)

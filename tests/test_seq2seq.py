@@ -212,3 +212,20 @@ def test_resizing_the_vocabulary_resizes_every_table_of_both_decoder_heads():
     lm = FastformerForCausalLM(FastformerConfig(**SMALL))
     lm.resize_token_embeddings(70)
     assert lm(paddle.to_tensor([[65, 69]])).shape == [1, 2, 70]
+
+
+def test_summaries_refuse_an_empty_text_before_generating():
+    """The batching loop that the checkpoint's generate() and the export's graphs share: an empty text is one line,
+    never a prompt of no token."""
+    from fastformer_zoo.engine.summaries import summaries_in_batches
+    from fastformer_zoo.errors import UserError
+    from paddlenlp_fastformer import FastformerTokenizer
+
+    tokenizer = FastformerTokenizer.build_from_corpus(["a fine review", "another one"])
+
+    def generate_ids(input_ids, attention_mask):
+        raise AssertionError("generate() was reached")
+
+    for empty in ("", "  \n"):
+        with pytest.raises(UserError, match="text 2 is empty; expected a text"):
+            summaries_in_batches(["a fine review", empty], tokenizer, 8, 2, generate_ids)

@@ -21,6 +21,7 @@ from ..errors import UserError
 from .labels import STAR_LABELS, dataset_labels
 
 __all__ = [
+    "check_texts",
     "SPLIT_NAMES",
     "TEXT_COLUMN_CANDIDATES",
     "LABEL_COLUMN_CANDIDATES",
@@ -480,3 +481,10 @@ def read_split(path: PathLike, label_names: Sequence[str], role: str = "split") 
     if unknown:
         raise UserError(f"{role} has the label(s) {_shown(unknown)}, which the model does not know; expected labels among {_shown(list(label_names))}", path)
     return [{"text": example["text"], "label": index[own_names[example["label"]]]} for example in examples]
+
+
+def check_texts(texts: Sequence) -> None:
+    """Texts given to a model to classify or summarise (not read from a file): each a string with a word in it."""
+    for number, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"text {number} is empty; expected a text")

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..data.readers import check_texts
 from ..errors import UserError, one_line
 from .export_format import (
     FUSED_MODEL_FILES,
@@ -399,9 +400,7 @@ class Predictor:
         The first half of :meth:`predict`; the service runs it as requests arrive, off the inference thread,
         which then only pads and runs the model (:meth:`predict_encoded`).
         """
-        for number, text in enumerate(texts, start=1):
-            if not isinstance(text, str) or not text.strip():
-                raise UserError(f"text {number} is empty; expected a text")
+        check_texts(texts)
         if max_lengths is not None and (len(max_lengths) != len(texts) or any(type(n) is not int or n < 1 for n in max_lengths)):
             raise UserError(f"max_lengths must hold one positive integer per text ({len(texts)}), got {max_lengths!r}"[:300])
         if not texts:

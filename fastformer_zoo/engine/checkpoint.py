@@ -107,6 +107,7 @@ def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint", mo
     Every weight must be there, fit the config and be finite; the vocabulary must fit the model.
     """
     path = check_model_dir(directory, key)
+    _check_architecture(path, model_class, key, directory)
     try:
         model = model_class.from_pretrained(str(path))
         tokenizer = FastformerTokenizer.from_pretrained(str(path))
@@ -122,6 +123,30 @@ def load_checkpoint(directory: Optional[str], key: str = "Global.checkpoint", mo
         raise UserError(f"{path / 'tokenizer_config.json'}: 'model_max_length' is {length!r}; expected a positive integer")
     model.eval()
     return model, tokenizer
+
+
+# What each trained model is, in the words of the settings that make it.
+MODEL_KINDS = {
+    "FastformerForSequenceClassification": "a classifier (Global.task=classification)",
+    "FastformerForConditionalGeneration": "a text writer (Global.task=seq2seq)",
+    "FastformerForMaskedLM": "a masked-LM pretraining output (tools/pretrain.py; start a task from it with Global.init_from)",
+}
+
+
+def _check_architecture(path: Path, model_class, key: str, directory) -> None:
+    """A trained model is used as the model it was trained as. ``from_pretrained`` would start another head on its
+    encoder (what fine-tuning wants), which here would evaluate or export a head of random weights. Checked before
+    loading; a config.json that cannot be read is left to the loader, which says why."""
+    try:
+        saved = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return
+    if saved and model_class.__name__ not in saved:
+        found = MODEL_KINDS.get(saved[0], saved[0])
+        raise UserError(
+            f"{key}={directory!r}: holds {found} ({path / 'config.json'}: architectures {saved}); this needs "
+            f"{MODEL_KINDS.get(model_class.__name__, model_class.__name__)}"
+        )
 
 
 # The base model's pooler, which a masked-LM pretraining output does not have (its head reads every token).

@@ -15,6 +15,7 @@ from paddlenlp_fastformer.file_utils import write_text_atomically
 from paddlenlp_fastformer.modeling import FastformerForConditionalGeneration
 
 from ..data.pairs import read_pairs
+from ..data.readers import check_texts
 from ..scoring import rouge_scores
 from ..settings import Config
 from .checkpoint import load_checkpoint, truncation_length
@@ -35,6 +36,7 @@ def detokenize(tokenizer, ids: Sequence[int]) -> str:
 def summaries_in_batches(texts: Sequence[str], tokenizer, max_length: int, batch_size: int, generate_ids) -> List[str]:
     """A summary of each text, in the texts' order: texts go in batches of similar length to ``generate_ids(input_ids,
     attention_mask)`` (numpy in, generated ids [B, T] out), by the checkpoint's generate() or an export's graphs."""
+    check_texts(texts)  # an empty one would reach generate() as a prompt of no token
     order = np.argsort([len(text.split()) for text in texts], kind="stable")
     summaries: List[str] = [""] * len(texts)
     for start in tqdm(range(0, len(texts), batch_size), desc="summaries", leave=False, mininterval=5):
