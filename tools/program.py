@@ -106,11 +106,11 @@ def user_errors_exit(*model_errors: type) -> Iterator[None]:
 
     Log records are routed through tqdm while it runs, so that they do not garble progress bars.
     """
+    start()  # first: the tool's own checkout decides where fastformer_zoo comes from
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from fastformer_zoo.errors import UserError, one_line
 
-    start()
     _configure_logging()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt, caught below
     try:
