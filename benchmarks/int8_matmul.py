@@ -74,7 +74,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from fastformer_zoo.deploy.export import quantize_onnx_int8
+    from fastformer_zoo.deploy.onnx_graphs import quantize_onnx_int8
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process a one-node graph
     hidden, intermediate = args.hidden, args.intermediate

@@ -43,7 +43,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from fastformer_zoo.deploy.predictor import create_runner
+    from fastformer_zoo.deploy.runners import create_runner
 
     vocab_size = json.loads(Path(args.model_dir, "inference_config.json").read_text(encoding="utf-8"))["vocab_size"]
     runners = {

@@ -261,7 +261,7 @@ def _torch_step(spec: ModelSpec, model, ids, labels, mode: str) -> Step:
 def _engine_step(spec: ModelSpec, export_dir: str, threads: int, ids) -> Step:
     import numpy as np
 
-    from fastformer_zoo.deploy.predictor import create_runner
+    from fastformer_zoo.deploy.runners import create_runner
 
     backend = "onnxruntime" if spec.engine.startswith("onnxruntime") else "paddle"
     precision = "int8" if spec.engine == "onnxruntime-int8" else "fp32"

@@ -11,7 +11,7 @@ import ctypes
 import os
 import platform
 
-__all__ = ["TUNE_SWITCH", "cpu_model_name", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
+__all__ = ["TUNE_SWITCH", "cpu_instruction_sets", "cpu_model_name", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
 
 TUNE_SWITCH = "PADDLENLP_FASTFORMER_TUNE_CPU"
 _GLIBC_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
@@ -32,6 +32,19 @@ def cpu_model_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown"
+
+
+# The vector and matrix instruction sets that decide which engine and precision run fastest, in /proc/cpuinfo's names.
+INSTRUCTION_SETS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_instruction_sets() -> list:
+    """Which of ``INSTRUCTION_SETS`` this CPU has (empty where /proc/cpuinfo is not readable)."""
+    for line in _cpu_info().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return [name for name in INSTRUCTION_SETS if name in flags]
+    return []
 
 
 def prefer_fast_mkl_kernels_on_amd() -> bool:

@@ -8,9 +8,16 @@ import os
 import sys
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Iterator
 
-__all__ = ["write_text_atomically", "write_bytes_atomically", "output_redirected_to"]
+__all__ = ["cache_directory", "write_text_atomically", "write_bytes_atomically", "output_redirected_to"]
+
+
+def cache_directory() -> Path:
+    """Where the package keeps what it builds or measures once per machine (compiled kernels, engine timings):
+    ``$XDG_CACHE_HOME/paddlenlp_fastformer``, by default ``~/.cache/paddlenlp_fastformer``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paddlenlp_fastformer"
 
 
 def write_bytes_atomically(path, data: bytes) -> None:

@@ -14,6 +14,9 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 # The tools tune the CPU before paddle's first matrix product; the tests run the model the same way.
 tune_cpu()
+# A predictor left to choose its engine takes the first the export offers instead of measuring them all (seconds
+# for each new export): tests/test_engines.py measures; the tools' own processes inherit this setting.
+os.environ.setdefault("PADDLENLP_FASTFORMER_MEASURE_ENGINES", "0")
 
 # The files that take longest (minutes: whole pipelines, chains, fresh environments) run first, so that the
 # workers sharing the rest (pytest-xdist, whole files each) finish together rather than waiting on one.

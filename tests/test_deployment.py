@@ -453,7 +453,8 @@ def test_command_errors_are_one_line_with_exit_code_2(cli_runs, tmp_path, capsys
         "gpu": (base + ["--text", "x", "--use_gpu", "True"], "--use_gpu True is not supported on this CPU build"),
         "tensorrt": (base + ["--text", "x", "--use_tensorrt", "True"], "--use_tensorrt True is not supported"),
         "precision": (base + ["--text", "x", "--precision", "fp16"], "'fp16' is not supported on this CPU build"),
-        "int8 on paddle": (base + ["--text", "x", "--precision", "int8"], "'int8' runs on onnxruntime"),
+        "int8 on paddle": (base + ["--text", "x", "--precision", "int8", "--backend", "paddle"], "'int8' runs on onnxruntime"),
+        "int8 not exported (auto)": (base + ["--text", "x", "--precision", "int8"], "--quantize int8"),
         "int8 not exported": (base + ["--text", "x", "--precision", "int8", "--backend", "onnxruntime"], "--quantize int8"),
     }
     for name, (argv, message) in cases.items():

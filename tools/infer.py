@@ -23,13 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data_dir", help="a data file (prepared split or raw labelled texts) or a prepared data directory")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--enable_mkldnn", type=program.str2bool, default=False, help="oneDNN kernels (paddle backend)")
+    parser.add_argument("--enable_mkldnn", type=program.str2bool, default=None,
+                        help="oneDNN kernels on or off (paddle backend); default: measured, as backend and graph")
     parser.add_argument("--use_gpu", type=program.str2bool, default=False)
     parser.add_argument("--use_tensorrt", type=program.str2bool, default=False)
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--backend", choices=BACKENDS, default="paddle")
-    parser.add_argument("--graph", choices=GRAPHS, default="auto",
-                        help="auto (default): the fused graph on paddle where its kernels load, the packed one on onnxruntime, else the portable one")
+    parser.add_argument("--precision", default="fp32", help="fp32 (default), int8 (an export with --quantize int8) or bf16 (a CPU with bfloat16 instructions)")
+    parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                        help="auto (default): each forward pass on the engine measured fastest on this CPU (measured once per export, then kept)")
+    parser.add_argument("--graph", choices=GRAPHS, default="auto", help="auto (default): measured, as the backend")
+    parser.add_argument("--remeasure", type=program.str2bool, default=False, help="measure the engines again (after a change of machine load)")
     parser.add_argument("--num_beams", type=int, choices=range(1, 33), default=1, metavar="N",
                         help="a text writer's export: beam search with N beams (default 1: greedy)")
     parser.add_argument("--benchmark", type=program.str2bool, default=False, help="report time per stage and throughput")
@@ -55,6 +57,7 @@ def main(argv=None):
         benchmark=args.benchmark,
         save_log_path=args.save_log_path,
         num_beams=args.num_beams,
+        remeasure=args.remeasure,
     )
     with program.user_errors_exit():
         run_inference(settings, texts=args.text, data_path=args.data_dir)

@@ -24,7 +24,7 @@ def build_parser():
     parser.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto",
                         help="auto (default): onnxruntime where the export has its ONNX graph, else paddle")
     parser.add_argument("--graph", choices=GRAPHS, default="auto",
-                        help="auto (default): the packed graph on onnxruntime, the fused one on paddle where its kernels load")
+                        help="auto (default): each micro-batch on the backend's graph measured fastest at its shape on this CPU")
     parser.add_argument("--cpu_threads", type=int, default=os.cpu_count() or 1, help="threads of the inference engine(s), in all")
     parser.add_argument("--inference_workers", type=int, default=None,
                         help="inference threads, each running micro-batches on its own engine of cpu_threads / N threads "

@@ -34,14 +34,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import paddle
 import paddle.nn.functional as F
 
-from paddlenlp_fastformer.file_utils import output_redirected_to, write_text_atomically
+from paddlenlp_fastformer.file_utils import write_text_atomically
 from paddlenlp_fastformer.kernels import fused_ops, library
 
 from ..directories import write_directory_atomically
@@ -63,14 +62,13 @@ from .export_format import (
     PACKED_ONNX_FILE,
     PACKED_ONNX_INT8_FILE,
 )  # fmt: skip
+from .onnx_graphs import quantize_onnx_int8, save_onnx
 
-__all__ = ["export_inference_model", "export_text_writer", "export_from_config", "quantize_onnx_int8"]
+__all__ = ["export_inference_model", "export_text_writer", "export_from_config"]
 
 logger = logging.getLogger("fastformer_zoo")
 
 
-# Opset 17 has LayerNormalization as one operator; onnxruntime 1.16+ runs it.
-ONNX_OPSET = 17
 
 class _ProbabilityModel(paddle.nn.Layer):
     """The classifier followed by a softmax over classes: the graph that is exported. Its second input is the
@@ -113,52 +111,7 @@ def _save_packed_graph(model: paddle.nn.Layer, directory: str) -> None:
     paddle.jit.save(static_model, os.path.join(directory, PACKED_MODEL_PREFIX))
 
 
-def _save_onnx(directory: str, graph_files: tuple = MODEL_FILES, onnx_file: str = ONNX_FILE) -> None:
-    """Convert a saved static graph (by default the portable one) with paddle2onnx, writing ``onnx_file`` next to it."""
-    import paddle2onnx  # only --onnx needs it
-
-    model_file, params_file = (os.path.join(directory, name) for name in graph_files)
-    with tempfile.NamedTemporaryFile(prefix="paddle2onnx-", suffix=".log") as log:
-        try:
-            # paddle2onnx prints its progress from C++; only a failure's cause is worth showing.
-            with output_redirected_to(log.name):
-                # save_file=None returns the bytes: that skips paddle2onnx's optional polygraphy constant folding,
-                # which would try to pip-install its own dependencies (onnxruntime optimises the graph at load anyway).
-                onnx_model = paddle2onnx.export(model_file, params_file, save_file=None, opset_version=ONNX_OPSET)
-        except Exception as error:  # paddle2onnx logs the real cause, then fails on its own missing result
-            cause = " | ".join(Path(log.name).read_text(errors="replace").strip().splitlines()[-3:])
-            raise UserError(f"paddle2onnx could not convert the exported graph ({error}): {cause}") from None
-    with open(os.path.join(directory, onnx_file), "wb") as stream:
-        stream.write(onnx_model)
-
-
 QUANTIZATIONS = ("int8",)
-
-
-def quantize_onnx_int8(directory: str, source: str = ONNX_FILE, target: str = ONNX_INT8_FILE) -> None:
-    """``target`` (by default ``inference_int8.onnx``): onnxruntime's dynamic int8 quantization of the weight
-    matmuls of ``source`` (by default ``inference.onnx``).
-
-    Only products with a constant (weight) operand are quantized: those of two activations, as in the
-    softmax baseline's attention, keep float32, where int8 would cost accuracy for little speed.
-    """
-    import onnx
-    import onnxoptimizer  # installed with paddle2onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # paddle2onnx emits the weights as Constant nodes behind Identity nodes; the quantizer recognises a
-    # weight only as an initializer, so those are turned into initializers first.
-    graph = onnxoptimizer.optimize(onnx.load(os.path.join(directory, source)), ["extract_constant_to_initializer", "eliminate_identity"])
-    with tempfile.TemporaryDirectory(prefix="quantize-") as scratch, output_redirected_to(os.path.join(scratch, "log")):
-        onnx.save(graph, os.path.join(scratch, "float.onnx"))
-        quantize_dynamic(
-            os.path.join(scratch, "float.onnx"),
-            os.path.join(directory, target),
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
-        )
 
 
 def _inference_config(model: paddle.nn.Layer, tokenizer) -> dict:
@@ -219,7 +172,7 @@ def export_inference_model(pretrained_dir: str, output_dir: str, onnx: bool = Fa
         write_text_atomically(os.path.join(staging, INFERENCE_CONFIG_FILE), text)
         for graph_files, onnx_file, int8_file in standard_graphs:
             if onnx or quantize:
-                _save_onnx(staging, graph_files, onnx_file)
+                save_onnx(staging, graph_files, onnx_file)
             if quantize == "int8":
                 quantize_onnx_int8(staging, onnx_file, int8_file)
 

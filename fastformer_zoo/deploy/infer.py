@@ -32,10 +32,10 @@ class InferenceSettings:
     """How to predict: the export, backend and batching, and whether to time it (TIPC's inference flags)."""
 
     model_dir: str
-    backend: str = "paddle"
-    graph: str = "auto"  # see predictor.AUTO_GRAPHS: fused on paddle where it can run, packed on onnxruntime
+    backend: str = "auto"  # auto, graph auto and enable_mkldnn None: the engine measured fastest here (engines.py)
+    graph: str = "auto"
     cpu_threads: Optional[int] = None
-    enable_mkldnn: bool = False
+    enable_mkldnn: Optional[bool] = None
     precision: str = "fp32"
     batch_size: int = 16
     use_gpu: bool = False
@@ -43,6 +43,7 @@ class InferenceSettings:
     benchmark: bool = False
     save_log_path: Optional[str] = None
     num_beams: int = 1  # a text writer's export: beam search with this many beams (1: greedy)
+    remeasure: bool = False  # measure the engines again instead of using what was kept
 
 
 def run_inference(
@@ -71,8 +72,8 @@ def run_inference(
         precision=settings.precision,
         batch_size=settings.batch_size,
         record_timings=settings.benchmark,
+        remeasure=settings.remeasure,
     )
-    logger.info("predicting with %s, %s graph", settings.backend, predictor.graph)
     labels = None
     if texts is None:
         texts, labels = read_labelled_texts(data_path, predictor.label_names)
@@ -86,7 +87,7 @@ def run_inference(
         metrics = classification_metrics(labels, predictions, len(names), names)
         emit(f"accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f}  ({len(labels)} texts)")
     if settings.benchmark:
-        report = _benchmark_report(summarize_timings(predictor.timings), settings, predictor.graph)
+        report = _benchmark_report(summarize_timings(predictor.timings), settings, predictor.engine_choice.describe())
         emit(report)
         if settings.save_log_path:
             write_text_atomically(settings.save_log_path, report + "\n")
@@ -101,12 +102,10 @@ def _check_outputs(settings: InferenceSettings, data_path: Optional[str]) -> Non
     check_output_files({"--save_log_path": settings.save_log_path}, read)
 
 
-def _benchmark_report(summary: dict, settings: InferenceSettings, graph: str) -> str:
-    onednn = "on" if settings.enable_mkldnn and settings.backend == "paddle" else "off"
+def _benchmark_report(summary: dict, settings: InferenceSettings, engines: str) -> str:
     return "\n".join(
         [
-            f"benchmark: backend {settings.backend} ({graph} graph), oneDNN {onednn}, {settings.cpu_threads} CPU thread(s), precision "
-            f"{settings.precision}, batch size {settings.batch_size}",
+            f"benchmark: {engines}; {settings.cpu_threads} CPU thread(s), precision {settings.precision}, batch size {settings.batch_size}",
             f"data: {summary['texts']} texts, {summary['tokens']} tokens, {summary['batches']} batches",
             *(f"{stage}_time(ms/batch): {summary[f'{stage}_ms_per_batch']:.3f}" for stage in TIMED_STAGES),
             f"throughput: {summary['texts_per_s']:.1f} texts/s, {summary['tokens_per_s']:.0f} tokens/s",
@@ -130,9 +129,10 @@ def _write_summaries(settings: InferenceSettings, texts: Optional[Sequence[str]]
     from ..data.pairs import read_pairs
     from .generation import GenerationPredictor
 
-    offered = {"backend": "paddle", "precision": "fp32", "enable_mkldnn": False, "graph": "auto", "benchmark": False, "save_log_path": None}
-    for flag, value in offered.items():
-        if getattr(settings, flag) != value:
+    offered = {"backend": ("auto", "paddle"), "precision": ("fp32",), "enable_mkldnn": (None, False), "graph": ("auto",),
+               "benchmark": (False,), "save_log_path": (None,), "remeasure": (False,)}  # fmt: skip
+    for flag, values in offered.items():
+        if getattr(settings, flag) not in values:
             raise UserError(f"--{flag} {getattr(settings, flag)}: not offered for a text writer's export (Paddle Inference, fp32, "
                             "standard operators, no benchmark report); leave it out")  # fmt: skip
     predictor = GenerationPredictor(settings.model_dir, settings.cpu_threads, settings.batch_size)

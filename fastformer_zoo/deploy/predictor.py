@@ -1,9 +1,10 @@
 """Classify texts with an exported model (``tools/export_model.py``) on Paddle Inference or onnxruntime.
 
-:class:`Predictor` loads an export directory once and classifies lists of texts. On the packed graph, a
-forward pass takes up to ``batch_size`` texts back to back with no padding. On a padded graph, texts are
-sorted by length and grouped into forward passes that weigh the padding a pass computes against the cost
-of one more pass (:func:`plan_forward_passes`). Results come back in the input order.
+:class:`Predictor` loads an export directory once and classifies lists of texts. Texts are sorted by length and
+grouped into forward passes that weigh the padding a pass computes against the cost of one more pass
+(:func:`plan_forward_passes`); where only the packed graph runs, a pass takes up to ``batch_size`` texts back to
+back with no padding. Each pass runs on the engine :mod:`.engines` measured fastest at its shape on this CPU.
+Results come back in the input order.
 With ``record_timings=True`` it keeps the time spent per batch in pre-processing (tokenizing and
 padding), inference and post-processing, which ``tools/infer.py --benchmark True`` reports.
 
@@ -24,35 +25,18 @@ import numpy as np
 
 from ..data.readers import check_texts
 from ..errors import UserError, one_line
-from .export_format import (
-    FUSED_MODEL_FILES,
-    INFERENCE_CONFIG_FILE,
-    INPUT_NAMES,
-    MODEL_FILES,
-    ONNX_FILE,
-    ONNX_INT8_FILE,
-    PACKED_INPUT_NAMES,
-    PACKED_MODEL_FILES,
-    PACKED_ONNX_FILE,
-    PACKED_ONNX_INT8_FILE,
-    TOKENIZER_FILES,
-)  # fmt: skip
+from .engines import Engine, candidate_engines, choose_engines
+from .export_format import INFERENCE_CONFIG_FILE, ONNX_FILE
+from .runners import BACKENDS, GRAPHS, check_graph, check_model_dir, create_runner, packed_inputs
 
 __all__ = [
-    "BACKENDS", "GRAPHS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export", "create_runner",
-    "choose_graph", "plan_forward_passes", "serving_backend", "summarize_timings",
-    "texts_per_second",
+    "BACKENDS", "GRAPHS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export",
+    "plan_forward_passes", "serving_backend", "summarize_timings", "texts_per_second",
 ]  # fmt: skip
 
 logger = logging.getLogger("fastformer_zoo")
 
-BACKENDS = ("paddle", "onnxruntime")
-GRAPHS = ("auto", "fused", "portable", "packed")  # which exported graph runs (see choose_graph)
 MAX_THREADS = 1024  # far beyond any CPU this runs on; larger values overflow the runtimes' own types
-PRECISIONS = ("fp32", "int8")  # int8: the dynamically quantized ONNX graph, on onnxruntime
-# oneDNN keeps compiled kernels per input shape; batches of varying length would grow that cache
-# without bound, so keep the most recent shapes only (Paddle's advice for variable-shape inputs).
-ONEDNN_CACHE_CAPACITY = 32
 # What starting one more forward pass costs, counted in tokens of work (a padded position of one row):
 # the planner weighs it against the padding that fewer, longer-padded passes compute. Small passes
 # also multiply small matrices, which runs well below the machine's speed, so the best value is larger
@@ -80,65 +64,8 @@ class BatchTiming:
 
 
 # ----------------------------------------------------------------------------------------------
-# backends: a callable (input_ids, attention_mask) -> probabilities, all numpy
+# the export's checks
 # ----------------------------------------------------------------------------------------------
-class _PaddleInferenceRunner:
-    """The static graph on Paddle Inference (CPU), oneDNN on or off; the fused graph needs the kernels'
-    library loaded (:func:`paddle_graph` did) before the predictor is created."""
-
-    def __init__(self, model_dir: str, cpu_threads: int, enable_mkldnn: bool, graph: str = "portable"):
-        from paddle import inference
-
-        self.graph = graph
-        files = _graph_files("paddle", graph)
-        config = inference.Config(*(os.path.join(model_dir, name) for name in files))
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(cpu_threads)
-        if enable_mkldnn:
-            config.enable_mkldnn()
-            config.set_mkldnn_cache_capacity(ONEDNN_CACHE_CAPACITY)
-        else:
-            config.disable_mkldnn()
-        config.disable_glog_info()
-        self.predictor = inference.create_predictor(config)
-        self.inputs = [self.predictor.get_input_handle(name) for name in _input_names(graph)]
-        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
-
-    def __call__(self, input_ids: np.ndarray, second_input: np.ndarray) -> np.ndarray:
-        for handle, array in zip(self.inputs, (input_ids, second_input)):
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(array)
-        self.predictor.run()
-        return self.output.copy_to_cpu()
-
-
-class _OnnxRuntimeRunner:
-    """``inference.onnx`` (or its int8 twin, or the packed graph's) on onnxruntime's CPU execution provider."""
-
-    def __init__(self, model_dir: str, cpu_threads: int, model_file: str = ONNX_FILE, graph: str = "portable"):
-        import onnxruntime
-
-        self.graph, self.input_names = graph, _input_names(graph)
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = cpu_threads
-        options.inter_op_num_threads = 1  # one request at a time: parallelism inside operators only
-        # onnxruntime's worker threads spin between operators (its default): small forward passes, as a
-        # service's micro-batches make, ran 1.3x faster than with spinning off (docs/deployment.md).
-        options.log_severity_level = 3  # errors only: not a warning per unused constant paddle2onnx leaves
-        self.session = onnxruntime.InferenceSession(
-            os.path.join(model_dir, model_file), options, providers=["CPUExecutionProvider"]
-        )
-
-    def __call__(self, input_ids: np.ndarray, second_input: np.ndarray) -> np.ndarray:
-        return self.session.run(None, dict(zip(self.input_names, (input_ids, second_input))))[0]
-
-
-def _input_names(graph: str) -> tuple:
-    """A graph's inputs: (input_ids, attention_mask) [batch, length], or for the packed one (input_ids, segment_ids) [1, T]."""
-    return PACKED_INPUT_NAMES if graph == "packed" else INPUT_NAMES
-
-
 def _read_inference_config(path: Path) -> tuple:
     """Label names, truncation length and vocabulary size (None in older exports) from ``inference_config.json``."""
     try:
@@ -161,13 +88,26 @@ def _read_inference_config(path: Path) -> tuple:
     return labels, length, vocab_size
 
 
-def check_export(model_dir: str, backend: str, precision: str = "fp32", graph: str = "auto") -> None:
+def check_export(model_dir: str, backend: str = "auto", precision: str = "fp32", graph: str = "auto") -> None:
     """What :class:`Predictor` checks before loading anything: the export's files (those of ``graph`` too) and
     its inference_config.json."""
-    _check_model_dir(model_dir, backend, precision)
+    _check_export_files(model_dir, backend, precision)
     _read_inference_config(Path(model_dir, INFERENCE_CONFIG_FILE))
     if graph != "auto":
-        choose_graph(model_dir, backend, graph, precision)
+        check_graph(model_dir, _backend_for(backend, precision), graph, precision)
+
+
+def _backend_for(backend: str, precision: str) -> str:
+    """The backend whose files ``backend`` "auto" needs at least: onnxruntime's for int8, Paddle Inference's else."""
+    if backend != "auto":
+        return backend
+    return "onnxruntime" if precision == "int8" else "paddle"
+
+
+def _check_export_files(model_dir: str, backend: str, precision: str) -> None:
+    if backend not in ("auto", *BACKENDS):
+        raise UserError(f"backend {backend!r} is not supported; choose auto or one of {', '.join(BACKENDS)}")
+    check_model_dir(model_dir, _backend_for(backend, precision), precision)
 
 
 def serving_backend(model_dir: str) -> str:
@@ -183,26 +123,6 @@ def serving_backend(model_dir: str) -> str:
             return "paddle"
         return "onnxruntime"
     return "paddle"
-
-
-def _check_model_dir(model_dir: str, backend: str, precision: str = "fp32") -> None:
-    if backend not in BACKENDS:
-        raise UserError(f"backend {backend!r} is not supported; choose one of {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise UserError(f"precision {precision!r} is not supported on this CPU build; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and backend != "onnxruntime":
-        raise UserError("precision 'int8' runs on onnxruntime; use --backend onnxruntime (export with --quantize int8)")
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise UserError(f"model directory {model_dir!r} not found; expected the output of tools/export_model.py")
-    required = _graph_files(backend, "portable", precision) + TOKENIZER_FILES + (INFERENCE_CONFIG_FILE,)
-    missing = [name for name in required if not (path / name).is_file()]
-    if missing:
-        hint = " (export with --onnx)" if ONNX_FILE in missing else " (export with --quantize int8)" if ONNX_INT8_FILE in missing else ""
-        raise UserError(
-            f"model directory {model_dir!r} is incomplete: missing {', '.join(missing)}{hint}; "
-            "expected the output of tools/export_model.py"
-        )
 
 
 def plan_forward_passes(lengths: Sequence[int], max_rows: int, pass_cost_tokens: float) -> list[list[int]]:
@@ -231,97 +151,29 @@ def plan_forward_passes(lengths: Sequence[int], max_rows: int, pass_cost_tokens:
     return passes[::-1]
 
 
-def create_runner(
-    model_dir: str, backend: str = "paddle", cpu_threads: int = 1, enable_mkldnn: bool = False, precision: str = "fp32",
-    graph: str = "auto",
-):  # fmt: skip
-    """A callable ``(input_ids, attention_mask or segment_ids) -> probabilities`` on ``backend`` (numpy in and
-    out); its ``graph`` attribute says which graph it runs (see :func:`choose_graph`).
-
-    ``enable_mkldnn`` applies to the paddle backend; onnxruntime's pip build has no oneDNN provider.
-    """
-    _check_model_dir(model_dir, backend, precision)
-    chosen = choose_graph(model_dir, backend, graph, precision)
-    if backend == "paddle":
-        try:
-            return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, chosen)
-        except Exception as error:  # noqa: BLE001  e.g. a library built from other sources than the graph's
-            if graph != "auto" or chosen == "portable":
-                raise
-            logger.warning("the %s graph of %s cannot run here (%s); running the portable graph", chosen, model_dir, one_line(error)[:200])
-            return _PaddleInferenceRunner(model_dir, cpu_threads, enable_mkldnn, "portable")
-    return _OnnxRuntimeRunner(model_dir, cpu_threads, _graph_files(backend, chosen, precision)[0], chosen)
-
-
-# The graph graph="auto" runs, by backend, the first of these the export holds (and, for "fused", this machine
-# can run). On onnxruntime the packed graph runs a service's micro-batches (reviews of mixed lengths in
-# arrival order) faster than the padded one; on Paddle Inference it was slower than both padded graphs.
-# docs/deployment.md ("Forward passes") has the measurements.
-AUTO_GRAPHS = {"paddle": ("fused", "portable"), "onnxruntime": ("packed", "portable")}
-
-
-def choose_graph(model_dir: str, backend: str, graph: str = "auto", precision: str = "fp32") -> str:
-    """The graph ``backend`` runs: ``graph`` itself if the export has it (and, for "fused", the fused kernels'
-    library loads here), or for "auto" the first of ``AUTO_GRAPHS[backend]`` that can run. The fused graph
-    runs on Paddle Inference only, in fp32."""
-    if graph not in GRAPHS:
-        raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
-    if graph == "fused" and (backend != "paddle" or precision != "fp32"):
-        raise UserError("the fused graph runs on Paddle Inference in fp32 only; use --backend paddle, or graph auto, packed or portable")
-    for candidate in AUTO_GRAPHS[backend] if graph == "auto" else (graph,):
-        files = _graph_files(backend, candidate, precision)
-        if not all(Path(model_dir, name).is_file() for name in files):
-            if graph == "auto":
-                continue
-            hints = {
-                "fused": "export where the fused kernels build",
-                "packed": "export with this version (adding --onnx for onnxruntime, --quantize int8 for int8); "
-                          "models with softmax attention have none",
-            }  # fmt: skip
-            raise UserError(f"{model_dir}: holds no {candidate} graph ({files[0]}); {hints.get(candidate, 'export again')}, or run another graph")
-        if candidate == "fused" and not _fused_kernels_load(graph == "fused"):
-            continue
-        return candidate
-    return "portable"
-
-
-def _graph_files(backend: str, graph: str, precision: str = "fp32") -> tuple:
-    """The files of one graph of an export, on ``backend``, in ``precision``."""
-    if backend == "paddle":
-        return {"fused": FUSED_MODEL_FILES, "packed": PACKED_MODEL_FILES}.get(graph, MODEL_FILES)
-    if graph == "packed":
-        return (PACKED_ONNX_INT8_FILE,) if precision == "int8" else (PACKED_ONNX_FILE,)
-    return (ONNX_INT8_FILE,) if precision == "int8" else (ONNX_FILE,)
-
-
-def _fused_kernels_load(required: bool) -> bool:
-    from paddlenlp_fastformer.kernels import library
-
-    if library.load() is None:  # it logged why
-        if required:
-            raise UserError("the fused kernels cannot be built on this machine (the log says why); run the portable graph")
-        return False
-    return True
-
-
 # ----------------------------------------------------------------------------------------------
 # the predictor
 # ----------------------------------------------------------------------------------------------
 class Predictor:
     """Classify review texts with an exported model.
 
+    Each forward pass runs on the engine (backend, graph, oneDNN setting) measured fastest on this CPU for a
+    pass of its shape, among those the flags leave open (:mod:`.engines`: measured once per export and CPU,
+    then kept); fixing ``backend``, ``graph`` and ``enable_mkldnn`` leaves one engine, run as asked.
+
     Args:
         model_dir: a directory written by ``tools/export_model.py``.
-        backend: "paddle" (Paddle Inference) or "onnxruntime" (needs an export made with ``--onnx``).
+        backend: "auto" (measured), "paddle" (Paddle Inference) or "onnxruntime" (an export made with ``--onnx``).
         cpu_threads: threads for the math library; None uses every core.
-        enable_mkldnn: run Paddle Inference with oneDNN kernels (paddle backend only).
-        precision: "fp32", or "int8" for the quantized graph of ``--quantize int8`` (onnxruntime backend).
+        enable_mkldnn: None (measured), or oneDNN kernels on or off for Paddle Inference.
+        precision: "fp32"; "int8" for the quantized graph of ``--quantize int8`` (onnxruntime); "bf16" on a CPU
+            with bfloat16 instructions (Paddle Inference with oneDNN, where measured faster than fp32).
         batch_size: texts per forward pass at most.
-        graph: "auto" (the first of ``AUTO_GRAPHS[backend]`` the export holds and this machine runs),
-            "fused", "portable" or "packed"; ``self.graph`` says which runs.
+        graph: "auto" (measured), "fused", "portable" or "packed"; ``self.graph`` says which run.
         pass_cost_tokens: padded graphs: what one more forward pass costs, in padded tokens; texts are
             grouped into passes that minimise the total (default ``PASS_COST_TOKENS``).
         record_timings: append a :class:`BatchTiming` per batch to ``self.timings``.
+        remeasure: measure the engines again even if this export was measured on this CPU before.
 
     Example:
         >>> predictor = Predictor("output/amazon/inference", cpu_threads=2)
@@ -332,14 +184,15 @@ class Predictor:
     def __init__(
         self,
         model_dir: str,
-        backend: str = "paddle",
+        backend: str = "auto",
         cpu_threads: Optional[int] = None,
-        enable_mkldnn: bool = False,
+        enable_mkldnn: Optional[bool] = None,
         precision: str = "fp32",
         batch_size: int = 16,
         record_timings: bool = False,
         pass_cost_tokens: Optional[float] = None,
         graph: str = "auto",
+        remeasure: bool = False,
     ):
         from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
@@ -347,14 +200,20 @@ class Predictor:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         if cpu_threads is not None and not 1 <= cpu_threads <= MAX_THREADS:
             raise UserError(f"cpu_threads must be between 1 and {MAX_THREADS}, got {cpu_threads}")
-        self.model_dir = model_dir
-        self.precision = precision
-        _check_model_dir(model_dir, backend, precision)
+        self.model_dir, self.precision = model_dir, precision
+        _check_export_files(model_dir, backend, precision)
         config_path = Path(model_dir, INFERENCE_CONFIG_FILE)
         self.label_names, self.max_seq_len, vocab_size = _read_inference_config(config_path)
+        threads = cpu_threads or os.cpu_count() or 1
         try:
             self.tokenizer = FastformerTokenizer.from_pretrained(model_dir)
-            self.runner = create_runner(model_dir, backend, cpu_threads or os.cpu_count() or 1, enable_mkldnn, precision, graph)
+            engines = candidate_engines(model_dir, precision, backend, graph, enable_mkldnn)
+
+            def make_runner(engine: Engine):
+                return create_runner(model_dir, engine.backend, threads, engine.onednn, engine.precision, engine.graph)
+
+            self.engine_choice = choose_engines(model_dir, engines, threads, self.max_seq_len, len(self.tokenizer), make_runner, remeasure)
+            self._runners = {engine: make_runner(engine) for engine in self.engine_choice.distinct}
         except UserError:
             raise
         # A damaged graph, weights, ONNX or tokenizer file: each library raises its own types for those.
@@ -365,7 +224,10 @@ class Predictor:
                 f"{Path(model_dir, 'vocab.txt')}: holds {len(self.tokenizer)} tokens but the exported model has "
                 f"{vocab_size} ({config_path}); the vocabulary and the model must come from the same export"
             )
-        self.graph = self.runner.graph
+        logger.info("%s runs on %s (%s)", model_dir, self.engine_choice.describe(), self.engine_choice.reason)
+        distinct = self.engine_choice.distinct
+        self.backend = "/".join(dict.fromkeys(engine.backend for engine in distinct))
+        self.graph = "/".join(dict.fromkeys(engine.graph for engine in distinct))
         self.batch_size = batch_size
         self.pass_cost_tokens = PASS_COST_TOKENS if pass_cost_tokens is None else pass_cost_tokens
         self.forward_passes = 0
@@ -412,8 +274,9 @@ class Predictor:
         return [ids[:limit] for ids, limit in zip(token_ids, limits)], truncated
 
     def predict_encoded(self, token_ids: Sequence[list], truncated: Sequence[bool], tokenize_seconds: float = 0.0) -> list[dict]:
-        """:meth:`predict` from :meth:`encode`'s output: on the packed graph, ``batch_size`` texts per forward pass
-        taken in order of length; else texts grouped into forward passes by length. Results come in the
+        """:meth:`predict` from :meth:`encode`'s output: where only packed graphs run, ``batch_size`` texts per forward
+        pass taken in order of length; else texts grouped into forward passes by length (each pass runs on the
+        engine measured fastest at its shape). Results come in the
         texts' own order.
 
         ``tokenize_seconds`` (the time :meth:`encode` took) is shared out to the batches' timings.
@@ -434,9 +297,10 @@ class Predictor:
     def _predict_batch(self, token_ids: list[list[int]], tokenize_seconds: float) -> list[dict]:
         started = time.perf_counter()
         self.forward_passes += 1
-        inputs = _packed_inputs(token_ids) if self.graph == "packed" else self._padded_inputs(token_ids)
+        engine = self.engine_choice.engine_for(len(token_ids), max(map(len, token_ids)))
+        inputs = packed_inputs(token_ids) if engine.graph == "packed" else self._padded_inputs(token_ids)
         preprocessed = time.perf_counter()
-        probabilities = self.runner(*inputs)
+        probabilities = self._runners[engine](*inputs)
         inferred = time.perf_counter()
         if not np.isfinite(probabilities).all():  # nothing non-finite is ever served
             raise UserError(f"{self.model_dir}: the model returned NaN or inf probabilities; its weights are damaged")
@@ -464,15 +328,6 @@ class Predictor:
                 )
             )
         return results
-
-
-def _packed_inputs(token_ids: list[list[int]]) -> tuple:
-    """input_ids and segment_ids [1, T] of texts packed back to back."""
-    lengths = [len(ids) for ids in token_ids]
-    if min(lengths) < 1:  # a text without tokens has no place in a pack (encode never makes one: an unknown character is [UNK])
-        raise UserError(f"text {lengths.index(0) + 1} of a packed pass has no tokens; expected at least one")
-    input_ids = np.fromiter((token for ids in token_ids for token in ids), dtype=np.int64, count=sum(lengths))
-    return input_ids[None], np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)[None]
 
 
 def texts_per_second(predictor: Predictor, texts: Sequence[str], per_call: Optional[int] = None) -> float:

@@ -49,7 +49,7 @@ class ServiceSettings:
 
     model_dir: str
     backend: str = "auto"  # or paddle, onnxruntime; "auto" is resolved on construction (serving_backend)
-    graph: str = "auto"  # which of the export's graphs the backend runs (Predictor's graph)
+    graph: str = "auto"  # which of the export's graphs the backend runs: measured per micro-batch shape (engines.py)
     cpu_threads: int = 2
     # Inference threads, each with its own engine of cpu_threads // inference_workers threads; None: one per CPU
     # thread on onnxruntime (a micro-batch runs faster on two one-thread engines side by side than on one engine
@@ -215,6 +215,7 @@ class _Service:
             "model_dir": settings.model_dir,
             "backend": settings.backend,
             "graph": self.predictor.graph if self.predictor else None,
+            "engines": self.predictor.engine_choice.describe() if self.predictor else None,
             "cpu_threads": settings.cpu_threads,
             "inference_workers": settings.inference_workers,
             "ready": self.ready.is_set(),

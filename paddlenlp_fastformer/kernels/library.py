@@ -14,13 +14,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import os
 import shutil
 import sysconfig
 from pathlib import Path
 
 from ..cpu import cpu_model_name
-from ..file_utils import output_redirected_to, write_bytes_atomically
+from ..file_utils import cache_directory, output_redirected_to, write_bytes_atomically
 
 __all__ = ["SOURCE", "build_directory", "build", "load"]
 
@@ -59,8 +58,7 @@ def build_directory() -> Path:
 
     parts = [" ".join(CXX_FLAGS + _link_flags()), paddle.__version__, sysconfig.get_path("include"), cpu_model_name()]
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), *(part.encode() for part in parts)])).hexdigest()[:16]
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "paddlenlp_fastformer"
-    return root / f"cpu_ops-{key}"
+    return cache_directory() / f"cpu_ops-{key}"
 
 
 def _staged_source(directory: Path) -> Path:

@@ -1,0 +1,145 @@
+"""The engine choice: every engine an export offers gives the same probabilities; `auto` measures them once per
+export and CPU, keeps the seconds, and runs each forward pass on the one measured fastest at its shape."""
+import json
+import logging
+
+import numpy as np
+import onnx
+import pytest
+
+from fastformer_zoo.deploy.engines import MEASURE_SWITCH, Engine, EngineChoice, candidate_engines, tuning_shapes
+from fastformer_zoo.deploy.export import export_inference_model
+from fastformer_zoo.deploy.predictor import Predictor
+from fastformer_zoo.errors import UserError
+from paddlenlp_fastformer.cpu import cpu_instruction_sets
+
+TEXTS = ["Great sound and the battery lasts.", "Broke after two days!", "ok", "fine " * 80, "Works, but the cable is short."]
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, trained):
+    directory = tmp_path_factory.mktemp("engines") / "inference"
+    export_inference_model(str(trained[1] / "best"), str(directory), quantize="int8")
+    return directory
+
+
+@pytest.fixture
+def measuring(tmp_path, monkeypatch):
+    """Engines measured for real, into a cache of this test's own."""
+    monkeypatch.setenv(MEASURE_SWITCH, "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "paddlenlp_fastformer" / "engines"
+
+
+def _probabilities(predictor: Predictor) -> np.ndarray:
+    return np.array([list(result["probabilities"].values()) for result in predictor.predict(TEXTS)])
+
+
+def test_every_engine_gives_the_same_probabilities(export_dir):
+    engines = candidate_engines(str(export_dir))
+    assert {engine.backend for engine in engines} == {"paddle", "onnxruntime"} and len(engines) >= 6, engines
+    reference = None
+    for engine in engines:
+        predictor = Predictor(str(export_dir), engine.backend, 1, engine.onednn, graph=engine.graph)
+        assert predictor.engine_choice.distinct == [engine]
+        probabilities = _probabilities(predictor)
+        reference = probabilities if reference is None else reference
+        np.testing.assert_allclose(probabilities, reference, atol=2e-5, err_msg=engine.name)
+
+
+def test_auto_measures_once_then_reuses_the_measurement(export_dir, measuring, caplog):
+    caplog.set_level(logging.INFO, logger="fastformer_zoo")
+    first = Predictor(str(export_dir), cpu_threads=1)
+    assert "measuring" in caplog.text and first.engine_choice.reason == "measured now"
+    [kept] = list(measuring.glob("*.json"))
+    record = json.loads(kept.read_text())
+    names = {engine.name for engine in candidate_engines(str(export_dir))}
+    assert set(record["seconds"]) == names and record["shapes"] == [list(shape) for shape in tuning_shapes(first.max_seq_len)]
+    fastest = [min(names, key=lambda name: record["seconds"][name][index] or np.inf) for index in range(len(record["shapes"]))]
+    assert [engine.name for engine in first.engine_choice.engines] == fastest
+
+    caplog.clear()
+    second = Predictor(str(export_dir), cpu_threads=1)
+    assert "measuring" not in caplog.text and "measured earlier" in second.engine_choice.reason
+    assert second.engine_choice.engines == first.engine_choice.engines
+    np.testing.assert_allclose(_probabilities(second), _probabilities(first), atol=2e-5)
+    # another thread count is another measurement
+    Predictor(str(export_dir), cpu_threads=2)
+    assert len(list(measuring.glob("*.json"))) == 2
+
+
+def test_a_damaged_or_unwritable_cache_is_measured_again(export_dir, measuring, caplog, tmp_path, monkeypatch):
+    Predictor(str(export_dir), cpu_threads=1, backend="onnxruntime")
+    [kept] = list(measuring.glob("*.json"))
+    kept.write_text('{"seconds": {"onnxruntime packed": [1]}}')
+    caplog.set_level(logging.INFO, logger="fastformer_zoo")
+    again = Predictor(str(export_dir), cpu_threads=1, backend="onnxruntime")
+    assert "damaged engine measurements" in caplog.text and again.engine_choice.reason == "measured now"
+    assert json.loads(kept.read_text())["format"] == 1  # replaced by a whole record
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    caplog.clear()
+    predictor = Predictor(str(export_dir), cpu_threads=1, backend="onnxruntime")
+    assert "hold for this run only" in caplog.text and len(predictor.predict(TEXTS)) == len(TEXTS)
+
+
+def test_flags_narrow_the_engines_and_a_closed_choice_names_what_is_offered(export_dir):
+    assert {engine.backend for engine in candidate_engines(str(export_dir), backend="onnxruntime")} == {"onnxruntime"}
+    assert all(engine.onednn for engine in candidate_engines(str(export_dir), enable_mkldnn=True))
+    assert [engine.name for engine in candidate_engines(str(export_dir), "int8")] == ["onnxruntime packed int8", "onnxruntime portable int8"]
+    with pytest.raises(UserError, match="fused graph runs on Paddle Inference only"):
+        candidate_engines(str(export_dir), backend="onnxruntime", graph="fused")
+    with pytest.raises(UserError, match="no engine runs precision fp32 with backend onnxruntime, graph auto, oneDNN True.*offers: paddle fused"):
+        candidate_engines(str(export_dir), backend="onnxruntime", enable_mkldnn=True)
+    with pytest.raises(UserError, match="precision 'fp16' is not supported"):
+        candidate_engines(str(export_dir), "fp16")
+    with pytest.raises(UserError, match="backend 'tensorrt' is not supported"):
+        Predictor(str(export_dir), backend="tensorrt")
+
+
+def test_a_pass_runs_on_the_engine_of_the_nearest_measured_shape():
+    small, large = Engine("onnxruntime", "packed"), Engine("paddle", "fused", onednn=True)
+    choice = EngineChoice([(1, 32), (1, 512), (64, 32), (64, 512)], [small, small, large, large], "measured now")
+    assert choice.engine_for(1, 100) == small and choice.engine_for(7, 300) == small
+    assert choice.engine_for(9, 300) == large and choice.engine_for(500, 5000) == large
+    assert choice.distinct == [small, large]
+    assert choice.describe() == "onnxruntime packed (1x32, 1x512); paddle fused oneDNN (64x32, 64x512)"
+
+
+def test_without_measuring_auto_takes_the_first_engine(export_dir, monkeypatch):
+    monkeypatch.setenv(MEASURE_SWITCH, "0")
+    predictor = Predictor(str(export_dir), cpu_threads=1)
+    assert predictor.engine_choice.distinct == [candidate_engines(str(export_dir))[0]] and "not measured" in predictor.engine_choice.reason
+
+
+def test_int8_auto_runs_on_onnxruntime_close_to_fp32(export_dir, measuring):
+    int8 = Predictor(str(export_dir), cpu_threads=1, precision="int8")
+    assert {engine.name for engine in int8.engine_choice.distinct} <= {"onnxruntime packed int8", "onnxruntime portable int8"}
+    np.testing.assert_allclose(_probabilities(int8), _probabilities(Predictor(str(export_dir), cpu_threads=1)), atol=0.02)
+
+
+@pytest.mark.skipif(not {"avx512_bf16", "amx_bf16"} & set(cpu_instruction_sets()), reason="this CPU has no bfloat16 instructions")
+def test_bf16_runs_through_onednn_where_faster_and_stays_close_to_fp32(export_dir, measuring):
+    bf16 = Predictor(str(export_dir), cpu_threads=1, precision="bf16")
+    engines = candidate_engines(str(export_dir), "bf16")
+    assert {engine.precision for engine in engines} == {"bf16", "fp32"} and all(e.onednn for e in engines if e.precision == "bf16")
+    np.testing.assert_allclose(_probabilities(bf16), _probabilities(Predictor(str(export_dir), cpu_threads=1)), atol=0.02)
+
+
+def test_bf16_is_refused_on_a_cpu_without_bfloat16_instructions(export_dir, monkeypatch):
+    import fastformer_zoo.deploy.engines as engines
+
+    monkeypatch.setattr(engines, "cpu_instruction_sets", lambda: ["avx2", "fma"])  # the CPU is the input here
+    with pytest.raises(UserError, match="'bf16' needs a CPU with AVX512-BF16 or AMX"):
+        Predictor(str(export_dir), precision="bf16")
+
+
+def test_the_onnx_graphs_broadcast_inside_their_products(export_dir):
+    """No `Expand(x, Max(Shape(x), Shape(y)))` left (the model's broadcast_as): onnxruntime broadcasts in the product."""
+    for name in ("inference.onnx", "inference_packed.onnx", "inference_int8.onnx"):
+        graph = onnx.load(str(export_dir / name), load_external_data=False).graph
+        producers = {output: node.op_type for node in graph.node for output in node.output}
+        broadcasts = [node.name for node in graph.node if node.op_type == "Expand" and producers.get(node.input[1]) == "Max"]
+        assert not broadcasts, (name, broadcasts)
