@@ -35,6 +35,8 @@ class ModelSpec:
     # "eager" (dygraph / torch eager), or the engine that runs the exported official classifier (infer only):
     # "inference" | "inference-onednn" (Paddle Inference on the portable graph, oneDNN off / on) |
     # "inference-fused" | "inference-fused-onednn" (the graph with the fused kernels) | "onnxruntime" | "onnxruntime-int8"
+    # | "onnxruntime-packed" (the packed graph, one row of batch x length tokens) | "auto" (what Predictor's default
+    # runs at the shape: the engine measured fastest there, see fastformer_zoo/deploy/engines.py)
     engine: str = "eager"
 
     @property
@@ -68,6 +70,13 @@ MODELS: Dict[str, ModelSpec] = {
         "paddle", "official", "additive", "classifier", "the same ONNX graph with int8 weight matmuls, onnxruntime",
         "onnxruntime-int8",
     ),
+    "paddle-onnxruntime-packed": ModelSpec(
+        "paddle", "official", "additive", "classifier", "the packed graph (texts back to back) in ONNX, onnxruntime",
+        "onnxruntime-packed",
+    ),
+    "paddle-auto": ModelSpec(
+        "paddle", "official", "additive", "classifier", "the engine the predictor's default picks at the shape (measured)", "auto"
+    ),
     "torch-official": ModelSpec(
         "torch", "official", "additive", "classifier", "PyTorch model of the official equations"
     ),
@@ -85,6 +94,8 @@ TORCH_TWIN = {
     "paddle-inference-fused-onednn": "torch-official",
     "paddle-onnxruntime": "torch-official",
     "paddle-onnxruntime-int8": "torch-official",
+    "paddle-onnxruntime-packed": "torch-official",
+    "paddle-auto": "torch-official",
 }
 
 

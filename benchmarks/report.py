@@ -132,20 +132,25 @@ ENGINE_COLUMNS = {
     "paddle-inference-fused-onednn": "fused + oneDNN",
     "paddle-onnxruntime": "onnxruntime",
     "paddle-onnxruntime-int8": "onnxruntime int8",
+    "paddle-onnxruntime-packed": "onnxruntime packed",
+    "paddle-auto": "auto (measured)",
     "torch-official": "PyTorch eager",
 }
+# The fp32 engines the default (auto) is judged against: the fastest of these in the same run.
+FP32_ENGINES = ("paddle-official", "paddle-inference", "paddle-inference-onednn", "paddle-inference-fused",
+                "paddle-inference-fused-onednn", "paddle-onnxruntime", "paddle-onnxruntime-packed")  # fmt: skip
 
 
 def format_engine_grid(rows: Sequence[dict]) -> str:
     """The deploy presets' inference rows pivoted: one line per batch shape (in the run's order), tokens/s of each
-    engine (with its ratio to dygraph), then the fused graph against PyTorch and its share of the fp32 matmul
-    peak."""
+    engine (with its ratio to dygraph), then the default (auto) against the fastest fp32 engine, int8 against fp32
+    on onnxruntime, the fused graph against PyTorch and its share of the fp32 matmul peak."""
     by_shape: Dict[Tuple[int, int], Dict[str, dict]] = {}
     for row in rows:
         if row["model"] in ENGINE_COLUMNS and row["mode"] == "infer":
             by_shape.setdefault((row["batch"], row["length"]), {})[row["model"]] = row
     engines = [model for model in ENGINE_COLUMNS if any(model in shape for shape in by_shape.values())]
-    headers = [ENGINE_COLUMNS[model] for model in engines] + ["fused vs PyTorch", "fused, of matmul peak"]
+    headers = [ENGINE_COLUMNS[model] for model in engines] + ["auto / fastest fp32", "int8 / fp32", "fused vs PyTorch", "fused, of matmul peak"]
     lines = ["| batch | length | " + " | ".join(headers) + " |", "|---:|---:|" + "---:|" * len(headers)]
     for (batch, length), shape in by_shape.items():
         cells = [_engine_cell(shape.get(model)) for model in engines]
@@ -153,8 +158,28 @@ def format_engine_grid(rows: Sequence[dict]) -> str:
         ok = fused is not None and fused["status"] == "ok"
         versus = f"{fused['ratio_paddle_vs_torch']:.2f}x" if ok and fused.get("ratio_paddle_vs_torch") else ""
         peak = format(fused["fraction_of_matmul_peak"], ".0%") if ok and fused.get("fraction_of_matmul_peak") else ""
-        lines.append(f"| {batch} | {length} | " + " | ".join(cells + [versus, peak]) + " |")
+        lines.append(f"| {batch} | {length} | " + " | ".join(cells + [_auto_ratio(shape), _int8_ratio(shape), versus, peak]) + " |")
     return "\n".join(lines)
+
+
+def _speed(row: Optional[dict]) -> Optional[float]:
+    return row["tokens_per_s"] if row is not None and row["status"] == "ok" else None
+
+
+def _auto_ratio(shape: Dict[str, dict]) -> str:
+    """The default's speed over the fastest fp32 engine's at one shape, naming that engine."""
+    speeds = {model: _speed(shape.get(model)) for model in FP32_ENGINES}
+    speeds = {model: speed for model, speed in speeds.items() if speed}
+    auto = _speed(shape.get("paddle-auto"))
+    if not auto or not speeds:
+        return ""
+    fastest = max(speeds, key=speeds.get)
+    return f"{auto / speeds[fastest]:.2f} ({ENGINE_COLUMNS[fastest]})"
+
+
+def _int8_ratio(shape: Dict[str, dict]) -> str:
+    int8, fp32 = _speed(shape.get("paddle-onnxruntime-int8")), _speed(shape.get("paddle-onnxruntime"))
+    return f"{int8 / fp32:.2f}x" if int8 and fp32 else ""
 
 
 def _engine_cell(row: Optional[dict]) -> str:
@@ -188,7 +213,7 @@ def _style(model: str) -> Tuple[str, str]:
     colour = {"official": "C0", "lucidrains": "C1"}[spec.formulation]
     colour = "C2" if spec.attention == "softmax" else colour
     colour = {"inference": "C3", "inference-onednn": "C4", "onnxruntime": "C5", "onnxruntime-int8": "C6", "inference-fused": "C7",
-              "inference-fused-onednn": "C8"}.get(spec.engine, colour)  # fmt: skip
+              "inference-fused-onednn": "C8", "onnxruntime-packed": "C9", "auto": "k"}.get(spec.engine, colour)  # fmt: skip
     return colour, "--" if spec.framework == "torch" else "-"
 
 
@@ -281,8 +306,8 @@ def summary(result: dict, paths: Dict[str, str], table: str) -> str:
         [
             "",
             f"paddle {environment.get('paddle')}, torch {environment.get('torch') or 'n/a'}, "
-            f"{environment['threads']} thread(s) of {environment['cpu_count']} ({environment['cpu']}); "
-            f"fp32 {settings.matmul_size}^3 matmul GFLOP/s (best round): {matmul_text}",
+            f"{environment['threads']} thread(s) of {environment['cpu_count']} ({environment['cpu']}; "
+            f"{' '.join(environment.get('cpu_instruction_sets') or ['no AVX2'])}); fp32 {settings.matmul_size}^3 matmul GFLOP/s (best round): {matmul_text}",
             f"{_sizes_text(settings)}; {_batch_text(settings)}; median of {settings.repeats} round(s) x "
             f"{settings.steps} timed step(s), {settings.warmup} warm-up step(s) each; "
             f"OMP_WAIT_POLICY {environment.get('omp_wait_policy')}; "

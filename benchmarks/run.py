@@ -117,7 +117,7 @@ def _export(settings: Settings, servers: Dict[str, ForkServer], work_dir: str, l
     if not engines or "infer" not in settings.modes:
         return {"ok": False, "error": "no engine"}
     log("exporting the official model for " + ", ".join(engines))
-    arguments = {"sizes": settings.sizes, "directory": work_dir, "onnx": any(e.startswith("onnxruntime") for e in engines)}
+    arguments = {"sizes": settings.sizes, "directory": work_dir, "onnx": any(e.startswith("onnxruntime") or e == "auto" for e in engines)}
     export = servers["paddle"].run("export", arguments, timeout=max(600.0, settings.max_seconds_per_case))
     if not export["ok"]:
         log(f"  export failed: {export['error']}")
@@ -269,7 +269,7 @@ def run_benchmark(settings: Settings, log: Log = print) -> dict:
     ``settings`` in the result is the one the run used: threads resolved, lengths sorted, and the
     torch models left out when torch does not import.
     """
-    from paddlenlp_fastformer.cpu import cpu_model_name
+    from paddlenlp_fastformer.cpu import cpu_instruction_sets, cpu_model_name
 
     started = time.perf_counter()
     settings = _normalised(settings)
@@ -288,6 +288,7 @@ def run_benchmark(settings: Settings, log: Log = print) -> dict:
         threads=settings.threads,
         cpu_count=os.cpu_count(),
         cpu=cpu_model_name(),
+        cpu_instruction_sets=cpu_instruction_sets(),
         load_average_end=os.getloadavg(),
         omp_wait_policy={
             framework: wait_policy_for(framework, settings.omp_wait_policy)

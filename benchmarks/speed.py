@@ -106,8 +106,8 @@ from .run import Settings, run_benchmark
 
 __all__ = ["DEFAULTS", "PRESETS", "GRID_MODELS", "settings_for", "default_output_dir", "main"]
 
-# Every model but the onnxruntime engine, which needs paddle2onnx and the ONNX export.
-GRID_MODELS = [name for name, spec in MODELS.items() if not spec.engine.startswith("onnxruntime")]
+# Every model but the onnxruntime engines, which need paddle2onnx and the ONNX export, and the measured choice.
+GRID_MODELS = [name for name, spec in MODELS.items() if not spec.engine.startswith("onnxruntime") and spec.engine != "auto"]
 
 # The grid preset; every other preset starts from it. Keys are the option names of its command line (below).
 DEFAULTS = {
@@ -158,6 +158,8 @@ DEPLOY_MODELS = [
     "paddle-inference-fused-onednn",
     "paddle-onnxruntime",
     "paddle-onnxruntime-int8",
+    "paddle-onnxruntime-packed",
+    "paddle-auto",
     "torch-official",
 ]
 PRESETS = {

@@ -261,20 +261,35 @@ def _torch_step(spec: ModelSpec, model, ids, labels, mode: str) -> Step:
 def _engine_step(spec: ModelSpec, export_dir: str, threads: int, ids) -> Step:
     import numpy as np
 
-    from fastformer_zoo.deploy.runners import create_runner
+    from fastformer_zoo.deploy.runners import create_runner, packed_inputs
 
-    backend = "onnxruntime" if spec.engine.startswith("onnxruntime") else "paddle"
-    precision = "int8" if spec.engine == "onnxruntime-int8" else "fp32"
-    graph = "fused" if spec.engine.startswith("inference-fused") else "portable"
-    runner = create_runner(export_dir, backend, threads, enable_mkldnn=spec.engine.endswith("-onednn"), precision=precision, graph=graph)
-    mask = np.ones_like(ids)
+    if spec.engine == "auto":
+        engine, runner = _measured_engine(export_dir, threads, ids.shape)
+        inputs = packed_inputs(list(ids)) if engine.graph == "packed" else (ids, np.ones_like(ids))
+    else:
+        backend = "onnxruntime" if spec.engine.startswith("onnxruntime") else "paddle"
+        precision = "int8" if spec.engine.endswith("-int8") else "fp32"
+        graph = "fused" if spec.engine.startswith("inference-fused") else "packed" if "-packed" in spec.engine else "portable"
+        runner = create_runner(export_dir, backend, threads, enable_mkldnn=spec.engine.endswith("-onednn"), precision=precision, graph=graph)
+        inputs = packed_inputs(list(ids)) if graph == "packed" else (ids, np.ones_like(ids))
 
     def step():
-        probabilities = runner(ids, mask)
+        probabilities = runner(*inputs)
         float(probabilities.reshape(-1)[0])
         return probabilities
 
     return step
+
+
+def _measured_engine(export_dir: str, threads: int, shape: tuple):
+    """What ``Predictor``'s default (``auto``) runs at ``shape``: its engines measured afresh by the run's first auto case
+    (a measurement kept from a busier moment would not be this run's), then read from the cache."""
+    from fastformer_zoo.deploy.predictor import Predictor
+
+    marker = os.path.join(os.path.dirname(export_dir), f"engines-measured-{threads}")
+    predictor = Predictor(export_dir, cpu_threads=threads, remeasure=not os.path.exists(marker))
+    open(marker, "w").close()
+    return predictor.runner_for(*shape)
 
 
 def class_probabilities(model: str, output):

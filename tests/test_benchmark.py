@@ -167,13 +167,18 @@ def test_engine_grid_pivots_inference_rows_in_run_order():
         row("paddle-official", 1, 2048, 30_000.0, ratio=1.0),
         row("paddle-inference-fused", 1, 2048, 0.0, status="oom"),
         row("torch-official", 1, 2048, 20_000.0),
+        row("paddle-onnxruntime", 16, 128, 75_000.0, ratio=1.5),
+        row("paddle-onnxruntime-int8", 16, 128, 120_000.0, ratio=2.4),
+        row("paddle-auto", 16, 128, 72_000.0, ratio=1.44),
     ]
     lines = format_engine_grid(rows).splitlines()
-    engines = "| dygraph | Paddle Inference, fused | PyTorch eager | fused vs PyTorch | fused, of matmul peak |"
+    engines = ("| dygraph | Paddle Inference, fused | onnxruntime | onnxruntime int8 | auto (measured) | PyTorch eager "
+               "| auto / fastest fp32 | int8 / fp32 | fused vs PyTorch | fused, of matmul peak |")  # fmt: skip
     assert lines[0] == "| batch | length " + engines
     assert lines[2:] == [
-        "| 16 | 128 | 50,000 | 60,000 (1.20x) | 40,000 | 1.50x | 80% |",  # the run's order, not sorted
-        "| 1 | 2048 | 30,000 | oom | 20,000 |  |  |",  # a case that did not run shows why, and no ratio
+        # the run's order, not sorted; the default against the fastest fp32 engine (int8 is not one), int8 against fp32
+        "| 16 | 128 | 50,000 | 60,000 (1.20x) | 75,000 (1.50x) | 120,000 (2.40x) | 72,000 (1.44x) | 40,000 | 0.96 (onnxruntime) | 1.60x | 1.50x | 80% |",
+        "| 1 | 2048 | 30,000 | oom |  |  |  | 20,000 |  |  |  |  |",  # a case that did not run shows why, and no ratio
     ]
 
 
@@ -255,13 +260,14 @@ def test_deploy_preset_is_the_old_inference_benchmark_grid():
     assert settings.shapes() == [(b, n) for b in (1, 16, 64) for n in (32, 128, 512)]
     assert settings.sizes.vocab == 50000 and settings.sizes.intermediate == PRESETS["paper-b64"]["intermediate"]
     engines = {MODELS[model].engine for model in settings.models if MODELS[model].framework == "paddle"}
-    assert engines == {"eager", "inference", "inference-onednn", "inference-fused", "inference-fused-onednn", "onnxruntime", "onnxruntime-int8"}
+    assert engines == {"eager", "inference", "inference-onednn", "inference-fused", "inference-fused-onednn", "onnxruntime", "onnxruntime-int8",
+                       "onnxruntime-packed", "auto"}  # fmt: skip
     long, _ = settings_for("deploy-long", {})  # the same engines on the long-sequence grid
     assert long.models == settings.models and long.batch_sizes is None and long.lengths[-1] == 8192
     # the grid keeps its meaning: the token budget, both modes, no onnxruntime
     grid, _ = settings_for("grid", {})
     assert grid.batch_sizes is None and grid.shapes()[0] == (2048 // 128, 128) and grid.modes == MODES
-    assert "paddle-onnxruntime" not in grid.models and "paddle-onnxruntime-int8" not in grid.models
+    assert not {"paddle-onnxruntime", "paddle-onnxruntime-int8", "paddle-onnxruntime-packed", "paddle-auto"} & set(grid.models)
     without_torch, _ = settings_for("deploy", {"lengths": [8]}, torch=False)
     assert all(MODELS[m].framework == "paddle" for m in without_torch.models) and without_torch.lengths == (8,)
     with pytest.raises(ValueError):

@@ -233,6 +233,11 @@ class Predictor:
         self.forward_passes = 0
         self.timings: Optional[list[BatchTiming]] = [] if record_timings else None
 
+    def runner_for(self, rows: int, length: int) -> tuple:
+        """The engine a forward pass of ``rows`` texts of up to ``length`` tokens runs on, and its runner."""
+        engine = self.engine_choice.engine_for(rows, length)
+        return engine, self._runners[engine]
+
     def _padded_inputs(self, token_ids: list[list[int]]) -> tuple:
         """input_ids and attention_mask [texts, longest] of texts padded to the longest."""
         padded = self.tokenizer.pad({"input_ids": token_ids}, padding=True, return_attention_mask=True, return_tensors="np")
@@ -297,10 +302,10 @@ class Predictor:
     def _predict_batch(self, token_ids: list[list[int]], tokenize_seconds: float) -> list[dict]:
         started = time.perf_counter()
         self.forward_passes += 1
-        engine = self.engine_choice.engine_for(len(token_ids), max(map(len, token_ids)))
+        engine, runner = self.runner_for(len(token_ids), max(map(len, token_ids)))
         inputs = packed_inputs(token_ids) if engine.graph == "packed" else self._padded_inputs(token_ids)
         preprocessed = time.perf_counter()
-        probabilities = self._runners[engine](*inputs)
+        probabilities = runner(*inputs)
         inferred = time.perf_counter()
         if not np.isfinite(probabilities).all():  # nothing non-finite is ever served
             raise UserError(f"{self.model_dir}: the model returned NaN or inf probabilities; its weights are damaged")
