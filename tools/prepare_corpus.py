@@ -3,7 +3,8 @@
 
 The distinct texts of the inputs (JSON lines with a text, reviewText or review_body field, whatever
 their labels; or .txt files, one text a line; gzip or plain), without any text of the --exclude files,
-shuffled with --seed; --dev-size of them score the masked-LM loss after each epoch.
+shuffled with --seed; --dev-size of them score the masked-LM loss after each epoch. A file inside
+--output-dir (this tool's own output, replaced as a whole) is refused as an --input or --exclude file.
 
     # In-domain Electronics text, keeping out the natural-skew dev and test splits used later.
     python tools/prepare_corpus.py --output-dir data/pretrain_reviews --dev-size 1000 \\

@@ -22,11 +22,19 @@ Examples:
     python tools/prepare_data.py --input train.csv --columns label,title,text --with-title \\
         --output-dir data/ag_news --splits 0.9,0.05,0.05
 
+    # The user's own splits as they are, even where dev or test repeat training texts (only warned about).
+    python tools/prepare_data.py --keep-splits --keep-duplicates --input train.csv dev.csv test.csv \\
+        --output-dir data/mine --splits 8000,0,0
+
     # No real data at hand: synthetic reviews, read back like a McAuley file.
     python tools/prepare_data.py --synthetic 2000 --output-dir data/synthetic --splits 0.8,0.1,0.1
 
     # Or made-up news stories as an AG News-style CSV (4 topics), title prepended.
     python tools/prepare_data.py --synthetic-news 2000 --with-title --output-dir data/news --splits 0.8,0.1,0.1
+
+No text lands in two splits unless --keep-duplicates: pooled inputs keep all copies of a text (the same
+characters, outer whitespace aside) in one split; with --keep-splits, dev and test rows whose text an earlier
+file holds are dropped, with a warning naming both files. stats.json counts them under "duplicates".
 
 Bad input exits with code 2 and a one-line message on stderr.
 """
@@ -124,6 +132,8 @@ def build_parser():
         action="store_true",
         help="the three inputs are the official train, dev, test splits; a split size of 0 keeps a split whole",
     )
+    parser.add_argument("--keep-duplicates", action="store_true", help="let a text be in two splits: pooled, rows are "
+                        "drawn alone; with --keep-splits, dev and test keep rows whose text an earlier file holds (warned)")
     fields = parser.add_argument_group(
         "fields", "names of the text, label and title fields (JSON keys or CSV/TSV columns) where the defaults miss them"
     )
@@ -186,6 +196,7 @@ def main(argv=None):
             label_file=args.label_file,
             overwrite=args.overwrite,
             extra_files=extra_files,
+            keep_duplicates=args.keep_duplicates,
         )
     print(format_summary(stats))
     return 0

@@ -8,6 +8,7 @@ also counts by what follows each sentence end in its first 200 characters (8 wor
 a split prepared with its titles (``"Title. Body"``) still catches a corpus text that is its body alone.
 """
 import json
+import os
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
@@ -124,7 +125,9 @@ def prepare_corpus(
     """Write a corpus folder: the distinct texts of ``inputs`` minus every text of the ``exclude`` files,
     shuffled with ``numpy.random.default_rng(seed)``, ``dev_size`` of them to ``dev.jsonl`` (for the
     masked-LM dev loss) and the rest to ``train.jsonl``. Written as one unit; returns ``stats.json``'s content.
+    An input or ``exclude`` file inside ``output_dir``, or one of its files under another name, is refused.
     """
+    _refuse_own_output(output_dir, [*(("--input", path) for path in inputs), *(("--exclude", path) for path in exclude)])
     check_output_directory(output_dir, overwrite, "corpus", CORPUS_STATS_FILE, [*inputs, *exclude])
     texts, reports = _pooled_texts(inputs, _held_out_keys(exclude))
     if dev_size < 1 or dev_size >= len(texts):
@@ -144,6 +147,28 @@ def prepare_corpus(
 
     write_directory_atomically(write, str(output_dir), overwrite=overwrite)
     return stats
+
+
+def _refuse_own_output(output_dir: PathLike, named: Sequence[Tuple[str, PathLike]]) -> None:
+    """Refuse a file read (``named``: option, path) that lies inside ``output_dir``, or that is one of its files
+    under another name (a link, a hard link): the folder is replaced as a whole, so such a file would be this
+    tool's own output fed back as text, and gone once the new corpus is in place. Checked before the rest, so
+    that the error names this, not the missing --overwrite that would only lead here."""
+    folder = os.path.join(os.path.realpath(output_dir), "")
+    try:
+        written = [entry.path for entry in os.scandir(output_dir) if entry.is_file()]
+    except OSError:  # no folder yet (or an unreadable one, which writing it reports)
+        written = []
+    for option, path in named:
+        if os.path.realpath(path).startswith(folder):
+            raise UserError(f"the {option} file {path} lies inside it and would be deleted when the new corpus replaces "
+                            f"the folder; expected {option} files outside --output-dir, which holds this tool's own output",
+                            output_dir)  # fmt: skip
+        same = next((other for other in written if os.path.isfile(path) and os.path.samefile(path, other)), None)
+        if same is not None:
+            raise UserError(f"the {option} file {path} is its {os.path.basename(same)} under another name (a hard link), "
+                            f"this tool's own output; expected {option} files apart from what it writes",
+                            output_dir)  # fmt: skip
 
 
 def _jsonl(texts: Iterable[str]) -> str:

@@ -16,6 +16,7 @@ from paddlenlp_fastformer.file_utils import write_text_atomically
 from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
 from .corpus import TEXT_FIELDS
+from .prepare import drop_shared_texts, log_duplicates, text_keys, texts_in_several_splits
 from .readers import SPLIT_NAMES, PathLike, is_unicode, json_objects
 
 __all__ = ["SUMMARY_FIELDS", "prepare_pairs", "read_pairs"]
@@ -46,22 +47,41 @@ def _file_pairs(path: PathLike) -> Tuple[List[Dict[str, str]], Dict[str, int]]:
     return pairs, counts
 
 
-def prepare_pairs(inputs: Sequence[PathLike], output_dir: PathLike, sizes: Sequence[int], seed: int = 42, overwrite: bool = False) -> dict:
+def _text_keys(pairs: Sequence[Dict[str, str]]):
+    # Outer whitespace aside, as the review reader strips it: the same normalisation as prepare_data's.
+    return text_keys(pair["text"].strip() for pair in pairs)
+
+
+def prepare_pairs(
+    inputs: Sequence[PathLike], output_dir: PathLike, sizes: Sequence[int], seed: int = 42, overwrite: bool = False,
+    keep_duplicates: bool = False,
+) -> dict:  # fmt: skip
     """Write a pairs folder from the official ``train, dev, test`` files (``inputs``), each sampled down to its
-    entry of ``sizes`` with ``numpy.random.default_rng(seed)`` (0, or more than the file holds, keeps it whole)."""
+    entry of ``sizes`` with ``numpy.random.default_rng(seed)`` (0, or more than the file holds, keeps it whole).
+
+    As ``tools/prepare_data.py --keep-splits`` does, a dev or test pair whose text an earlier file holds is
+    dropped before sampling, with a warning naming both files, unless ``keep_duplicates``; the same file given
+    for two splits is warned about and kept whole (see :mod:`.prepare` for the rule). The log says so once the
+    folder is written; ``stats.json`` counts it under ``"duplicates"``.
+    """
     output_dir = Path(output_dir)
     if len(inputs) != len(SPLIT_NAMES) or len(sizes) != len(SPLIT_NAMES):
         raise UserError(f"got {len(inputs)} inputs and {len(sizes)} sizes; expected three of each: train, dev, test")
     check_output_directory(output_dir, overwrite, "pairs", PAIRS_STATS_FILE, inputs)
+    paths = [str(path) for path in inputs]
+    read = [_file_pairs(path) for path in paths]
+    kept, duplicates, notes = drop_shared_texts(paths, [_text_keys(pairs) for pairs, _ in read], keep_duplicates)
     rng = np.random.default_rng(seed)
     splits, stats = {}, {"seed": seed, "inputs": {}, "splits": {}}
-    for name, path, size in zip(SPLIT_NAMES, inputs, sizes):
-        pairs, counts = _file_pairs(path)
+    for name, path, size, (pairs, counts), mask in zip(SPLIT_NAMES, paths, sizes, read, kept):
+        pairs = [pair for pair, keep in zip(pairs, mask) if keep]
         if 0 < size < len(pairs):
             pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), size=size, replace=False))]
         splits[name] = pairs
-        stats["inputs"][str(path)] = counts
+        stats["inputs"][path] = counts
         stats["splits"][name] = {"count": len(pairs), "mean_summary_words": round(float(np.mean([len(p["summary"].split()) for p in pairs])), 1)}
+    duplicates["texts_in_several_splits"] = texts_in_several_splits([_text_keys(pairs) for pairs in splits.values()])
+    stats["duplicates"] = duplicates
 
     def write(staging: str) -> None:
         for name, pairs in splits.items():
@@ -70,6 +90,7 @@ def prepare_pairs(inputs: Sequence[PathLike], output_dir: PathLike, sizes: Seque
         write_text_atomically(Path(staging, PAIRS_STATS_FILE), json.dumps(stats, indent=2) + "\n")
 
     write_directory_atomically(write, str(output_dir), overwrite=overwrite)
+    log_duplicates(notes, duplicates)
     return stats
 
 
