@@ -15,6 +15,11 @@ roll it back on the next start:
 Whenever ``NAME`` is missing, a complete ``.NAME.new`` or the previous ``.NAME.old`` is there to
 take its place. Steps 2 to 4, recovery and the check that ``NAME`` may be replaced happen under a lock
 (``.NAME.lock``, removed when released), so that what was checked still holds when the directory is swapped.
+
+A command that writes ``NAME`` repairs an interrupted replacement first and says so in one log line. A
+``NAME`` that the repair has just completed holds what the interrupted command wrote, which its user never
+saw finish: the command that repaired it may replace it without being told to overwrite (as the interrupted
+one was about to), where refusing would leave the user stuck on a state they never asked for.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import errno
 import fcntl
 import glob
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -40,6 +46,12 @@ __all__ = [
 
 
 COMPLETE_MARKER = ".complete"  # written last into a finished staging directory, removed once it is in place
+
+logger = logging.getLogger("fastformer_zoo")
+
+# The identity (:func:`_identity`) of each directory this process's recovery completed, by path: the one
+# command that repaired it may replace it without overwrite (see the module docstring).
+_completed_by_recovery: dict = {}
 
 
 def _siblings(output_dir: str) -> tuple:
@@ -74,14 +86,18 @@ def recover_directory(output_dir: str) -> str:
     A ``.NAME.new`` counts only if its writer finished it (the marker inside); anything else under
     the staging names is removed. Returns what it did ("" when there was nothing to do), for the log.
     """
-    target = os.path.realpath(output_dir)
+    return _locked_recovery(str(output_dir), log=False)
+
+
+def _locked_recovery(given: str, log: bool) -> str:
+    target = os.path.realpath(given)
     if not os.path.isdir(os.path.dirname(target)):
         return ""  # no folder, so no replacement was ever started there
     try:
-        with _replacement_lock(target, str(output_dir)):
-            return _recover(target)
+        with _replacement_lock(target, given):
+            return _recover_and_log(target, given) if log else _recover(target)
     except OSError as error:
-        raise _cannot_write(str(output_dir), target, error) from None
+        raise _cannot_write(given, target, error) from None
 
 
 def _recover(output_dir: str) -> str:
@@ -102,16 +118,40 @@ def _recover(output_dir: str) -> str:
                 _remove(old)
             os.replace(output_dir, old)
         os.replace(new, output_dir)
-        done.append("finished an interrupted replacement")
+        done.append(f"finished an interrupted replacement (put the complete {os.path.basename(new)} in its place)")
     if os.path.lexists(old):
         if os.path.lexists(output_dir):
             _remove(old)
         else:  # the new directory never got complete: bring the previous one back
             os.replace(old, output_dir)
-            done.append("rolled back an interrupted replacement")
+            done.append(f"rolled back an interrupted replacement (put the previous {os.path.basename(old)} back)")
     if os.path.isfile(os.path.join(output_dir, COMPLETE_MARKER)):
         os.unlink(os.path.join(output_dir, COMPLETE_MARKER))
+    if any(action.startswith("finished") for action in done):
+        _completed_by_recovery[output_dir] = _identity(output_dir)
     return "; ".join(done)
+
+
+def _identity(path: str) -> tuple:
+    """What tells a directory apart from one put in its place later, or changed since (its ctime moves with both)."""
+    held = os.stat(path, follow_symlinks=False)
+    return held.st_dev, held.st_ino, held.st_ctime_ns
+
+
+def _recover_and_log(target: str, given: str) -> str:
+    """:func:`_recover` (the caller holds the lock), saying what it did in one line naming ``given``."""
+    done = _recover(target)
+    if done:
+        logger.warning("%s: %s", given, done)
+    return done
+
+
+def _completed_here(target: str) -> bool:
+    """Whether ``target`` is still the very directory this process's recovery completed (not one put there since)."""
+    try:
+        return _completed_by_recovery.get(target) == _identity(target)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -186,17 +226,19 @@ def write_directory_atomically(
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with _replacement_lock(target, given):
-            _recover(target)
-            _check_replaceable(target, given, overwrite)
+            _recover_and_log(target, given)
+            _check_replaceable(target, given, overwrite or _completed_here(target))
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-{os.getpid()}-", dir=os.path.dirname(target))
         try:
             save_fn(staging)
             _share(staging)
             open(os.path.join(staging, COMPLETE_MARKER), "w").close()  # last: what recovery trusts
             with _replacement_lock(target, given):
-                _recover(target)
-                _check_replaceable(target, given, overwrite)  # again: another writer may have filled it meanwhile
+                _recover_and_log(target, given)
+                # again: another writer may have filled it meanwhile (then it is no longer what recovery completed)
+                _check_replaceable(target, given, overwrite or _completed_here(target))
                 _swap(staging, target)
+                _completed_by_recovery.pop(target, None)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -260,13 +302,15 @@ def check_output_directory(output_dir, overwrite: bool, what: str, marker: str, 
     """Refuse, before any reading, a folder ``output_dir`` for ``what`` (e.g. "dataset") that is a file, that holds
     files without ``overwrite``, that holds files but no earlier ``what`` (its ``marker`` file, e.g. stats.json),
     or that holds one of the ``inputs``, which replacing it would delete. (:func:`write_directory_atomically`
-    checks again when it swaps the folder in.)"""
+    checks again when it swaps the folder in.) An interrupted replacement of the folder is repaired first, and
+    the repaired folder judged; one that the repair completed is replaceable (see the module docstring)."""
     given = str(output_dir)
+    _locked_recovery(given, log=True)
     if os.path.exists(given) and not os.path.isdir(given):
         raise UserError(f"exists and is not a directory; expected a folder for the {what}", given)
     if not os.path.isdir(given) or not os.listdir(given):
         return
-    if not overwrite:
+    if not overwrite and not _completed_here(os.path.realpath(given)):
         raise UserError(f"already holds files; pass --overwrite to replace the {what} there", given)
     if not os.path.isfile(os.path.join(given, marker)):
         raise UserError(f"holds files but no earlier {what} ({marker}); choose a new or empty folder", given)

@@ -212,6 +212,20 @@ def summary_results_markdown(runs: list[dict], row_names: Optional[dict[str, str
 MAX_ANNOTATED_CLASSES = 10
 
 
+def _confusion_matrix(run: dict, name: str, num_classes: int) -> list:
+    """The confusion matrix of one evaluation set: evaluation keeps it only up to DENSE_CONFUSION_MAX_CLASSES classes."""
+    from .scoring import DENSE_CONFUSION_MAX_CLASSES
+
+    metrics = run["evaluations"][name]
+    if "confusion_matrix" not in metrics:
+        raise UserError(
+            f"{run['run']}: the metrics of {name} hold no confusion matrix ({num_classes} classes: evaluation keeps the "
+            f"whole matrix up to {DENSE_CONFUSION_MAX_CLASSES} classes, and only the most frequent confusions above); "
+            "expected runs of fewer classes for --figure, or leave it out"
+        )
+    return metrics["confusion_matrix"]
+
+
 def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dict[str, str]] = None) -> None:
     """One row-normalised confusion matrix per evaluation set of ``run`` (counts in the cells of small ones), as a PNG."""
     import numpy as np
@@ -219,11 +233,11 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
     set_names = set_names or {}
     files = _evaluation_sets([run])
     labels = list(run["evaluations"][files[0]]["per_class_f1"])
+    matrices = [np.asarray(_confusion_matrix(run, name, len(labels))) for name in files]
     annotated = len(labels) <= MAX_ANNOTATED_CLASSES
     side = 4.6 if annotated else 2.0 + 0.24 * len(labels)
     figure, axes = pyplot().subplots(1, len(files), figsize=((side + 0.6) * len(files), side), squeeze=False)
-    for axis, name in zip(axes[0], files):
-        counts = np.asarray(run["evaluations"][name]["confusion_matrix"])
+    for axis, name, counts in zip(axes[0], files, matrices):
         # Row-normalised: on skewed data raw counts would show only the largest class's row.
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)

@@ -1,5 +1,6 @@
 """Scoring, shared by training, evaluation and deployment: classification metrics (accuracy, macro-F1,
-per-class scores, the confusion matrix) and ROUGE for generated summaries.
+per-class scores, the confusion matrix, or its most frequent confusions for many classes) and ROUGE for
+generated summaries.
 
 Macro-F1 is the mean of the per-class F1 scores, as scikit-learn and the Fastformer paper compute
 it; it is not the harmonic mean of macro precision and macro recall, which can differ noticeably.
@@ -10,11 +11,19 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-__all__ = ["classification_metrics", "format_metrics_table", "rouge_scores", "ROUGE_TYPES"]
+__all__ = [
+    "classification_metrics", "format_metrics_table", "rouge_scores", "ROUGE_TYPES", "DENSE_CONFUSION_MAX_CLASSES",
+    "TOP_CONFUSIONS",
+]  # fmt: skip
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+# The whole confusion matrix is kept up to this many classes. It grows with the square of the classes: with
+# 10,000 of them every dev evaluation would write 10**8 cells into dev_metrics.json, and build them in memory.
+DENSE_CONFUSION_MAX_CLASSES = 100
+# Above that, the metrics keep this many of the most frequent (true, predicted) confusions instead.
+TOP_CONFUSIONS = 100
 
 
 def classification_metrics(
@@ -22,6 +31,7 @@ def classification_metrics(
     predictions: Sequence[int],
     num_classes: int,
     label_names: Optional[Sequence[str]] = None,
+    confusion: bool = True,
 ) -> dict[str, Any]:
     """Score ``predictions`` against ``labels`` (class ids in ``[0, num_classes)``).
 
@@ -31,7 +41,11 @@ def classification_metrics(
     Returns:
         A dict with ``num_examples``, ``accuracy``, ``macro_f1``, ``per_class_precision``,
         ``per_class_recall``, ``per_class_f1``, ``per_class_support`` (each keyed by label name,
-        in class-id order) and ``confusion_matrix`` (rows are true classes, columns predicted).
+        in class-id order) and, with ``confusion``, what was confused with what: up to
+        :data:`DENSE_CONFUSION_MAX_CLASSES` classes the whole ``confusion_matrix`` (rows are true
+        classes, columns predicted); above, ``top_confusions`` instead, the :data:`TOP_CONFUSIONS`
+        most frequent errors as ``{"true", "predicted", "count"}`` (most frequent first), and
+        ``confused_pairs``, how many distinct (true, predicted) errors there were in all.
 
     Raises:
         ValueError: on empty input, mismatched lengths, ids outside the classes, or a
@@ -56,7 +70,7 @@ def classification_metrics(
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predictions, labels=class_ids, average=None, zero_division=0
     )
-    return {
+    metrics = {
         "num_examples": int(labels.size),
         "accuracy": float(accuracy_score(labels, predictions)),
         "macro_f1": float(f1_score(labels, predictions, labels=class_ids, average="macro", zero_division=0)),
@@ -65,7 +79,27 @@ def classification_metrics(
         "per_class_f1": dict(zip(names, f1.tolist())),
         # Integers: with some classes never predicted scikit-learn may hand the supports back as floats.
         "per_class_support": dict(zip(names, (int(count) for count in support))),
-        "confusion_matrix": confusion_matrix(labels, predictions, labels=class_ids).tolist(),
+    }
+    if confusion:
+        metrics.update(_confusions(labels, predictions, names))
+    return metrics
+
+
+def _confusions(labels: np.ndarray, predictions: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """The confusion matrix, or for many classes its largest off-diagonal cells, counted from the pairs that
+    occur: never a matrix of more than DENSE_CONFUSION_MAX_CLASSES squared cells."""
+    num_classes = len(names)
+    cells = labels * num_classes + predictions  # a pair as one integer: counted without a classes-squared table
+    if num_classes <= DENSE_CONFUSION_MAX_CLASSES:
+        return {"confusion_matrix": np.bincount(cells, minlength=num_classes**2).reshape(num_classes, num_classes).tolist()}
+    codes, counts = np.unique(cells[labels != predictions], return_counts=True)
+    top = np.lexsort((codes, -counts))[:TOP_CONFUSIONS]  # ties by class ids, so that a run lists them the same each time
+    return {
+        "top_confusions": [
+            {"true": names[int(code) // num_classes], "predicted": names[int(code) % num_classes], "count": int(count)}
+            for code, count in zip(codes[top], counts[top])
+        ],
+        "confused_pairs": int(codes.size),
     }
 
 
@@ -91,13 +125,28 @@ def format_metrics_table(metrics: dict[str, Any]) -> str:
             f"{metrics['per_class_support'][name]:>9d}"
         )
 
-    matrix = metrics["confusion_matrix"]
-    cell_width = max(len(n) for n in names + [str(c) for row in matrix for c in row])
-    lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
-    lines.append(" " * name_width + "".join(f"  {n:>{cell_width}}" for n in names))
-    for name, row in zip(names, matrix):
-        lines.append(f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}d}" for c in row))
-    return "\n".join(lines)
+    return "\n".join(lines + _confusion_lines(metrics, names, name_width))
+
+
+def _confusion_lines(metrics: dict[str, Any], names: list, name_width: int) -> list:
+    """The confusion matrix as a table, or the most frequent confusions where the metrics hold only those."""
+    if "confusion_matrix" in metrics:
+        matrix = metrics["confusion_matrix"]
+        cell_width = max(len(n) for n in names + [str(c) for row in matrix for c in row])
+        lines = ["", "confusion matrix (rows: true class, columns: predicted class)"]
+        lines.append(" " * name_width + "".join(f"  {n:>{cell_width}}" for n in names))
+        for name, row in zip(names, matrix):
+            lines.append(f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}d}" for c in row))
+        return lines
+    if "top_confusions" not in metrics:
+        return []
+    top = metrics["top_confusions"]
+    lines = ["", f"most frequent confusions ({len(top)} of {metrics['confused_pairs']} distinct ones; the whole matrix "
+                 f"is kept up to {DENSE_CONFUSION_MAX_CLASSES} classes, these metrics have {len(names)})"]  # fmt: skip
+    width = max([len("true class"), *(len(pair["true"]) for pair in top)])
+    lines.append(f"{'true class':<{width}}  predicted class: count")
+    lines += [f"{pair['true']:<{width}}  {pair['predicted']}: {pair['count']}" for pair in top]
+    return lines
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict:

@@ -24,6 +24,7 @@ from paddlenlp.transformers.configuration_utils import PretrainedConfig
 
 __all__ = [
     "FastformerConfig", "FastformerConfigError", "FORMULATIONS", "POSITION_EMBEDDING_TYPES", "ATTENTION_TYPES", "CROSS_ATTENTION_TYPES",
+    "MAX_SIZES", "MAX_WEIGHT_ELEMENTS",
 ]  # fmt: skip
 
 FORMULATIONS = ("official", "lucidrains")
@@ -60,19 +61,36 @@ def _finite(value) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
-# Sizes index int32 tensors in Paddle's kernels: anything larger cannot be built.
-_POSITIVE_INT = _Rule((int,), lambda v: 0 < v < 2**31, "a positive integer below 2**31")
+
+def _size(limit: int) -> _Rule:
+    return _Rule((int,), lambda v: 0 < v <= limit, f"a positive integer up to {limit:,}")
+
+
+# Upper bounds on sizes, far above any model this CPU build trains or serves (public vocabularies hold up to a
+# few hundred thousand tokens, the widest models some tens of thousands of features): a size past them is a typo
+# or a damaged file, and would otherwise go on to ask Paddle's allocator for terabytes.
+MAX_SIZES = {
+    "vocab_size": 2**24,
+    "hidden_size": 2**16,
+    "intermediate_size": 2**18,
+    "num_hidden_layers": 2**10,
+    "num_attention_heads": 2**12,
+    "attention_head_size": 2**16,
+    "max_position_embeddings": 2**24,
+}
+# No single weight may hold this many float32 values or more (8 GiB): the bounds above still multiply to terabytes.
+MAX_WEIGHT_ELEMENTS = 2**31
 _PROBABILITY = _Rule((int, float), lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)")
 _POSITIVE_FINITE = _Rule((int, float), lambda v: _finite(v) and v > 0, "a finite number > 0")
 
 # Every field the model reads, with what it accepts. Cross-field constraints are checked after these.
 _FIELD_RULES = {
-    "vocab_size": _POSITIVE_INT,
-    "hidden_size": _POSITIVE_INT,
-    "num_hidden_layers": _POSITIVE_INT,
-    "num_attention_heads": _POSITIVE_INT,
-    "intermediate_size": _POSITIVE_INT,
-    "max_position_embeddings": _POSITIVE_INT,
+    "vocab_size": _size(MAX_SIZES["vocab_size"]),
+    "hidden_size": _size(MAX_SIZES["hidden_size"]),
+    "num_hidden_layers": _size(MAX_SIZES["num_hidden_layers"]),
+    "num_attention_heads": _size(MAX_SIZES["num_attention_heads"]),
+    "intermediate_size": _size(MAX_SIZES["intermediate_size"]),
+    "max_position_embeddings": _size(MAX_SIZES["max_position_embeddings"]),
     "hidden_act": _Rule((str,), lambda v: v in ACT2FN, f"one of {', '.join(sorted(ACT2FN))}"),
     "hidden_dropout_prob": _PROBABILITY,
     "attention_probs_dropout_prob": _PROBABILITY,
@@ -83,7 +101,11 @@ _FIELD_RULES = {
     "position_embedding_type": _Rule(
         (str,), lambda v: v in POSITION_EMBEDDING_TYPES, f"one of {POSITION_EMBEDDING_TYPES}"
     ),
-    "attention_head_size": _Rule((int, type(None)), lambda v: v is None or v > 0, "a positive integer or None"),
+    "attention_head_size": _Rule(
+        (int, type(None)),
+        lambda v: v is None or 0 < v <= MAX_SIZES["attention_head_size"],
+        f"a positive integer up to {MAX_SIZES['attention_head_size']:,} or None",
+    ),
     "attention_type": _Rule((str,), lambda v: v in ATTENTION_TYPES, f"one of {ATTENTION_TYPES}"),
     "use_fused_ops": _Rule((bool,), lambda v: True, "true or false"),
     "cross_attention_type": _Rule((str,), lambda v: v in CROSS_ATTENTION_TYPES, f"one of {CROSS_ATTENTION_TYPES}"),
@@ -146,6 +168,11 @@ class FastformerConfig(PretrainedConfig):
         is_decoder (bool, optional): PaddleNLP's switch for a causal model: each position attends to itself
             and the positions before it only, and a cache carries the state from one call to the next
             (``FastformerForCausalLM`` sets it). Defaults to False.
+
+    Sizes have upper bounds (:data:`MAX_SIZES`: vocab_size 2**24, hidden_size 2**16, intermediate_size 2**18,
+    num_hidden_layers 2**10, num_attention_heads 2**12, attention_head_size 2**16, max_position_embeddings
+    2**24), and no single weight may reach :data:`MAX_WEIGHT_ELEMENTS` (2**31 float32 values, 8 GiB): far
+    beyond any model this CPU build trains, and short of sizes that would only fail in Paddle's allocator.
 
     Raises:
         FastformerConfigError: a value of the wrong type or out of range, or a combination that no
@@ -239,6 +266,34 @@ class FastformerConfig(PretrainedConfig):
             raise FastformerConfigError(
                 "attention_head_size", f"got a head size of {self.head_size}; rotary positions need a multiple of 4"
             )
+        self._validate_weight_sizes()
+
+    def _validate_weight_sizes(self) -> None:
+        """Refuse sizes that each pass their bound but multiply into one weight of MAX_WEIGHT_ELEMENTS or more."""
+        hidden = self.hidden_size
+        if self.formulation == "lucidrains":  # q, k and v of every head in one matrix, of any head size
+            heads, head_size = self.num_attention_heads, self.head_size
+            attention = ("num_attention_heads", ("attention_head_size", "hidden_size"), 3 * heads * head_size,
+                         f"3 x num_attention_heads={heads:,} x attention_head_size={head_size:,}")
+        else:  # heads split hidden_size: each projection is hidden_size x hidden_size
+            attention = ("hidden_size", (), hidden, f"hidden_size={hidden:,}")
+        weights = [
+            ("vocab_size", ("hidden_size",), self.vocab_size, f"vocab_size={self.vocab_size:,}", "the word embeddings"),
+            ("intermediate_size", ("hidden_size",), self.intermediate_size, f"intermediate_size={self.intermediate_size:,}",
+             "each feed-forward layer"),
+            (*attention, "each attention projection"),
+        ]  # fmt: skip
+        if self.position_embedding_type == "absolute":
+            weights.append(("max_position_embeddings", ("hidden_size",), self.max_position_embeddings,
+                            f"max_position_embeddings={self.max_position_embeddings:,}", "the position table"))  # fmt: skip
+        for field, related, rows, how, what in weights:
+            if rows * hidden >= MAX_WEIGHT_ELEMENTS:
+                raise FastformerConfigError(
+                    field,
+                    f"{how} x hidden_size={hidden:,} makes {what} {rows * hidden:,} values; expected fewer than "
+                    f"{MAX_WEIGHT_ELEMENTS:,} (8 GiB of float32) in any one weight",
+                    related,
+                )
 
     def _validate_official(self) -> None:
         if self.hidden_size % self.num_attention_heads != 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "ConversionError",
     "checkpoint_config",
     "load_torch_state_dict",
+    "check_state_dict",
     "read_official_config_json",
     "torch_to_paddle_name",
     "paddle_to_torch_name",
@@ -43,6 +45,10 @@ SOURCES = ("lucidrains", "official")
 
 class ConversionError(ValueError):
     """A checkpoint that does not fit the model it should become."""
+
+
+_SHORT = reprlib.Repr()  # a value saved beside the weights may be a whole training log: show its start
+_SHORT.maxstring = _SHORT.maxother = 60
 
 
 # (PyTorch key prefix, Paddle key prefix); "{i}" stands for a layer index. Read both ways, so that
@@ -133,21 +139,56 @@ def load_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
     for wrapper_key in ("state_dict", "model_state_dict", "model"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper_key), dict):
             checkpoint = checkpoint[wrapper_key]
-    if not isinstance(checkpoint, dict) or not all(torch.is_tensor(v) for v in checkpoint.values()):
-        raise ConversionError(f"{path}: expected a state_dict of tensors, got {type(checkpoint).__name__}")
-    not_real = sorted(key for key, value in checkpoint.items() if not value.is_floating_point())
-    if not_real:  # complex parts would be dropped, integers are no weights
-        raise ConversionError(f"{path}: tensor(s) {not_real[:3]} are not real floating point; expected float weights")
-    return {key: value.detach().float().numpy() for key, value in checkpoint.items()}
+    if not isinstance(checkpoint, dict):
+        raise ConversionError(f"{path}: holds a {type(checkpoint).__name__}; expected a state_dict (a dict of tensors)")
+    return check_state_dict(checkpoint, path)
+
+
+def check_state_dict(state_dict: Mapping, where: str) -> Dict[str, np.ndarray]:
+    """The float32 arrays of a PyTorch state_dict (tensors or numpy arrays by name); ``where`` names its file.
+
+    Raises:
+        ConversionError: a value that is not a tensor or array (a number, a string, a nested dict: often
+            training state saved beside the weights), or one that is not of real floating point; naming its key.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ConversionError(f"{where}: got a {type(state_dict).__name__}; expected a state_dict (a dict of tensors)")
+    arrays = {}
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise ConversionError(f"{where}: key {key!r} is a {type(key).__name__}; expected parameter names (strings)")
+        arrays[key] = _float_array(key, value, where)
+    return arrays
+
+
+def _float_array(key: str, value, where: str) -> np.ndarray:
+    is_tensor = type(value).__module__.startswith("torch") and hasattr(value, "is_floating_point")
+    if not (is_tensor or isinstance(value, np.ndarray)):
+        plain = isinstance(value, (int, float, str, bytes, list, tuple, dict, type(None)))
+        shown = f"the {type(value).__name__} {_SHORT.repr(value)}" if plain else f"a {type(value).__name__} object"
+        shown = "None" if value is None else shown
+        nested = " (a nested dict: save model.state_dict() itself)" if isinstance(value, dict) else ""
+        raise ConversionError(
+            f"{where}: key {key!r} holds {shown}{nested}; expected a state_dict whose every value is a weight tensor"
+        )
+    real = value.is_floating_point() if is_tensor else value.dtype.kind == "f"
+    if not real:  # complex parts would be dropped, integers are no weights
+        raise ConversionError(f"{where}: tensor {key!r} has dtype {str(value.dtype).replace('torch.', '')}; expected "
+                              "real floating-point weights")  # fmt: skip
+    return value.detach().float().numpy() if is_tensor else value.astype(np.float32)
 
 
 def _layer_indices(state_dict: Mapping[str, np.ndarray], pattern: str) -> List[int]:
     return sorted({int(m.group(1)) for key in state_dict if (m := re.match(pattern, key))})
 
 
-def _require(state_dict: Mapping[str, np.ndarray], key: str, source: str) -> np.ndarray:
+def _require(state_dict: Mapping[str, np.ndarray], key: str, source: str, ndim: int = 2) -> np.ndarray:
+    """The tensor a size is read from, of the rank it must have (a 1-D one would end in an unpacking error)."""
     if key not in state_dict:
         raise ConversionError(f"{source} checkpoint: missing key {key!r}")
+    if np.ndim(state_dict[key]) != ndim or 0 in np.shape(state_dict[key]):
+        raise ConversionError(f"{source} checkpoint: {key} has shape {list(np.shape(state_dict[key]))}; expected a "
+                              f"non-empty {ndim}-D weight")  # fmt: skip
     return state_dict[key]
 
 
@@ -159,9 +200,12 @@ def infer_lucidrains_config(state_dict: Mapping[str, np.ndarray], max_seq_len: O
         raise ConversionError("lucidrains checkpoint: no 'layers.<i>.' keys found")
     qkv_out = _require(state_dict, "layers.0.0.fn.to_qkv.weight", "lucidrains").shape[0]
     head_size, r_in = _require(state_dict, "layers.0.0.fn.to_r.weight", "lucidrains").shape
+    if qkv_out % (3 * head_size):
+        raise ConversionError(f"lucidrains checkpoint: layers.0.0.fn.to_qkv.weight has {qkv_out} rows; expected 3 x heads "
+                              f"x {head_size} (the head size of layers.0.0.fn.to_r.weight)")  # fmt: skip
     absolute = "abs_pos_emb.weight" in state_dict
     if absolute:
-        table_len = state_dict["abs_pos_emb.weight"].shape[0]
+        table_len = _require(state_dict, "abs_pos_emb.weight", "lucidrains").shape[0]
         if max_seq_len not in (None, table_len):
             raise ConversionError(f"--max-seq-len {max_seq_len} disagrees with abs_pos_emb.weight's {table_len} rows")
         max_seq_len = table_len

@@ -76,12 +76,13 @@ class FastformerPretrainedModel(PretrainedModel):
         """PaddleNLP's ``from_pretrained``, after checking a local directory without running anything in it.
 
         Raises:
-            CheckpointError: unreadable ``config.json``, a weights file that is damaged or would run code,
-                a vocabulary whose size differs from the config's; then (while loading) weights whose
-                shapes differ from the config's, missing weights, non-finite values.
+            CheckpointError: unreadable ``config.json``, a weights file that is damaged, would run code or holds
+                other than float32 tensors, sizes in ``config.json`` that differ from the weights' shapes (checked
+                before the model is built), a vocabulary whose size differs from the config's; then (while
+                loading) weights whose shapes differ from the model's, missing weights, non-finite values.
         """
         if os.path.isdir(str(pretrained_model_name_or_path)):
-            serialization.check_pretrained_dir(str(pretrained_model_name_or_path), kwargs.get("use_safetensors"))
+            serialization.check_pretrained_dir(str(pretrained_model_name_or_path), kwargs.get("use_safetensors"), kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
@@ -136,7 +137,8 @@ class FastformerPretrainedModel(PretrainedModel):
         Args:
             source: ``"lucidrains"`` (a fast-transformer-pytorch 0.0.4 state_dict, sizes read from its
                 tensors) or ``"official"`` (the authors' classifier, sizes from their config json).
-            state_dict: PyTorch key -> numpy array (:func:`.conversion.load_torch_state_dict`).
+            state_dict: PyTorch key -> numpy array (:func:`.conversion.load_torch_state_dict`) or torch tensor
+                (a module's ``state_dict()`` as it is).
             official_config_json: the authors' ``fastformer.json``, for ``"official"``.
             max_seq_len: the maximum length of a rotary lucidrains checkpoint (its tensors do not hold it).
 
@@ -145,12 +147,14 @@ class FastformerPretrainedModel(PretrainedModel):
             eval mode.
 
         Raises:
-            ConversionError: a key with no place, a place with no key, a shape that disagrees, a bad source.
+            ConversionError: a value that is no float tensor or array, a key with no place, a place with no
+                key, a shape that disagrees, a bad source; each named in one line.
 
         Example:
             >>> arrays = conversion.load_torch_state_dict("fast_transformer.pt")
             >>> model = FastformerPretrainedModel.from_torch_state_dict("lucidrains", arrays, max_seq_len=512)
         """
+        state_dict = conversion.check_state_dict(state_dict, "state_dict")
         config = conversion.checkpoint_config(source, state_dict, official_config_json, max_seq_len)
         model = cls._torch_checkpoint_head(config)
         arrays = conversion.convert_arrays(source, state_dict, model)
@@ -231,7 +235,8 @@ class FastformerModel(FastformerPretrainedModel):
                 ``inputs_embeds`` is given.
             attention_mask (Tensor, optional): [B, N], 1 (or True) for real tokens, 0 for padding; any
                 integer, float or bool dtype. Defaults to ``input_ids != pad_token_id``, or to all tokens
-                real with ``inputs_embeds``.
+                real with ``inputs_embeds``. PaddleNLP's 4-D form [B, 1, Nq, N] is read by its last row
+                (:func:`flat_attention_mask`).
             inputs_embeds (Tensor, optional): token vectors [B, N, D] used instead of looking ``input_ids``
                 up (for embedding-level attribution or adversarial training); positions are added as usual.
             output_hidden_states (bool): also return the embeddings and every block's output.
@@ -311,7 +316,9 @@ class FastformerModel(FastformerPretrainedModel):
             if cache is None and any(layer.cross_attention is not None for layer in self.layers):
                 raise ValueError("this decoder reads an encoder: give encoder_hidden_states")
             return None
-        mask = encoder_attention_mask if encoder_attention_mask is not None else paddle.ones(encoder_hidden_states.shape[:2])
+        mask = flat_attention_mask(encoder_attention_mask)
+        if mask is None:
+            mask = paddle.ones(encoder_hidden_states.shape[:2])
         return encoder_hidden_states, mask.astype("bool")
 
     def _decoder_positions(self, token_mask: paddle.Tensor, cache: Optional[DecoderCache]):
@@ -351,13 +358,32 @@ class FastformerModel(FastformerPretrainedModel):
         # Only eager mode knows the length; an exported graph takes any length up to the table's size.
         if paddle.in_dynamic_mode() and length > self.max_positions:
             raise ValueError(f"the input has {length} tokens, more than max_position_embeddings={self.max_positions}")
+        attention_mask = flat_attention_mask(attention_mask)
         if attention_mask is not None:
             if attention_mask.ndim != 2:
-                raise ValueError(f"attention_mask must be [batch, seq_len], got shape {attention_mask.shape}")
+                raise ValueError(f"attention_mask must be [batch, seq_len] (or PaddleNLP's [batch, 1, query_len, seq_len]), "
+                                 f"got shape {attention_mask.shape}")  # fmt: skip
             return attention_mask.astype("bool").unsqueeze(-1)  # b n 1
         if input_ids is not None:
             return (input_ids != self.pad_token_id).unsqueeze(-1)
         return paddle.ones(inputs_embeds.shape[:2] + [1], dtype="bool")
+
+
+def flat_attention_mask(attention_mask: Optional[paddle.Tensor]) -> Optional[paddle.Tensor]:
+    """The real-token mask [B, N] of PaddleNLP's 4-D form [B, 1, Nq, N]; any other mask (or None) as it is.
+
+    PaddleNLP's generation hands decoder models a [B, 1, Nq, N] mask and grows it by a row and a column each step;
+    Fastformer reads one flag per token, which the mask's last row holds (the last position sees every key). Read
+    as PaddleNLP writes it: an int or bool mask keeps a key with a positive value, a float one is additive (0 keeps
+    it, a large negative value masks it).
+    """
+    if attention_mask is None or attention_mask.ndim != 4:
+        return attention_mask
+    if attention_mask.shape[1] != 1:
+        raise ValueError(f"a 4-D attention_mask must be [batch, 1, query_len, seq_len], got shape {attention_mask.shape}")
+    last_row = attention_mask[:, 0, -1, :]
+    keep = last_row >= 0 if paddle.is_floating_point(last_row) else last_row.astype("int64") > 0
+    return keep.astype("int64")
 
 
 def token_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
@@ -644,6 +670,8 @@ def _check_prompt(input_ids, attention_mask, name: str) -> None:
         raise ValueError(f"generate(): input_ids must be an int32/int64 paddle.Tensor [batch, seq_len] of the {name}, got {shown}")
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
         raise ValueError(f"generate(): input_ids must hold at least one token of the {name}, got shape {list(input_ids.shape)}")
+    if isinstance(attention_mask, paddle.Tensor) and attention_mask.ndim == 4:  # PaddleNLP's [B, 1, Nq, N] form
+        attention_mask = flat_attention_mask(attention_mask)
     if attention_mask is not None and list(getattr(attention_mask, "shape", [])) != list(input_ids.shape):
         raise ValueError(f"generate(): attention_mask must have input_ids' shape {list(input_ids.shape)}, got "
                          f"{list(getattr(attention_mask, 'shape', [])) or type(attention_mask).__name__}")  # fmt: skip
@@ -735,7 +763,8 @@ class FastformerForCausalLM(_GenerationHooks, VocabularyHeadMixin, FastformerPre
         Args:
             input_ids, inputs_embeds: as in ``FastformerModel.forward`` (token ids [B, N], or vectors [B, N, D]).
             attention_mask (Tensor, optional): 1 for real tokens, 0 for padding: [B, N] for these tokens, or
-                [B, past + N] for every token so far (as ``generate()`` passes it; the last N columns are used).
+                [B, past + N] for every token so far (as ``generate()`` passes it; the last N columns are used), or
+                PaddleNLP's 4-D form [B, 1, past + N, past + N] (:func:`flat_attention_mask`).
             labels (Tensor, optional): int [B, N], usually the input ids themselves; position t's logits are
                 scored against ``labels[:, t + 1]`` (the shift happens here); -100 and padding are left out.
             cache (DecoderCache, optional): the state after the tokens before these.
@@ -759,6 +788,7 @@ class FastformerForCausalLM(_GenerationHooks, VocabularyHeadMixin, FastformerPre
                 ids, scores = model.generate(paddle.to_tensor([[2, 5, 6]]), max_new_tokens=8)  # greedy
         """
         length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        attention_mask = flat_attention_mask(attention_mask)
         if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.shape[1] > length:
             attention_mask = attention_mask[:, -length:]
         base = self.fastformer(

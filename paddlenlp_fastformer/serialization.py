@@ -13,8 +13,9 @@ import io
 import os
 import pickle
 import pickletools
+import re
 from pathlib import Path
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, List, Mapping, Tuple
 
 import numpy as np
 
@@ -30,6 +31,16 @@ __all__ = [
 
 SAFE_WEIGHTS, PICKLED_WEIGHTS = "model.safetensors", "model_state.pdparams"
 WEIGHT_FILES = (SAFE_WEIGHTS, PICKLED_WEIGHTS)  # in the order from_pretrained prefers them
+WEIGHT_DTYPE = "float32"  # every weight of every Fastformer head; config.json's 'dtype' may say nothing else
+
+# safetensors' dtype codes by the names numpy and Paddle print.
+_SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U64": "uint64",
+    "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
+}  # fmt: skip
+# numpy has no such types: safetensors.numpy fails on them with a bare "data type not understood".
+_NOT_IN_NUMPY = {"BF16", "F8_E4M3", "F8_E5M2"}
 
 # Everything a genuine Paddle weights or optimizer-state pickle needs (read off real files): numpy
 # arrays and the helpers that rebuild them, and plain containers.
@@ -93,10 +104,29 @@ def load_pickled_arrays(path) -> dict:
     return content
 
 
+def read_safetensors_header(path) -> Dict[str, Tuple[str, List[int]]]:
+    """Name -> (dtype code, e.g. "F32", shape) of every tensor of a safetensors file, read from its header
+    alone: nothing of the data is allocated, so the sizes a file declares can be checked before loading it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            return {name: (handle.get_slice(name).get_dtype(), list(handle.get_slice(name).get_shape()))
+                    for name in handle.keys()}  # fmt: skip
+    except Exception as error:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())})") from None
+
+
 def load_arrays(path) -> Dict[str, np.ndarray]:
     """The named arrays of a safetensors file, with a one-line error for a damaged one."""
     from safetensors.numpy import load_file
 
+    for name, (dtype, _) in read_safetensors_header(path).items():
+        if dtype in _NOT_IN_NUMPY:
+            raise CheckpointError(
+                f"{path}: tensor '{name}' has dtype {_SAFETENSORS_DTYPES[dtype]}, which numpy cannot hold; expected "
+                f"{WEIGHT_DTYPE} arrays, as save_pretrained writes them"
+            )
     try:
         return load_file(str(path))
     except Exception as error:  # safetensors raises its own error types for truncated or foreign files
@@ -108,9 +138,34 @@ def load_weights(directory) -> Dict[str, np.ndarray]:
     for name in WEIGHT_FILES:
         path = Path(directory, name)
         if path.is_file():
-            arrays = load_arrays(path) if name == SAFE_WEIGHTS else load_pickled_arrays(path)
-            return {key: np.asarray(value) for key, value in arrays.items()}
+            if name == SAFE_WEIGHTS:  # the header first: a bfloat16 tensor is said so, not as numpy's failure
+                check_weight_dtypes(path, _dtype_names(read_safetensors_header(path)))
+            arrays = load_arrays(path) if name == SAFE_WEIGHTS else _pickled_weights(path)
+            arrays = {key: np.asarray(value) for key, value in arrays.items()}
+            check_weight_dtypes(path, {key: value.dtype.name for key, value in arrays.items()})
+            return arrays
     raise CheckpointError(f"{directory}: holds no weights ({' or '.join(WEIGHT_FILES)})")
+
+
+def _dtype_names(header: Mapping) -> Dict[str, str]:
+    return {name: _SAFETENSORS_DTYPES.get(dtype, dtype) for name, (dtype, _) in header.items()}
+
+
+def _pickled_weights(path) -> dict:
+    """The arrays of a ``.pdparams`` file, without the name table Paddle saves beside them."""
+    return {key: value for key, value in load_pickled_arrays(path).items() if isinstance(value, np.ndarray)}
+
+
+def check_weight_dtypes(path, dtypes: Mapping[str, str]) -> None:
+    """Refuse a weights file holding anything but float32 tensors; ``dtypes`` maps tensor names to dtype names."""
+    for name, dtype in dtypes.items():
+        if dtype != WEIGHT_DTYPE:
+            if dtype == "uint16" and str(path).endswith(".pdparams"):  # how Paddle pickles bfloat16 tensors
+                dtype = "bfloat16 (stored as uint16)"
+            raise CheckpointError(
+                f"{path}: tensor '{name}' has dtype {dtype}, the model expects {WEIGHT_DTYPE} (this CPU build runs "
+                f"{WEIGHT_DTYPE} models); convert the weights to {WEIGHT_DTYPE} and save them again"
+            )
 
 
 def save_arrays(arrays: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] = None) -> None:
@@ -141,14 +196,18 @@ def weights_file(directory) -> str:
     return ""
 
 
-def check_pretrained_dir(directory: str, use_safetensors=None) -> None:
+def check_pretrained_dir(directory: str, use_safetensors=None, overrides: Mapping = None) -> None:
     """What ``from_pretrained`` is about to read in ``directory``, checked without running any of it.
 
     ``config.json`` must parse; the weights file it will load must be a readable safetensors file, or
-    a pickle of arrays only; a vocabulary beside them must have the model's ``vocab_size`` tokens.
+    a pickle of arrays only, of float32 tensors whose shapes are those config.json's sizes give (read
+    before any model is built, so that absurd sizes never reach the allocator); a vocabulary beside
+    them must have the model's ``vocab_size`` tokens. ``overrides`` are ``from_pretrained``'s keyword
+    arguments: a size given there (or a whole ``config``) replaces config.json's, and is not checked here.
     """
-    config = _read_json(os.path.join(directory, "config.json"), required=True)
-    _check_config_fields(os.path.join(directory, "config.json"), config)
+    config_path = os.path.join(directory, "config.json")
+    config = _read_json(config_path, required=True)
+    _check_config_fields(config_path, config)
     # PaddleNLP prefers a sharded index over the single file, and loads shards without any of these checks.
     sharded = sorted(name for name in os.listdir(directory) if name.endswith(".index.json"))
     if sharded:
@@ -157,11 +216,70 @@ def check_pretrained_dir(directory: str, use_safetensors=None) -> None:
             f"unchecked); expected the single {SAFE_WEIGHTS} that save_pretrained writes"
         )
     safe, pickled = os.path.join(directory, SAFE_WEIGHTS), os.path.join(directory, PICKLED_WEIGHTS)
+    weights, shapes = None, {}
     if use_safetensors is not False and os.path.isfile(safe):
-        _check_safetensors_header(safe)
+        weights, header = safe, _check_safetensors_header(safe)
+        check_weight_dtypes(safe, _dtype_names(header))
+        shapes = {name: shape for name, (_, shape) in header.items()}
     elif os.path.isfile(pickled):
-        load_pickled_arrays(pickled)
+        weights, arrays = pickled, _pickled_weights(pickled)
+        check_weight_dtypes(pickled, {name: value.dtype.name for name, value in arrays.items()})
+        shapes = {name: list(value.shape) for name, value in arrays.items()}
+    overrides = overrides or {}
+    if weights and "config" not in overrides:
+        sizes = {field: value for field, value in config.items() if field not in overrides}
+        check_sizes_fit_weights(config_path, sizes, weights, shapes)
     _check_vocabulary_size(directory, config)
+
+
+# The sizes a weights file pins down: config.json field -> the weight (under the base model) and axis holding it.
+_SIZE_WEIGHTS = (
+    ("vocab_size", "embeddings.word_embeddings.weight", 0),
+    ("hidden_size", "embeddings.word_embeddings.weight", 1),
+    ("max_position_embeddings", "embeddings.position_embeddings.weight", 0),
+    ("intermediate_size", "layers.0.ffn_in.weight", 1),
+    ("num_attention_heads", "layers.0.attention.query_att.weight", 1),  # official: one score per head
+    ("attention_head_size", "layers.0.attention.to_q_attn_logits.weight", 0),  # lucidrains: one per head feature
+)
+
+
+def check_sizes_fit_weights(config_path: str, config: Mapping, weights_path: str, shapes: Mapping) -> None:
+    """Refuse a config whose sizes differ from the weights' shapes (name -> shape), before a model of those sizes
+    is allocated: a hand-edited or mismatched config.json could otherwise ask for terabytes. A field missing from
+    ``config`` or not an integer is left to FastformerConfig's own validation."""
+    base = "fastformer."
+
+    def refuse(field, value, name, what=""):
+        raise CheckpointError(
+            f"{config_path}: {field} is {value}, but {os.path.basename(weights_path)} holds '{name}' of shape "
+            f"{list(shapes[name])}{what}; expected config.json and the weights of one save_pretrained"
+        )
+
+    for field, suffix, axis in _SIZE_WEIGHTS:
+        value = config.get(field)
+        name = base + suffix if base + suffix in shapes else suffix
+        if type(value) is int and name in shapes and len(shapes[name]) > axis and shapes[name][axis] != value:
+            refuse(field, value, name)
+    heads, qkv = config.get("num_attention_heads"), base + "layers.0.attention.to_qkv.weight"
+    qkv = qkv if qkv in shapes else qkv[len(base):]
+    head_size = _head_size(config)
+    if head_size and qkv in shapes and shapes[qkv][-1] != 3 * heads * head_size:  # lucidrains: q, k, v of every head
+        refuse("num_attention_heads", heads, qkv, f" (3 x heads x {head_size} features per head)")
+    layers = {int(match.group(2)) for key in shapes if (match := re.match(r"(fastformer\.)?layers\.(\d+)\.", key))}
+    value = config.get("num_hidden_layers")
+    if type(value) is int and layers and value != max(layers) + 1:
+        name = next(key for key in shapes if re.match(rf"(fastformer\.)?layers\.{max(layers)}\.", key))
+        refuse("num_hidden_layers", value, name, f" (the last of {max(layers) + 1} layers)")
+
+
+def _head_size(config: Mapping) -> int:
+    """Features per head as FastformerConfig resolves them, or 0 where the fields are not usable integers."""
+    heads, hidden, given = (config.get(field) for field in ("num_attention_heads", "hidden_size", "attention_head_size"))
+    if type(heads) is not int or heads < 1:
+        return 0
+    if given is None:
+        return hidden // heads if type(hidden) is int else 0
+    return given if type(given) is int else 0
 
 
 def _read_json(path: str, required: bool) -> dict:
@@ -193,19 +311,18 @@ def _check_config_fields(path: str, config: dict) -> None:
         raise CheckpointError(f"{path}: 'dtype' is {config['dtype']!r}; this CPU build runs float32 models")
 
 
-def _check_safetensors_header(path: str) -> None:
+def _check_safetensors_header(path: str) -> Dict[str, Tuple[str, List[int]]]:
+    """The tensors :func:`read_safetensors_header` finds, once the metadata PaddleNLP needs is there."""
     from safetensors import safe_open
 
-    try:
-        with safe_open(path, framework="np") as handle:
-            list(handle.keys())
-            metadata = handle.metadata()
-    except Exception as error:  # a truncated or foreign file
-        raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())})") from None
+    header = read_safetensors_header(path)
+    with safe_open(path, framework="np") as handle:
+        metadata = handle.metadata()
     if not metadata or metadata.get("format") != "np":
         raise CheckpointError(
             f"{path}: lacks the metadata {{'format': 'np'}} that PaddleNLP reads; re-save it with save_pretrained"
         )
+    return header
 
 
 def _check_vocabulary_size(directory: str, config: dict) -> None:

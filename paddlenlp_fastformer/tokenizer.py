@@ -9,6 +9,7 @@ from paddlenlp.transformers import PretrainedTokenizer
 from paddlenlp.transformers.tokenizer_utils_base import BatchEncoding
 
 from .file_utils import write_text_atomically
+from .serialization import CheckpointError, _read_json
 
 __all__ = ["FastformerTokenizer", "SPECIAL_TOKEN_IDS"]
 
@@ -24,6 +25,46 @@ _UNK_ID = 1
 SPECIAL_TOKEN_IDS = {"pad_token": 0, "unk_token": 1, "cls_token": 2, "sep_token": 3, "mask_token": 4}
 _DEFAULT_SPECIALS = {"pad_token": _PAD_TOKEN, "unk_token": _UNK_TOKEN, "cls_token": "[CLS]", "sep_token": "[SEP]",
                      "mask_token": "[MASK]"}  # fmt: skip
+
+
+_TOKENIZER_CONFIG = "tokenizer_config.json"
+_TOKEN_FIELDS = ("unk_token", "pad_token", "cls_token", "sep_token", "mask_token", "bos_token", "eos_token")
+
+
+def _is_token(value) -> bool:
+    """A special token as PaddleNLP writes one: a string, null (unset), or an AddedToken object with its text."""
+    return value is None or isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("content"), str))
+
+
+def _field_problem(field, value):
+    """What is wrong with one field of tokenizer_config.json, or None; PaddleNLP would pass any of them on as it is."""
+    if field == "do_lower_case" and type(value) is not bool:
+        return "expected true or false"
+    if field == "model_max_length" and (type(value) is not int or value < 1):
+        return "expected a positive integer"
+    if field in _TOKEN_FIELDS and not _is_token(value):
+        return "expected a token (a string) or null"
+    if field == "additional_special_tokens" and not (isinstance(value, list) and all(map(_is_token, value))):
+        return "expected a list of tokens (strings)"
+    if field in ("padding_side", "truncation_side") and value not in ("right", "left"):
+        return "expected 'right' or 'left'"
+    if field == "tokenizer_class" and not isinstance(value, str):
+        return "expected the name of a tokenizer class"
+    return None
+
+
+def check_tokenizer_config(path, given=()) -> None:
+    """Refuse a tokenizer_config.json that is not a JSON object or holds a field of the wrong type, in one line
+    naming the file and the field; fields in ``given`` (from_pretrained's keyword arguments) replace the file's."""
+    for field, value in _read_json(str(path), required=True).items():
+        problem = None if field in given else _field_problem(field, value)
+        if problem:
+            raise CheckpointError(f"{path}: {field!r} is {_short(value)}; {problem}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _read_vocab_file(vocab_file):
@@ -138,6 +179,20 @@ class FastformerTokenizer(PretrainedTokenizer):
         # `from_pretrained` registers the special tokens as never split; doing it
         # here as well makes a new tokenizer split text exactly like a reloaded one.
         self.sanitize_special_tokens()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """PaddleNLP's ``from_pretrained``, after checking a local directory's tokenizer_config.json, whose wrong types
+        PaddleNLP would pass on to fail later in its own code (or, as with ``"do_lower_case": "false"``, not at all).
+
+        Raises:
+            CheckpointError: tokenizer_config.json is not valid JSON, not an object, or holds a field of the wrong
+                type; the message names the file and the field.
+        """
+        path = os.path.join(str(pretrained_model_name_or_path), _TOKENIZER_CONFIG)
+        if os.path.isfile(path):
+            check_tokenizer_config(path, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
     def build_from_corpus(cls, texts, max_vocab_size=None, min_freq=1, **init_kwargs):

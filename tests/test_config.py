@@ -305,3 +305,34 @@ def test_base_errors_name_the_file_that_holds_the_bad_key(tmp_path):
     write(tmp_path, "Data:\n  data_dir: d\n  batch_size: many\n", "a.yaml")
     path = write(tmp_path, "_BASE_: a.yaml\n")
     assert f"'Data.batch_size' in {tmp_path / 'a.yaml'} has value 'many'" in error_of(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# FastformerConfig's upper bounds on sizes (MAX_SIZES, MAX_WEIGHT_ELEMENTS), as Model keys report them
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("override, fragment", [
+    ("Model.hidden_size=2147483648", "got 2147483648; expected a positive integer up to 65,536"),
+    ("Model.num_hidden_layers=100000", "got 100000; expected a positive integer up to 1,024"),
+    ("Model.max_position_embeddings=16777217", "expected a positive integer up to 16,777,216"),
+    ("Model.attention_head_size=70000", "expected a positive integer up to 65,536 or None"),
+])  # fmt: skip
+def test_sizes_past_their_bound_are_refused(minimal, override, fragment):
+    message = error_of(minimal, [override])
+    assert f"'{override.split('=')[0]}' in override '{override}'" in message and fragment in message
+
+
+def test_sizes_that_multiply_past_one_weights_bound_name_the_field_set(minimal):
+    message = error_of(minimal, ["Model.max_position_embeddings=16777216"])
+    assert "'Model.max_position_embeddings'" in message
+    assert "max_position_embeddings=16,777,216 x hidden_size=256 makes the position table 4,294,967,296 values" in message
+    assert "expected fewer than 2,147,483,648 (8 GiB of float32) in any one weight" in message
+    message = error_of(minimal, ["Model.hidden_size=49152"])  # official: each projection is hidden x hidden
+    assert "'Model.hidden_size'" in message and "hidden_size=49,152 x hidden_size=49,152 makes each attention" in message
+
+
+def test_the_largest_sizes_within_bounds_are_accepted():
+    from paddlenlp_fastformer.configuration import MAX_SIZES, MAX_WEIGHT_ELEMENTS
+
+    config = FastformerConfig(vocab_size=MAX_SIZES["vocab_size"], hidden_size=64, num_attention_heads=4,
+                              intermediate_size=MAX_SIZES["intermediate_size"], max_position_embeddings=2**20)  # fmt: skip
+    assert config.vocab_size * config.hidden_size < MAX_WEIGHT_ELEMENTS

@@ -385,6 +385,47 @@ def test_wrapped_state_dict_is_accepted(tool_main, workspace):
     assert code == 0, stderr
 
 
+@pytest.mark.parametrize("key, value, said", [
+    ("epoch", 3, "holds the int 3"),  # training state saved beside the weights
+    ("optimizer", {"lr": 0.1}, "holds the dict {'lr': 0.1} (a nested dict"),
+    ("layers.0.0.fn.to_qkv.weight", "oops", "holds the str 'oops'"),
+    ("layers.0.0.fn.to_qkv.weight", torch.zeros(96, 32, dtype=torch.int64), "has dtype int64; expected real floating-point"),
+])
+def test_a_value_that_is_no_weight_tensor_is_named_with_its_file(tool_main, workspace, key, value, said):
+    state = lucidrains_state()
+    state[key] = value
+    result = run_cli(tool_main, *lucidrains_args(workspace, state))
+    checkpoint = str(workspace / "inputs" / "lucidrains.pt")
+    assert_fails_cleanly(result, [f"error: {checkpoint}: ", repr(key), said], workspace / "out")
+    assert "int64" in said or "expected a state_dict whose every value is a weight tensor" in last_line(result[2])
+
+
+@pytest.mark.parametrize("key", ["token_emb.weight", "layers.0.0.fn.to_r.weight", "abs_pos_emb.weight"])
+def test_a_size_tensor_of_the_wrong_rank_is_named_with_its_file(tool_main, workspace, key):
+    """The tensors the sizes are read from: a 1-D one used to end in an unpacking traceback."""
+    state = lucidrains_state()
+    state[key] = torch.zeros(3)
+    result = run_cli(tool_main, *lucidrains_args(workspace, state))
+    assert_fails_cleanly(result, [str(workspace / "inputs" / "lucidrains.pt"), f"{key} has shape [3]", "2-D"], workspace / "out")
+
+
+def test_from_torch_state_dict_names_a_value_that_is_no_array():
+    state = state_dict_numpy(lucidrains_absolute())
+    state["token_emb.weight"] = [[0.0, 1.0]]
+    with pytest.raises(ConversionError) as error:
+        FastformerPretrainedModel.from_torch_state_dict("lucidrains", state)
+    assert str(error.value) == ("state_dict: key 'token_emb.weight' holds the list [[0.0, 1.0]]; expected a state_dict "
+                                "whose every value is a weight tensor")  # fmt: skip
+
+
+def test_from_torch_state_dict_takes_a_modules_tensors_as_they_are():
+    reference = lucidrains_absolute()
+    from_tensors = FastformerPretrainedModel.from_torch_state_dict("lucidrains", reference.state_dict())
+    from_arrays = FastformerPretrainedModel.from_torch_state_dict("lucidrains", state_dict_numpy(reference))
+    for (name, a), (_, b) in zip(from_tensors.state_dict().items(), from_arrays.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
 @pytest.mark.parametrize("text, needle", [
     ('{"hidden_size": 32,', "not valid JSON"),
     ("", "not valid JSON"),

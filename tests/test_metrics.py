@@ -96,3 +96,67 @@ def test_table_shows_per_class_scores_and_confusion_matrix():
         ["neu", "1", "1", "0"],
         ["pos", "0", "2", "0"],
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# many classes: the confusion matrix gives way to the most frequent confusions
+# ----------------------------------------------------------------------------------------------
+def many_class_metrics(num_classes=10_000):
+    # 3 -> 7 confused five times, 9 -> 2 twice, 0 -> 1 once; every other example right.
+    labels = [3] * 5 + [9] * 2 + [0] + list(range(num_classes))
+    predictions = [7] * 5 + [2] * 2 + [1] + list(range(num_classes))
+    return classification_metrics(labels, predictions, num_classes, [f"c{i}" for i in range(num_classes)])
+
+
+def test_the_dense_matrix_is_kept_up_to_the_documented_class_count():
+    from fastformer_zoo.scoring import DENSE_CONFUSION_MAX_CLASSES
+
+    metrics = classification_metrics([0, DENSE_CONFUSION_MAX_CLASSES - 1], [1, 1], DENSE_CONFUSION_MAX_CLASSES)
+    matrix = metrics["confusion_matrix"]
+    assert len(matrix) == DENSE_CONFUSION_MAX_CLASSES and matrix[0][1] == 1 and matrix[-1][1] == 1
+    assert "top_confusions" not in metrics
+
+
+def test_ten_thousand_classes_keep_the_top_confusions_not_a_dense_matrix():
+    metrics = many_class_metrics()
+    assert "confusion_matrix" not in metrics
+    assert metrics["top_confusions"] == [
+        {"true": "c3", "predicted": "c7", "count": 5},
+        {"true": "c9", "predicted": "c2", "count": 2},
+        {"true": "c0", "predicted": "c1", "count": 1},
+    ]
+    assert metrics["confused_pairs"] == 3
+    assert metrics["per_class_support"]["c3"] == 6 and len(metrics["per_class_f1"]) == 10_000
+    assert len(json.dumps(metrics)) < 2_000_000  # a dense matrix alone would be 200 MB of JSON
+
+
+def test_the_top_confusions_are_capped_most_frequent_first():
+    from fastformer_zoo.scoring import TOP_CONFUSIONS
+
+    num_classes = 1000
+    labels = [i for i in range(num_classes) for _ in range(1 + i % 3)]
+    predictions = [(label + 1) % num_classes for label in labels]
+    metrics = classification_metrics(labels, predictions, num_classes)
+    top = metrics["top_confusions"]
+    assert len(top) == TOP_CONFUSIONS and metrics["confused_pairs"] == num_classes
+    assert [pair["count"] for pair in top] == sorted((pair["count"] for pair in top), reverse=True)
+    assert top[0] == {"true": "2", "predicted": "3", "count": 3}
+
+
+def test_table_of_many_classes_lists_the_top_confusions():
+    table = format_metrics_table(many_class_metrics(200))
+    assert "confusion matrix (rows" not in table
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("most frequent confusions"))
+    assert "3 of 3 distinct ones" in lines[start] and "up to 100 classes" in lines[start]
+    assert [line.split() for line in lines[start + 2:]] == [["c3", "c7:", "5"], ["c9", "c2:", "2"], ["c0", "c1:", "1"]]
+
+
+def test_a_results_figure_of_many_classes_is_refused_in_one_line(tmp_path):
+    from fastformer_zoo.errors import UserError
+    from fastformer_zoo.reporting import plot_confusion_matrices
+
+    run = {"run": "seed-1", "test_file": "test.jsonl", "evaluations": {"test.jsonl": many_class_metrics(200)}}
+    with pytest.raises(UserError, match="seed-1: the metrics of test.jsonl hold no confusion matrix \\(200 classes"):
+        plot_confusion_matrices(run, str(tmp_path / "confusion.png"))
+    assert not (tmp_path / "confusion.png").exists()

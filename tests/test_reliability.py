@@ -193,3 +193,78 @@ def test_a_damaged_kernel_cache_is_rebuilt_and_a_failed_build_fails_loudly(tmp_p
     no_compiler = {**env, "XDG_CACHE_HOME": str(tmp_path / "empty-cache"), "PATH": str(tmp_path)}
     failed = subprocess.run(build, cwd=PROJECT_ROOT, env=no_compiler, capture_output=True, text=True, timeout=600)
     assert failed.returncode == 1 and "could not be built" in failed.stderr, failed.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# an interrupted dataset swap: repaired with one log line, and the command goes on
+# ----------------------------------------------------------------------------------------------
+def prepare_argv(out, seed, *extra):
+    return ["--synthetic", "60", "--splits", "0.8,0.1,0.1", "--seed", str(seed), "--output-dir", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def two_datasets(tmp_path_factory):
+    """Two complete datasets (seeds 1 and 2) to plant as the halves of an interrupted replacement."""
+    root = tmp_path_factory.mktemp("datasets")
+    for seed in (1, 2):
+        with pytest.raises(SystemExit) as exit_info:
+            prepare_data.main(prepare_argv(root / f"seed{seed}", seed))
+            raise SystemExit(0)
+        assert exit_info.value.code == 0
+    return root / "seed1", root / "seed2"
+
+
+def plant(source, destination, complete=False):
+    import shutil
+
+    shutil.copytree(source, destination)
+    if complete:  # what a writer leaves in a staging directory it finished (directories.COMPLETE_MARKER)
+        (destination / ".complete").touch()
+
+
+@pytest.mark.parametrize("state", ["new only", "new and old", "new beside the dataset"])
+def test_an_interrupted_dataset_swap_is_repaired_said_and_the_command_goes_on(tmp_path, two_datasets, state, capsys):
+    """Killed inside the swap (steps 2 to 4 of fastformer_zoo.directories), then the same command again: the
+    repair is one log line naming the folder, and the command, without --overwrite, is not refused for what
+    the repair put there (the interrupted command's own output)."""
+    seed1, seed2 = two_datasets
+    data = tmp_path / "data"
+    plant(seed2, tmp_path / ".data.new", complete=True)  # the interrupted command's complete output
+    if state == "new and old":
+        plant(seed1, tmp_path / ".data.old")
+    elif state == "new beside the dataset":
+        plant(seed1, data)
+    code, lines = run_main(prepare_data.main, prepare_argv(data, 1), capsys)
+    assert code == 0, lines[-3:]
+    repairs = [line for line in lines if "interrupted" in line]
+    assert len(repairs) == 1 and f"WARNING {data}: finished an interrupted replacement (put the complete .data.new " \
+        "in its place)" in repairs[0], lines  # fmt: skip
+    assert (data / "train.jsonl").read_bytes() == (seed1 / "train.jsonl").read_bytes()  # this command's dataset
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_rolled_back_dataset_is_the_users_own_again(tmp_path, two_datasets, capsys):
+    """Only the moved-aside previous dataset left: it is put back, said so, and then protected as ever."""
+    data = tmp_path / "data"
+    plant(two_datasets[0], tmp_path / ".data.old")
+    code, lines = run_main(prepare_data.main, prepare_argv(data, 2), capsys)
+    assert code == 2 and f"{data}: rolled back an interrupted replacement (put the previous .data.old back)" in lines[0]
+    assert lines[-1] == f"error: {data}: already holds files; pass --overwrite to replace the dataset there"
+    assert (data / "train.jsonl").read_bytes() == (two_datasets[0] / "train.jsonl").read_bytes()
+
+
+def test_only_the_directory_the_repair_completed_may_be_replaced_without_overwrite(tmp_path, two_datasets, capsys):
+    """Another writer's folder put there after the repair is refused as before: the inode tells them apart."""
+    from fastformer_zoo.directories import check_output_directory, write_directory_atomically
+    from fastformer_zoo.errors import UserError
+
+    data = tmp_path / "data"
+    plant(two_datasets[1], tmp_path / ".data.new", complete=True)
+    check_output_directory(data, False, "dataset", "stats.json")
+    assert f"{data}: finished an interrupted replacement" in capsys.readouterr().err
+    plant(two_datasets[0], tmp_path / "theirs")
+    os.replace(data, tmp_path / "gone")
+    os.replace(tmp_path / "theirs", data)  # another writer's swap, since
+    with pytest.raises(UserError, match="exists and is not empty"):
+        write_directory_atomically(lambda staging: None, str(data))
+    assert (data / "train.jsonl").read_bytes() == (two_datasets[0] / "train.jsonl").read_bytes()

@@ -27,6 +27,16 @@ import infer  # noqa: E402
 import train as train_tool  # noqa: E402
 
 
+def write_bfloat16(directory: Path, name: str) -> None:
+    """Rewrite the safetensors weights of ``directory`` with ``name`` in bfloat16 (through torch: numpy has no such type)."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    tensors = {key: torch.from_numpy(value) for key, value in load_weights(directory).items()}
+    tensors[name] = tensors[name].to(torch.bfloat16)
+    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "np"})
+
+
 def plant_pickle(directory: Path, name: str, marker: Path) -> None:
     """Replace the weights of ``directory`` by a pickle that carries the payload beside real-looking arrays."""
     for weights in ("model.safetensors", "model_state.pdparams"):
@@ -121,7 +131,12 @@ def damage_shape(checkpoint: Path) -> str:
     config = json.loads((checkpoint / "config.json").read_text())
     config["intermediate_size"] = 48
     (checkpoint / "config.json").write_text(json.dumps(config))
-    return "has shape [64], the model (per config.json) expects [48]"
+    return "config.json: intermediate_size is 48, but model.safetensors holds 'fastformer.layers.0.ffn_in.weight' of shape [32, 64]"
+
+
+def damage_bfloat16(checkpoint: Path) -> str:
+    write_bfloat16(checkpoint, "classifier.bias")
+    return "model.safetensors: tensor 'classifier.bias' has dtype bfloat16, the model expects float32"
 
 
 def damage_non_finite(checkpoint: Path) -> str:
@@ -150,11 +165,11 @@ def damage_empty_config(checkpoint: Path) -> str:
 
 def damage_tokenizer_config(checkpoint: Path) -> str:
     (checkpoint / "tokenizer_config.json").write_text("{not json")
-    return "cannot be loaded"
+    return "tokenizer_config.json: not valid JSON (Expecting property name"
 
 
 DAMAGES = [damage_missing_weight, damage_vocabulary, damage_shape, damage_non_finite, damage_truncated_weights,
-           damage_random_pickle, damage_empty_config, damage_tokenizer_config]  # fmt: skip
+           damage_random_pickle, damage_empty_config, damage_tokenizer_config, damage_bfloat16]  # fmt: skip
 
 
 @pytest.mark.parametrize("damage", DAMAGES, ids=lambda damage: damage.__name__[len("damage_"):])
@@ -268,3 +283,146 @@ def test_a_pickle_declaring_more_bytes_than_it_holds_is_one_error_and_nothing_mo
         load_pickled_arrays(path)
     assert "only 3 remain" in str(error.value) and "MemoryError" not in str(error.value), error.value
     assert capfd.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------------------------
+# files of the wrong kind, written here: bfloat16 weights, broken tokenizer configs, absurd sizes
+# ----------------------------------------------------------------------------------------------
+TINY = dict(vocab_size=8, hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32,
+            max_position_embeddings=16)  # fmt: skip
+
+
+@pytest.fixture
+def tiny_pretrained(tmp_path):
+    """A from_pretrained directory of an untrained classifier with its vocabulary (8 tokens), in a second."""
+    from paddlenlp_fastformer import FastformerConfig, FastformerForSequenceClassification
+    from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+    directory = tmp_path / "tiny"
+    FastformerForSequenceClassification(FastformerConfig(**TINY)).save_pretrained(str(directory))
+    FastformerTokenizer.build_from_corpus(["a b c"]).save_pretrained(str(directory))
+    return directory
+
+
+def load_refused(directory: Path, model_class=None) -> str:
+    """The one-line CheckpointError that from_pretrained raises for ``directory``."""
+    from paddlenlp_fastformer import FastformerForSequenceClassification
+
+    with pytest.raises(CheckpointError) as error:
+        (model_class or FastformerForSequenceClassification).from_pretrained(str(directory))
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def test_bfloat16_weights_are_named_with_file_tensor_and_dtypes(tiny_pretrained):
+    write_bfloat16(tiny_pretrained, "classifier.bias")
+    expected = (f"{tiny_pretrained / 'model.safetensors'}: tensor 'classifier.bias' has dtype bfloat16, the model expects "
+                "float32")  # fmt: skip
+    assert load_refused(tiny_pretrained).startswith(expected)
+    with pytest.raises(CheckpointError, match="tensor 'classifier.bias' has dtype bfloat16, the model expects float32"):
+        load_weights(tiny_pretrained)  # what Global.init_from reads
+    from paddlenlp_fastformer.serialization import load_arrays
+
+    with pytest.raises(CheckpointError, match="tensor 'classifier.bias' has dtype bfloat16, which numpy cannot hold"):
+        load_arrays(tiny_pretrained / "model.safetensors")
+
+
+def test_bfloat16_in_a_pickled_checkpoint_is_named_too(tiny_pretrained):
+    """Paddle pickles bfloat16 as uint16 bits: loaded as they are, they would be silently wrong numbers."""
+    import paddle
+
+    from paddlenlp_fastformer import FastformerForSequenceClassification
+
+    model = FastformerForSequenceClassification.from_pretrained(str(tiny_pretrained))
+    state = model.state_dict()
+    state["classifier.weight"] = state["classifier.weight"].astype("bfloat16")
+    (tiny_pretrained / "model.safetensors").unlink()
+    paddle.save(state, str(tiny_pretrained / "model_state.pdparams"))
+    expected = "model_state.pdparams: tensor 'classifier.weight' has dtype bfloat16 (stored as uint16), the model expects float32"
+    assert expected in load_refused(tiny_pretrained)
+    with pytest.raises(CheckpointError, match=r"has dtype bfloat16 \(stored as uint16\)"):
+        load_weights(tiny_pretrained)
+
+
+@pytest.mark.parametrize("content, said", [
+    ("{not json", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2"),
+    ("[]", "holds a JSON list; expected an object"),
+    ({"unk_token": 5}, "'unk_token' is 5; expected a token (a string) or null"),
+    ({"do_lower_case": "false"}, "'do_lower_case' is 'false'; expected true or false"),
+    ({"model_max_length": "512"}, "'model_max_length' is '512'; expected a positive integer"),
+    ({"model_max_length": 0}, "'model_max_length' is 0; expected a positive integer"),
+    ({"additional_special_tokens": "[X]"}, "'additional_special_tokens' is '[X]'; expected a list of tokens"),
+    ({"padding_side": "middle"}, "'padding_side' is 'middle'; expected 'right' or 'left'"),
+])  # fmt: skip
+def test_a_broken_tokenizer_config_is_named(tiny_pretrained, content, said):
+    from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+    path = tiny_pretrained / "tokenizer_config.json"
+    if isinstance(content, dict):
+        content = json.dumps({**json.loads(path.read_text()), **content})
+    path.write_text(content)
+    with pytest.raises(CheckpointError) as error:
+        FastformerTokenizer.from_pretrained(str(tiny_pretrained))
+    assert str(error.value).startswith(f"{path}: {said}"), error.value
+
+
+def test_a_field_given_to_from_pretrained_replaces_the_files(tiny_pretrained):
+    from paddlenlp_fastformer.tokenizer import FastformerTokenizer
+
+    path = tiny_pretrained / "tokenizer_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "model_max_length": "512"}))
+    assert FastformerTokenizer.from_pretrained(str(tiny_pretrained), model_max_length=64).model_max_length == 64
+
+
+def edit_config(directory: Path, **fields) -> None:
+    path = directory / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+@pytest.mark.parametrize("field, weight, shape", [
+    ("hidden_size", "fastformer.embeddings.word_embeddings.weight", [8, 16]),
+    ("vocab_size", "fastformer.embeddings.word_embeddings.weight", [8, 16]),
+    ("intermediate_size", "fastformer.layers.0.ffn_in.weight", [16, 32]),
+    ("max_position_embeddings", "fastformer.embeddings.position_embeddings.weight", [16, 16]),
+    ("num_attention_heads", "fastformer.layers.0.attention.query_att.weight", [16, 2]),
+    ("num_hidden_layers", "fastformer.layers.0.", None),
+])  # fmt: skip
+def test_absurd_sizes_in_config_json_never_reach_the_allocator(tiny_pretrained, field, weight, shape):
+    """2**31 of anything would ask Paddle for gigabytes to terabytes: refused from the weights' header first."""
+    edit_config(tiny_pretrained, **{field: 2**31})
+    message = load_refused(tiny_pretrained)
+    assert message.startswith(f"{tiny_pretrained / 'config.json'}: {field} is 2147483648, but model.safetensors holds "
+                              f"'{weight}"), message  # fmt: skip
+    assert shape is None or f"of shape {shape}" in message
+    assert message.endswith("expected config.json and the weights of one save_pretrained")
+
+
+def test_sizes_are_checked_against_a_pickled_checkpoint_too(tiny_pretrained):
+    from paddlenlp_fastformer import FastformerForSequenceClassification
+
+    model = FastformerForSequenceClassification.from_pretrained(str(tiny_pretrained))
+    (tiny_pretrained / "model.safetensors").unlink()
+    model.save_pretrained(str(tiny_pretrained), safe_serialization=False)
+    edit_config(tiny_pretrained, hidden_size=2**31 - 1)
+    assert "config.json: hidden_size is 2147483647, but model_state.pdparams holds" in load_refused(tiny_pretrained)
+
+
+def test_lucidrains_head_counts_are_checked_against_the_projection(tmp_path):
+    from paddlenlp_fastformer import FastformerConfig, FastformerForMaskedLM
+
+    directory = tmp_path / "lucidrains"
+    config = FastformerConfig(**TINY, formulation="lucidrains", attention_head_size=8)
+    FastformerForMaskedLM(config).save_pretrained(str(directory))
+    edit_config(directory, num_attention_heads=2**20)
+    message = load_refused(directory, FastformerForMaskedLM)
+    assert "num_attention_heads is 1048576, but model.safetensors holds 'fastformer.layers.0.attention.to_qkv.weight' of " \
+           "shape [16, 48] (3 x heads x 8 features per head)" in message, message
+
+
+def test_a_size_given_to_from_pretrained_is_not_held_against_config_json(tiny_pretrained):
+    from paddlenlp_fastformer import FastformerForSequenceClassification
+
+    edit_config(tiny_pretrained, num_hidden_layers=3)
+    assert "num_hidden_layers is 3" in load_refused(tiny_pretrained)
+    model = FastformerForSequenceClassification.from_pretrained(str(tiny_pretrained), num_hidden_layers=1)
+    assert len(model.fastformer.layers) == 1

@@ -26,7 +26,13 @@ def main(argv=None) -> int:
     with program.user_errors_exit(ConversionError, FastformerConfigError):
         official_json = read_official_config_json(args.config) if args.config else None
         state_dict = load_torch_state_dict(args.checkpoint)
-        model = FastformerPretrainedModel.from_torch_state_dict(args.source, state_dict, official_json, args.max_seq_len)
+        try:
+            model = FastformerPretrainedModel.from_torch_state_dict(args.source, state_dict, official_json, args.max_seq_len)
+        except (ConversionError, FastformerConfigError) as error:
+            # The model package knows arrays, not files: name the one the user can fix. An official model's
+            # sizes come from the authors' json, a lucidrains model's from the checkpoint's shapes.
+            faulty = args.config if isinstance(error, FastformerConfigError) and args.config else args.checkpoint
+            raise ConversionError(f"{faulty}: {error}") from None
         write_directory_atomically(model.save_pretrained, args.output_dir, overwrite=args.overwrite)  # model.safetensors: arrays only
     print(f"wrote {type(model).__name__} ({model.config.formulation}, "
           f"{model.config.position_embedding_type} positions) to {args.output_dir}")

@@ -31,7 +31,8 @@ def eval_loader(dataset: ReviewDataset, config: Config):
 
 @paddle.no_grad()
 def evaluate(model: paddle.nn.Layer, loader, desc: str = "eval") -> dict:
-    """Accuracy, macro-F1 (scikit-learn's), per-class F1 and the confusion matrix, plus predictions."""
+    """Accuracy, macro-F1 (scikit-learn's), per-class F1 and the confusion matrix (its most frequent confusions
+    above :data:`~fastformer_zoo.scoring.DENSE_CONFUSION_MAX_CLASSES` classes), plus predictions."""
     model.eval()
     labels, probabilities = [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not is_main_process(), mininterval=5):
@@ -79,7 +80,7 @@ def majority_baseline(config: Config, names: list, labels) -> dict:
         return {}
     counts = np.bincount([example["label"] for example in read_split(str(train_path), names, "training split")], minlength=len(names))
     majority = int(counts.argmax())
-    metrics = classification_metrics(labels, np.full(len(labels), majority), len(names), names)
+    metrics = classification_metrics(labels, np.full(len(labels), majority), len(names), names, confusion=False)
     return {"label": names[majority], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
