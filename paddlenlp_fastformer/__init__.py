@@ -2,7 +2,7 @@
 fused CPU kernels; what PaddleNLP would hold as ``paddlenlp/transformers/fastformer/``.
 
 Importing the package registers its classes with PaddleNLP's Auto classes and changes nothing else
-process-wide; :func:`tune_cpu` is an explicit call (the tools make it).
+process-wide; the model's first CPU forward applies :func:`tune_cpu` (unless told not to), the tools call it first.
 """
 import sys
 

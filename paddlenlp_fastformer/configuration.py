@@ -108,6 +108,7 @@ _FIELD_RULES = {
     ),
     "attention_type": _Rule((str,), lambda v: v in ATTENTION_TYPES, f"one of {ATTENTION_TYPES}"),
     "use_fused_ops": _Rule((bool,), lambda v: True, "true or false"),
+    "tune_cpu": _Rule((bool,), lambda v: True, "true or false"),
     "cross_attention_type": _Rule((str,), lambda v: v in CROSS_ATTENTION_TYPES, f"one of {CROSS_ATTENTION_TYPES}"),
 }
 
@@ -157,6 +158,10 @@ class FastformerConfig(PretrainedConfig):
             same values and always serve exported graphs, other dtypes and devices. The environment
             variable ``PADDLENLP_FASTFORMER_FUSED_OPS`` (0 or 1), when set, overrides this field.
             Defaults to True.
+        tune_cpu (bool, optional): At the first forward pass on the CPU, apply
+            :func:`paddlenlp_fastformer.tune_cpu` (MKL's AVX2 kernels on AMD CPUs, malloc keeping freed memory;
+            once per process, logged once), so that code which never calls it runs as fast as the tools. The
+            environment variable ``PADDLENLP_FASTFORMER_TUNE_CPU=0`` turns it off for every model. Defaults to True.
         cross_attention_type (str, optional): How the decoder of ``FastformerForConditionalGeneration`` reads
             the encoder: "softmax" (standard multi-head attention to every encoder token; the encoder's keys and
             values are computed once per source) or "additive" (the encoder's keys pooled once by additive
@@ -201,6 +206,7 @@ class FastformerConfig(PretrainedConfig):
         attention_head_size: Optional[int] = None,
         attention_type: str = "additive",
         use_fused_ops: bool = True,
+        tune_cpu: bool = True,
         cross_attention_type: str = "softmax",
         **kwargs,
     ):
@@ -228,6 +234,7 @@ class FastformerConfig(PretrainedConfig):
         self.attention_head_size = attention_head_size
         self.attention_type = attention_type
         self.use_fused_ops = use_fused_ops
+        self.tune_cpu = tune_cpu
         self.cross_attention_type = cross_attention_type
         self._validate()
 

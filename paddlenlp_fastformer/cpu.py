@@ -1,19 +1,23 @@
-"""Process-wide CPU settings that decide how fast Paddle runs, applied by an explicit :func:`tune_cpu` call.
+"""Process-wide CPU settings that decide how fast Paddle runs, applied by :func:`tune_cpu`.
 
 Importing the package changes none of them: the tools call :func:`tune_cpu` first thing (MKL reads
-its variable at its first matrix product), and a library user may do the same. Both settings are
+its variable at its first matrix product), and the model calls it at its first forward pass on the CPU
+(:func:`tune_cpu_at_first_forward`) unless its config says ``tune_cpu=False``. Both settings are
 measured in ``docs/speed.md``; ``PADDLENLP_FASTFORMER_TUNE_CPU=0`` turns both off, and a variable the
 user set is never overridden.
 """
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import platform
 
-__all__ = ["TUNE_SWITCH", "cpu_instruction_sets", "cpu_model_name", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
+__all__ = ["TUNE_SWITCH", "cpu_instruction_sets", "cpu_model_name", "tune_cpu_at_first_forward", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
 
 TUNE_SWITCH = "PADDLENLP_FASTFORMER_TUNE_CPU"
+logger = logging.getLogger("paddlenlp_fastformer")
+_at_first_forward: dict = {}  # what tune_cpu_at_first_forward applied, once it ran
 _GLIBC_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
@@ -88,3 +92,20 @@ def tune_cpu() -> dict:
     if os.environ.get(TUNE_SWITCH, "1") == "0":
         return {"mkl_avx2_on_amd": False, "malloc_keeps_memory": False}
     return {"mkl_avx2_on_amd": prefer_fast_mkl_kernels_on_amd(), "malloc_keeps_memory": keep_freed_memory_for_reuse()}
+
+
+def tune_cpu_at_first_forward() -> None:
+    """:func:`tune_cpu` once per process, from the model's first forward pass on the CPU, saying so once in the log.
+
+    Code that never calls :func:`tune_cpu` (PaddleNLP's Trainer, a notebook) then still runs at the speed the
+    tools do (``docs/speed.md``). MKL reads its variable at its first matrix product, so where one ran before the
+    model's first forward that part cannot take effect; calling :func:`tune_cpu` first thing is the sure way.
+    ``PADDLENLP_FASTFORMER_TUNE_CPU=0`` or ``FastformerConfig(tune_cpu=False)`` leaves Paddle's defaults alone.
+    """
+    if _at_first_forward:
+        return
+    _at_first_forward.update(tune_cpu())
+    applied = [name for name, done in _at_first_forward.items() if done]
+    if applied:
+        logger.info("CPU tuning applied at the model's first forward: %s (%s=0 or config.tune_cpu=False to keep Paddle's "
+                    "defaults; docs/speed.md)", ", ".join(applied), TUNE_SWITCH)  # fmt: skip

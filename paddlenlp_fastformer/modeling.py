@@ -28,6 +28,7 @@ from paddlenlp.transformers.model_utils import PretrainedModel, register_base_mo
 
 from . import conversion, serialization
 from .configuration import FastformerConfig, FastformerConfigError
+from .cpu import tune_cpu_at_first_forward
 from .kernels.fused_ops import Dropout, FlatLinear
 from .layers import (
     CROSS_ATTENTIONS,
@@ -273,6 +274,8 @@ class FastformerModel(FastformerPretrainedModel):
                 sequence_output, pooled_output = model(paddle.to_tensor([[5, 6, 7, 0]]))
                 # sequence_output: [1, 4, 256]; pooled_output: [1, 256] (the padding token 0 is not pooled)
         """
+        if self.config.tune_cpu and paddle.get_device() == "cpu":
+            tune_cpu_at_first_forward()
         if self.causal and output_attentions and cache is not None:
             raise ValueError("output_attentions takes the whole sequence in one call, without a cache: additive "
                              "attention's cache keeps pools, not each earlier token's weight")  # fmt: skip

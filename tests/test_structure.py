@@ -153,17 +153,21 @@ before = {k: v for k, v in os.environ.items() if k.startswith(("MKL_", "MALLOC_"
 """
 
 
-def test_using_the_model_changes_no_process_wide_setting():
+@pytest.mark.parametrize("config_tunes, switch", [(False, "1"), (True, "0")])
+def test_a_model_told_not_to_tune_changes_no_process_wide_setting(config_tunes, switch):
+    """Building or running a model told not to (config or environment) leaves MKL and malloc as Paddle set them; by
+    default its first CPU forward applies tune_cpu() (tests/test_cpu.py)."""
     code = MALLOPT_SPY + (
         "import paddle\n"
         "from paddlenlp_fastformer import FastformerConfig, FastformerForSequenceClassification\n"
-        "model = FastformerForSequenceClassification(FastformerConfig(vocab_size=20, hidden_size=16, num_attention_heads=2))\n"
+        f"config = FastformerConfig(vocab_size=20, hidden_size=16, num_attention_heads=2, tune_cpu={config_tunes})\n"
+        "model = FastformerForSequenceClassification(config)\n"
         "model(paddle.to_tensor([[3, 4, 5]]))\n"
         "after = {k: v for k, v in os.environ.items() if k.startswith(('MKL_', 'MALLOC_'))}\n"
         "assert after == before, (before, after)\n"
         "print(calls)\n"
     )
-    assert run_python(code, env={"PADDLENLP_FASTFORMER_TUNE_CPU": "1"}) == "[]"
+    assert run_python(code, env={"PADDLENLP_FASTFORMER_TUNE_CPU": switch}) == "[]"
 
 
 def test_the_spy_sees_the_explicit_tuning_call(monkeypatch):
