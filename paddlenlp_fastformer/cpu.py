@@ -17,7 +17,7 @@ __all__ = ["TUNE_SWITCH", "cpu_instruction_sets", "cpu_model_name", "tune_cpu_at
 
 TUNE_SWITCH = "PADDLENLP_FASTFORMER_TUNE_CPU"
 logger = logging.getLogger("paddlenlp_fastformer")
-_at_first_forward: dict = {}  # what tune_cpu_at_first_forward applied, once it ran
+_applied: dict = {}  # what tune_cpu applied, once it ran (by the tools' explicit call or the model's first forward)
 _GLIBC_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
@@ -90,22 +90,24 @@ def keep_freed_memory_for_reuse() -> bool:
 def tune_cpu() -> dict:
     """Apply both settings unless ``PADDLENLP_FASTFORMER_TUNE_CPU=0``; returns which took effect."""
     if os.environ.get(TUNE_SWITCH, "1") == "0":
-        return {"mkl_avx2_on_amd": False, "malloc_keeps_memory": False}
-    return {"mkl_avx2_on_amd": prefer_fast_mkl_kernels_on_amd(), "malloc_keeps_memory": keep_freed_memory_for_reuse()}
+        applied = {"mkl_avx2_on_amd": False, "malloc_keeps_memory": False}
+    else:
+        applied = {"mkl_avx2_on_amd": prefer_fast_mkl_kernels_on_amd(), "malloc_keeps_memory": keep_freed_memory_for_reuse()}
+    _applied.update(applied)
+    return applied
 
 
 def tune_cpu_at_first_forward() -> None:
-    """:func:`tune_cpu` once per process, from the model's first forward pass on the CPU, saying so once in the log.
+    """:func:`tune_cpu` from the model's first forward pass on the CPU, unless it ran already; says so once in the log.
 
     Code that never calls :func:`tune_cpu` (PaddleNLP's Trainer, a notebook) then still runs at the speed the
     tools do (``docs/speed.md``). MKL reads its variable at its first matrix product, so where one ran before the
     model's first forward that part cannot take effect; calling :func:`tune_cpu` first thing is the sure way.
     ``PADDLENLP_FASTFORMER_TUNE_CPU=0`` or ``FastformerConfig(tune_cpu=False)`` leaves Paddle's defaults alone.
     """
-    if _at_first_forward:
+    if _applied:  # tune_cpu() ran already: the tools' call, or an earlier forward
         return
-    _at_first_forward.update(tune_cpu())
-    applied = [name for name, done in _at_first_forward.items() if done]
+    applied = [name for name, done in tune_cpu().items() if done]
     if applied:
         logger.info("CPU tuning applied at the model's first forward: %s (%s=0 or config.tune_cpu=False to keep Paddle's "
                     "defaults; docs/speed.md)", ", ".join(applied), TUNE_SWITCH)  # fmt: skip

@@ -3,7 +3,10 @@ and the label names, so that the output directory alone is enough to predict. Wi
 writer: its prefill and step graphs, which tools/infer.py writes titles with.
 
     python tools/export_model.py -c configs/amazon.yaml -o Global.pretrained_model=output/amazon/best \
-        Global.save_inference_dir=output/amazon/inference [--onnx] [--quantize int8]
+        Global.save_inference_dir=output/amazon/inference [--onnx] [--quantize int8] [--measure_engines]
+
+--measure_engines times every engine of the export on this machine now (otherwise the first prediction does, once),
+so that tools/infer.py, the predictor and the service start with the fastest engine here already chosen.
 """
 import logging
 
@@ -15,6 +18,10 @@ def export(config, args):
 
     files = export_from_config(config, onnx=args.onnx, quantize=args.quantize)
     logging.getLogger("fastformer_zoo").info("exported %s: %s", config.global_.save_inference_dir, ", ".join(files))
+    if args.measure_engines:
+        from fastformer_zoo.deploy.predictor import measure_export
+
+        measure_export(config.global_.save_inference_dir, args.cpu_threads)
 
 
 def main(argv=None):
@@ -29,6 +36,9 @@ def main(argv=None):
         help=f"also write {ONNX_INT8_FILE}, int8 weight matmuls for onnxruntime (implies --onnx); "
         "predict with --backend onnxruntime --precision int8",
     )  # fmt: skip
+    parser.add_argument("--measure_engines", action="store_true",
+                        help="time the export's engines on this machine now and keep the choice (else the first prediction does)")
+    parser.add_argument("--cpu_threads", type=int, default=None, help="with --measure_engines: the threads predictions will use (default: every core)")
     program.run_config_tool(__doc__, export, parser, argv)
 
 

@@ -26,12 +26,12 @@ import numpy as np
 from ..data.readers import check_texts
 from ..errors import UserError, one_line
 from .engines import Engine, candidate_engines, choose_engines
-from .export_format import INFERENCE_CONFIG_FILE, ONNX_FILE
+from .export_format import INFERENCE_CONFIG_FILE, ONNX_FILE, ONNX_INT8_FILE
 from .runners import BACKENDS, GRAPHS, check_graph, check_model_dir, create_runner, packed_inputs
 
 __all__ = [
     "BACKENDS", "GRAPHS", "PASS_COST_TOKENS", "TIMED_STAGES", "BatchTiming", "Predictor", "check_export",
-    "plan_forward_passes", "serving_backend", "summarize_timings", "texts_per_second",
+    "measure_export", "plan_forward_passes", "serving_backend", "summarize_timings", "texts_per_second",
 ]  # fmt: skip
 
 logger = logging.getLogger("fastformer_zoo")
@@ -333,6 +333,21 @@ class Predictor:
                 )
             )
         return results
+
+
+def measure_export(model_dir: str, cpu_threads: Optional[int] = None) -> dict:
+    """Measure the engines of every precision the export offers on this CPU (fp32; int8 where it holds the int8
+    graphs; bf16 where the CPU has bfloat16 instructions) and keep the choices; returns each precision's choice."""
+    from paddlenlp_fastformer.cpu import cpu_instruction_sets
+
+    from .engines import BF16_INSTRUCTIONS
+
+    precisions = ["fp32"] + ["int8"] * Path(model_dir, ONNX_INT8_FILE).is_file()
+    precisions += ["bf16"] * bool(set(BF16_INSTRUCTIONS) & set(cpu_instruction_sets()))
+    choices = {}
+    for precision in precisions:
+        choices[precision] = Predictor(model_dir, cpu_threads=cpu_threads, precision=precision, remeasure=True).engine_choice.describe()
+    return choices
 
 
 def texts_per_second(predictor: Predictor, texts: Sequence[str], per_call: Optional[int] = None) -> float:
