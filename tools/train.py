@@ -2,6 +2,8 @@
 
     python tools/train.py -c configs/amazon.yaml [-o Global.epochs=1 Data.batch_size=32 ...]
     python -m paddle.distributed.launch --nproc_per_node 2 tools/train.py -c configs/amazon.yaml
+    # on each node R of 2 (docs/training.md#training-across-machines):
+    python -m paddle.distributed.launch --nnodes 2 --master HOST0:PORT --rank R --nproc_per_node 1 tools/train.py -c configs/amazon.yaml
 """
 import program
 

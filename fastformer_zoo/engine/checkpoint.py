@@ -6,7 +6,8 @@ that writes there). Each checkpoint is a complete ``from_pretrained`` directory:
 the label names, ``model.safetensors``, the tokenizer (whose ``model_max_length`` is the truncation
 length training used) and the resolved experiment config. ``last/`` also holds the training state:
 ``optimizer.safetensors`` (the optimizer's tensors) and ``trainer_state.json`` (progress, learning-rate
-schedule, random-generator state, and fingerprints of the data and vocabulary it was trained on).
+schedule, random-generator state (of every rank, in a data-parallel run), and fingerprints of the data and
+vocabulary it was trained on).
 Nothing here is a pickle, so no checkpoint can run code when it is loaded. Every checkpoint is
 replaced so that a crash at any instant leaves a complete one (:mod:`paddlenlp_fastformer.file_utils`).
 """
@@ -57,6 +58,7 @@ __all__ = [
     "check_resumable",
     "save_training_state",
     "load_training_state",
+    "rng_state",
     "file_fingerprint",
     "run_directory_lock",
     "recover_run_directory",
@@ -253,8 +255,19 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Config, extra=Non
 # ----------------------------------------------------------------------------------------------
 # the training state of last/
 # ----------------------------------------------------------------------------------------------
-def save_training_state(directory: str, optimizer, schedule, progress: dict, fingerprints: dict) -> None:
-    """Write ``optimizer.safetensors`` and ``trainer_state.json`` into ``directory``."""
+def rng_state() -> list:
+    """This process's paddle random-generator state, as JSON can hold it."""
+    return [list(generator.__getstate__()) for generator in paddle.get_rng_state()]
+
+
+def save_training_state(
+    directory: str, optimizer, schedule, progress: dict, fingerprints: dict, rng_by_rank: Optional[list] = None
+) -> None:
+    """Write ``optimizer.safetensors`` and ``trainer_state.json`` into ``directory``.
+
+    ``rng_by_rank``: every rank's :func:`rng_state`, in a data-parallel run. Each rank's generators have drawn
+    their own amount (dropout over batches of other shapes), so each resumes from its own.
+    """
     arrays, other = {}, {}
     for key, value in optimizer.state_dict().items():
         if isinstance(value, paddle.Tensor):
@@ -269,14 +282,17 @@ def save_training_state(directory: str, optimizer, schedule, progress: dict, fin
         "progress": progress,
         "schedule": schedule.state_dict(),
         "optimizer": other,  # the optimizer state that is not a tensor (its schedule's counters)
-        "rng": [list(generator.__getstate__()) for generator in paddle.get_rng_state()],
+        "rng": rng_state(),
         "fingerprints": fingerprints,
     }
+    if rng_by_rank:
+        state["rng_by_rank"] = rng_by_rank
     write_text_atomically(os.path.join(directory, TRAINER_STATE), json.dumps(state, indent=1) + "\n")
 
 
-def load_training_state(last_dir: Path) -> dict:
-    """The state :func:`save_training_state` wrote, checked and with the optimizer's tensors rebuilt.
+def load_training_state(last_dir: Path, rank: int = 0) -> dict:
+    """The state :func:`save_training_state` wrote, checked and with the optimizer's tensors rebuilt; ``rng`` is
+    the random-generator state of data-parallel rank ``rank`` where it was saved, else rank 0's.
 
     Every damage (a missing, truncated or hand-edited file, a non-finite optimizer value) is a one-line
     error naming the file; a pickled state of an earlier version is never loaded.
@@ -296,7 +312,8 @@ def load_training_state(last_dir: Path) -> dict:
         _check_state_layout(state)
         generator_type = type(paddle.get_rng_state()[0])
         generators = []
-        for saved in state["rng"]:
+        by_rank = state.get("rng_by_rank") or []
+        for saved in by_rank[rank] if rank < len(by_rank) else state["rng"]:
             generator = generator_type.__new__(generator_type)
             generator.__setstate__(tuple(saved))
             generators.append(generator)

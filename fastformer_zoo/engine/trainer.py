@@ -4,9 +4,10 @@
 A hand-written loop rather than PaddleNLP's Trainer, for what the Trainer does not give on this
 stack: ``best/`` and ``last/`` as complete ``from_pretrained`` directories (model, config with label
 names, tokenizer) written atomically; exact resume mid-epoch of a length-bucketed sampler; and CPU
-data parallelism over gloo where rank 0 alone writes. Paddle and PaddleNLP supply the pieces: the
-DataLoader, DataCollatorWithPadding, optimizers, PaddleNLP's warmup schedules, gradient clipping,
-DataParallel; metrics come from scikit-learn and progress bars from tqdm.
+data parallelism over gloo, on one machine or several, where rank 0 alone writes and a lost rank stops
+the others with one line (see :mod:`.runtime`). Paddle and PaddleNLP supply the pieces: the DataLoader,
+DataCollatorWithPadding, optimizers, PaddleNLP's warmup schedules, gradient clipping, the collectives;
+metrics come from scikit-learn and progress bars from tqdm.
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ from paddlenlp_fastformer.kernels import fused_ops, library
 from paddlenlp_fastformer.tokenizer import FastformerTokenizer
 
 from ..errors import UserError, one_line
-from ..settings import Config
-from . import checkpoint
+from ..settings import Config, config_to_dict
+from . import checkpoint, runtime
 from .monitor import TrainingMonitor
-from .runtime import is_main_process, logging_to, seed_everything, set_cpu_threads
+from .runtime import PeerLost, is_main_process, logging_to, seed_everything, set_cpu_threads
 from .tasks import ClassificationTask, MaskedLMTask, Seq2SeqTask, task_for
 
 __all__ = ["train", "Task"]
@@ -63,7 +64,6 @@ class _Run:
     config: Config
     task: Task
     model: paddle.nn.Layer
-    trained_model: paddle.nn.Layer  # the model, or its DataParallel wrapper
     tokenizer: FastformerTokenizer
     loader: paddle.io.DataLoader
     dev_loader: Optional[paddle.io.DataLoader]
@@ -74,6 +74,7 @@ class _Run:
     output_dir: Path
     data_fingerprints: dict  # of the data files as this run read them, saved with last/
     monitor: TrainingMonitor
+    resumed_from: str = "none: a fresh start"  # the state of last/ it resumed from, which every rank must share
 
     @property
     def steps_per_epoch(self) -> int:
@@ -106,24 +107,69 @@ def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = 
     ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
     """
     task = task or task_for(config)
-    output_dir = Path(config.global_.output_dir)
-    # Rank 0 writes and holds the run directory; other data-parallel ranks of the same run read only.
-    main = is_main_process()
-    lock = checkpoint.run_directory_lock(output_dir) if main else contextlib.nullcontext()
-    log = logging_to(output_dir / checkpoint.TRAIN_LOG) if main else contextlib.nullcontext()
     # Optimizer state is keyed by parameter and accumulator names, which paddle numbers per process:
     # a fresh name scope gives a resumed run the names of the run that saved it, even in one process.
-    with lock, log, paddle.utils.unique_name.guard():
-        if main:
-            for action in checkpoint.recover_run_directory(output_dir):
-                logger.info("%s", action)
-        run = _start_run(config, task)
+    with contextlib.ExitStack() as stack, paddle.utils.unique_name.guard():
+        run = None
         try:
+            # First, so that a rank that cannot start (a locked run directory, a missing file) can tell the others.
+            runtime.join_ranks()
+            _take_run_directory(stack, Path(config.global_.output_dir))
+            run = runtime.start_together(lambda: _start_run(config, task), _run_facts, SAME_RUN)
+            stack.callback(run.monitor.close)
+            runtime.broadcast_parameters(run.model.parameters())
             while run.progress.epoch < config.global_.epochs and run.progress.global_step < run.total_steps:
                 _train_epoch(run, on_step_end)
-        finally:
-            run.monitor.close()
+        except PeerLost as error:
+            raise _lost_contact(config, run, error) from None
         return run.progress.__dict__
+
+
+def _take_run_directory(stack: contextlib.ExitStack, output_dir: Path) -> None:
+    """Rank 0 locks the run directory, logs into it and completes a save interrupted there; the other ranks,
+    which read ``last/`` next, wait for that, and stop with rank 0 if it cannot."""
+    failure = None
+    if is_main_process():  # rank 0 alone writes and holds the run directory
+        try:
+            stack.enter_context(checkpoint.run_directory_lock(output_dir))
+            stack.enter_context(logging_to(output_dir / checkpoint.TRAIN_LOG))
+            for action in checkpoint.recover_run_directory(output_dir):
+                logger.info("%s", action)
+        except UserError as error:
+            failure = error
+    runtime.wait_for_main("take the run directory", failure)
+
+
+# Settings a node may choose for itself: they change how fast it computes, not what.
+PER_NODE_KEYS = {("Global", "num_threads"), ("Data", "num_workers")}
+SAME_RUN = (
+    "every node must run the same command and config (only Global.num_threads and Data.num_workers may differ), "
+    "read the same data files and see the same Global.output_dir/last (put it on storage all nodes share)"
+)
+
+
+def _run_facts(run: _Run) -> dict:
+    """What every rank of a data-parallel run must share: the settings, the data, the state it resumes from."""
+    facts = {
+        f"{section}.{key}": value
+        for section, values in config_to_dict(run.config).items()
+        for key, value in values.items()
+        if (section, key) not in PER_NODE_KEYS
+    }
+    facts.update({f"sha256({path})": digest[:16] for path, digest in run.data_fingerprints.items()})
+    facts["resume point"] = run.resumed_from
+    return facts
+
+
+def _lost_contact(config: Config, run: Optional[_Run], error: PeerLost) -> UserError:
+    last_dir = Path(config.global_.output_dir) / checkpoint.LAST
+    when = f"at step {run.progress.global_step}" if run is not None else "while starting"
+    then = f"resumes from {last_dir}" if last_dir.is_dir() else "starts over"
+    return UserError(
+        f"rank {dist.get_rank()} of {dist.get_world_size()} lost contact with the other ranks {when} ({error}): "
+        f"a process or node of the run ended or stopped answering, so this one stops too; run the same command on "
+        f"every node again and training {then}"
+    )
 
 
 def _data_fingerprints(task: Task) -> dict:
@@ -135,8 +181,6 @@ def _data_fingerprints(task: Task) -> dict:
 def _start_run(config: Config, task: Task) -> _Run:
     """Read the data, then build (or restore from ``last/``) the tokenizer, model and optimizer."""
     world_size = dist.get_world_size()
-    if world_size > 1:
-        dist.init_parallel_env()
     threads = set_cpu_threads(config.global_.num_threads)
     seed_everything(config.global_.seed)
     output_dir = Path(config.global_.output_dir)
@@ -169,11 +213,13 @@ def _start_run(config: Config, task: Task) -> _Run:
     dev_loader = None
     if dev_examples:
         dev_loader = task.dev_loader(dev_examples, tokenizer)
-    trained_model = paddle.DataParallel(model) if world_size > 1 else model
     run = _Run(
-        config, task, model, trained_model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress,
+        config, task, model, tokenizer, loader, dev_loader, optimizer, schedule, total_steps, progress,
         output_dir, data_fingerprints, TrainingMonitor(output_dir, config.global_.use_visualdl and is_main_process()),
     )  # fmt: skip
+    if saved:
+        state = checkpoint.file_fingerprint(last_dir / checkpoint.TRAINER_STATE)[:16]
+        run.resumed_from = f"step {progress.global_step} of {last_dir} (trainer_state.json sha256 {state})"
     # Built (or loaded) now rather than inside the first step, whose time it would otherwise take.
     fused = fused_ops.wanted(model.config.use_fused_ops) and library.load() is not None
     logger.info(
@@ -201,7 +247,7 @@ def _resumable_state(config: Config, last_dir: Path, data_fingerprints: dict) ->
     """The training state of ``last/`` if the run resumes from it (checked against the config and data)."""
     if not config.global_.resume or not last_dir.is_dir():
         return None
-    saved = checkpoint.load_training_state(last_dir)
+    saved = checkpoint.load_training_state(last_dir, dist.get_rank())
     vocabulary = last_dir / checkpoint.VOCABULARY
     if not vocabulary.is_file():
         raise UserError(f"{vocabulary}: missing; {last_dir} is incomplete (-o Global.resume=False starts over)")
@@ -260,6 +306,8 @@ def _check_weights_finite(run: _Run, directory: Path) -> None:
 
 
 def _save_last(run: _Run) -> None:
+    """Rank 0 writes ``last/``; every rank calls this together (a collective), for its random state goes in too."""
+    rng_by_rank = runtime.gather(checkpoint.rng_state()) if dist.get_world_size() > 1 else None
     if not is_main_process():
         return
     last_dir = run.output_dir / checkpoint.LAST
@@ -268,7 +316,8 @@ def _save_last(run: _Run) -> None:
     def save_state(staging: str) -> None:
         vocab = os.path.join(staging, checkpoint.VOCABULARY)
         fingerprints = {**run.data_fingerprints, checkpoint.VOCABULARY: checkpoint.file_fingerprint(vocab)}
-        checkpoint.save_training_state(staging, run.optimizer, run.schedule, run.progress.__dict__, fingerprints)
+        progress = run.progress.__dict__
+        checkpoint.save_training_state(staging, run.optimizer, run.schedule, progress, fingerprints, rng_by_rank)
 
     checkpoint.save_checkpoint(last_dir, run.model, run.tokenizer, run.config, save_state)
 
@@ -279,7 +328,7 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
     run.loader.batch_sampler.set_epoch(progress.epoch)
     if hasattr(run.loader, "masking"):
         run.loader.masking.set_epoch(progress.epoch)
-    run.trained_model.train()
+    run.model.train()
     bar = tqdm(
         itertools.islice(iter(run.loader), progress.batches_done_in_epoch, None),
         total=run.steps_per_epoch,
@@ -300,6 +349,7 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
             break  # the step limit, mid-epoch (at an epoch's end the loop ends by itself, and the bar reads full)
         if config.global_.save_steps and progress.global_step % config.global_.save_steps == 0:
             _save_last(run)
+            runtime.wait_for_main(f"save {run.output_dir / checkpoint.LAST}")
     bar.close()
     epoch_done = progress.batches_done_in_epoch >= run.steps_per_epoch
     if epoch_done:
@@ -307,16 +357,17 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
         progress.batches_done_in_epoch = 0
     if run.dev_loader is not None and is_main_process() and (epoch_done or progress.global_step >= run.total_steps):
         _evaluate_and_keep_best(run)
+    # Before _save_last's collective: the others would otherwise wait in it while rank 0 evaluates.
+    runtime.wait_for_main("evaluate")
     _save_last(run)
     if is_main_process():
         run.monitor.draw(progress.loss_log, progress.history, run.task.curve, title=f"{run.output_dir.name}: {config.data.data_dir}")
-    if dist.get_world_size() > 1:
-        dist.barrier()
+    runtime.wait_for_main(f"save {run.output_dir / checkpoint.LAST}")
 
 
 def _train_step(run: _Run, batch: dict) -> float:
     """One optimizer step; returns the loss, refusing a non-finite one."""
-    loss = run.task.loss(run.trained_model, batch)
+    loss = run.task.loss(run.model, batch)
     loss_value = float(loss)
     progress = run.progress
     if not math.isfinite(loss_value):
@@ -325,6 +376,7 @@ def _train_step(run: _Run, batch: dict) -> float:
             f"most likely {_likely_causes(run.config)}; checkpoints already written are kept as they were"
         )
     loss.backward()
+    runtime.average_gradients(run.model.parameters())
     run.optimizer.step()
     run.schedule.step()
     run.optimizer.clear_grad()
