@@ -298,10 +298,13 @@ def _cannot_write(given: str, target: str, error: OSError) -> UserError:
 # ----------------------------------------------------------------------------------------------
 # what a command may write over: never an input, never another output
 # ----------------------------------------------------------------------------------------------
-def check_output_directory(output_dir, overwrite: bool, what: str, marker: str, inputs: Iterable = ()) -> None:
+def check_output_directory(
+    output_dir, overwrite: bool, what: str, marker: str, inputs: Iterable = (), foreign: Iterable[str] = ()
+) -> None:
     """Refuse, before any reading, a folder ``output_dir`` for ``what`` (e.g. "dataset") that is a file, that holds
-    files without ``overwrite``, that holds files but no earlier ``what`` (its ``marker`` file, e.g. stats.json),
-    or that holds one of the ``inputs``, which replacing it would delete. (:func:`write_directory_atomically`
+    files without ``overwrite``, that holds files but no earlier ``what`` (its ``marker`` file, e.g. stats.json, and
+    none of the ``foreign`` files another kind of folder with the same marker holds, e.g. a dataset's label.txt
+    in a folder a corpus would replace), or that holds one of the ``inputs``, which replacing it would delete. (:func:`write_directory_atomically`
     checks again when it swaps the folder in.) An interrupted replacement of the folder is repaired first, and
     the repaired folder judged; one that the repair completed is replaceable (see the module docstring)."""
     given = str(output_dir)
@@ -314,6 +317,10 @@ def check_output_directory(output_dir, overwrite: bool, what: str, marker: str, 
         raise UserError(f"already holds files; pass --overwrite to replace the {what} there", given)
     if not os.path.isfile(os.path.join(given, marker)):
         raise UserError(f"holds files but no earlier {what} ({marker}); choose a new or empty folder", given)
+    others = [name for name in foreign if os.path.exists(os.path.join(given, name))]
+    if others:
+        raise UserError(f"holds {', '.join(others)}, which no {what} has: it is another kind of folder, and replacing it would "
+                        "delete them; choose a new or empty folder", given)  # fmt: skip
     for path in inputs:
         if _inside(str(path), given):
             raise UserError(f"the input {path} lies inside it and would be deleted; choose another folder", given)

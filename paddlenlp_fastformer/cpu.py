@@ -13,10 +13,11 @@ import logging
 import os
 import platform
 
-__all__ = ["TUNE_SWITCH", "cpu_instruction_sets", "cpu_model_name", "tune_cpu_at_first_forward", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
+__all__ = ["TUNE_SWITCH", "cpu_instruction_sets", "cpu_model_name", "switched_off", "tune_cpu_at_first_forward", "prefer_fast_mkl_kernels_on_amd", "keep_freed_memory_for_reuse", "tune_cpu"]
 
 TUNE_SWITCH = "PADDLENLP_FASTFORMER_TUNE_CPU"
 logger = logging.getLogger("paddlenlp_fastformer")
+_warned: set = set()  # the switches whose odd value was warned about
 _applied: dict = {}  # what tune_cpu applied, once it ran (by the tools' explicit call or the model's first forward)
 _GLIBC_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
@@ -87,9 +88,22 @@ def keep_freed_memory_for_reuse() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
+OFF_VALUES, ON_VALUES = ("0", "false", "off", "no"), ("1", "true", "on", "yes", "")
+
+
+def switched_off(variable: str) -> bool:
+    """Whether the environment ``variable`` (a switch that is on by default) says off: 0, false, off or no, in any
+    case; a value that is neither is warned about once and counts as on."""
+    value = os.environ.get(variable, "1").strip().lower()
+    if value not in OFF_VALUES + ON_VALUES and variable not in _warned:
+        _warned.add(variable)
+        logger.warning("%s=%r: expected 0 or 1 (off or on); taking it as on", variable, os.environ[variable])
+    return value in OFF_VALUES
+
+
 def tune_cpu() -> dict:
     """Apply both settings unless ``PADDLENLP_FASTFORMER_TUNE_CPU=0``; returns which took effect."""
-    if os.environ.get(TUNE_SWITCH, "1") == "0":
+    if switched_off(TUNE_SWITCH):
         applied = {"mkl_avx2_on_amd": False, "malloc_keeps_memory": False}
     else:
         applied = {"mkl_avx2_on_amd": prefer_fast_mkl_kernels_on_amd(), "malloc_keeps_memory": keep_freed_memory_for_reuse()}

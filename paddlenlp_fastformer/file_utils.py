@@ -16,8 +16,10 @@ __all__ = ["cache_directory", "write_text_atomically", "write_bytes_atomically",
 
 def cache_directory() -> Path:
     """Where the package keeps what it builds or measures once per machine (compiled kernels, engine timings):
-    ``$XDG_CACHE_HOME/paddlenlp_fastformer``, by default ``~/.cache/paddlenlp_fastformer``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paddlenlp_fastformer"
+    ``$XDG_CACHE_HOME/paddlenlp_fastformer``, by default ``~/.cache/paddlenlp_fastformer`` (also where the variable
+    holds a relative path, which the XDG base directory specification says to ignore)."""
+    root = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(root) if os.path.isabs(root) else Path.home() / ".cache") / "paddlenlp_fastformer"
 
 
 def write_bytes_atomically(path, data: bytes) -> None:

@@ -288,3 +288,19 @@ def test_real_quickstart_reviews_keep_every_row_and_no_text_in_two_splits(tmp_pa
     assert stats["duplicates"]["repeated_rows"] == 103  # short stock reviews ("Good", "Works great") of the sample
     rows = [json.loads(line) for path in QUICKSTART_INPUTS for line in gzip.open(path, "rt", encoding="utf-8")]
     assert Counter(text for split in texts.values() for text in split) == Counter(row["reviewText"].strip() for row in rows)
+
+
+def test_a_corpus_does_not_replace_a_dataset_folder(tmp_path):
+    """A dataset folder has a stats.json too: --overwrite for a corpus must not delete its test split and labels."""
+    from fastformer_zoo.data.corpus import prepare_corpus
+    from fastformer_zoo.errors import UserError
+
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for name in ("train.jsonl", "dev.jsonl", "test.jsonl", "label.txt", "stats.json"):
+        (dataset / name).write_text("{}\n")
+    source = tmp_path / "texts.jsonl"
+    source.write_text("".join(f'{{"text": "review number {i}"}}\n' for i in range(20)))
+    with pytest.raises(UserError, match="holds label.txt, test.jsonl, which no corpus has"):
+        prepare_corpus([str(source)], str(dataset), dev_size=2, overwrite=True)
+    assert sorted(path.name for path in dataset.iterdir()) == ["dev.jsonl", "label.txt", "stats.json", "test.jsonl", "train.jsonl"]

@@ -158,3 +158,60 @@ def test_the_onnx_graphs_broadcast_inside_their_products(export_dir):
         producers = {output: node.op_type for node in graph.node for output in node.output}
         broadcasts = [node.name for node in graph.node if node.op_type == "Expand" and producers.get(node.input[1]) == "Max"]
         assert not broadcasts, (name, broadcasts)
+
+
+def _expand_graph(partner: str):
+    """out = Mul(Expand(small, Max(Shape(small), Shape(like))), partner), small [1, 3], like [2, 3]."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Shape", ["small"], ["small_shape"]), helper.make_node("Shape", ["like"], ["like_shape"]),
+        helper.make_node("Max", ["small_shape", "like_shape"], ["target"]),
+        helper.make_node("Expand", ["small", "target"], ["expanded"]), helper.make_node("Mul", ["expanded", partner], ["out"]),
+    ]  # fmt: skip
+    inputs = [helper.make_tensor_value_info("small", TensorProto.FLOAT, [1, 3]), helper.make_tensor_value_info("like", TensorProto.FLOAT, [2, 3])]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("partner, removed", [("like", 1), ("small", 0)])
+def test_an_expand_is_dropped_only_where_the_product_broadcasts_to_the_same_shape(partner, removed):
+    import onnxruntime
+
+    from fastformer_zoo.deploy.onnx_graphs import drop_broadcast_expands
+
+    feeds = {"small": np.arange(3, dtype=np.float32)[None], "like": np.ones((2, 3), dtype=np.float32)}
+    model = _expand_graph(partner)
+    before = onnxruntime.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    assert drop_broadcast_expands(model) == removed
+    np.testing.assert_array_equal(onnxruntime.InferenceSession(model.SerializeToString()).run(None, feeds)[0], before)
+
+
+def test_a_failed_engine_is_not_kept_and_odd_switch_values_are_said(export_dir, measuring, log_lines, monkeypatch, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(export_dir, damaged)
+    packed = damaged / "inference_packed.onnx"
+    packed.write_bytes(bytes(packed.stat().st_size))  # zero-filled, the same size: the measurement's key is unchanged
+    predictor = Predictor(str(damaged), cpu_threads=1, backend="onnxruntime")
+    assert [engine.graph for engine in predictor.engine_choice.distinct] == ["portable"]
+    assert any("not keeping the measurement: onnxruntime packed failed" in line for line in log_lines)
+    assert not list(measuring.glob("*.json"))  # the healthy export of the same sizes measures afresh, packed included
+    Predictor(str(export_dir), cpu_threads=1, backend="onnxruntime")
+    assert len(list(measuring.glob("*.json"))) == 1
+    monkeypatch.setenv(MEASURE_SWITCH, "off")
+    assert "not measured" in Predictor(str(export_dir), cpu_threads=1, backend="onnxruntime").engine_choice.reason
+    with pytest.raises(UserError, match="'bf16' runs through oneDNN"):
+        candidate_engines(str(export_dir), "bf16", enable_mkldnn=False)
+
+
+def test_a_relative_cache_home_is_ignored(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from paddlenlp_fastformer.file_utils import cache_directory
+
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cache_directory() == Path.home() / ".cache" / "paddlenlp_fastformer"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_directory() == tmp_path / "paddlenlp_fastformer"

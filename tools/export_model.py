@@ -5,8 +5,9 @@ writer: its prefill and step graphs, which tools/infer.py writes titles with.
     python tools/export_model.py -c configs/amazon.yaml -o Global.pretrained_model=output/amazon/best \
         Global.save_inference_dir=output/amazon/inference [--onnx] [--quantize int8] [--measure_engines]
 
---measure_engines times every engine of the export on this machine now (otherwise the first prediction does, once),
-so that tools/infer.py, the predictor and the service start with the fastest engine here already chosen.
+--measure_engines times every engine of the export on this machine now, at --cpu_threads threads (otherwise the first
+prediction does, once), so that tools/infer.py and the predictor at those threads start with the choice made (the
+service, whose engines run cpu_threads / inference_workers threads each, measures its own at its start).
 """
 import logging
 
@@ -39,6 +40,9 @@ def main(argv=None):
     parser.add_argument("--measure_engines", action="store_true",
                         help="time the export's engines on this machine now and keep the choice (else the first prediction does)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="with --measure_engines: the threads predictions will use (default: every core)")
+    args = parser.parse_args(argv)
+    if args.cpu_threads is not None and not 1 <= args.cpu_threads <= 1024:
+        parser.error(f"--cpu_threads must be between 1 and 1024, got {args.cpu_threads}")
     program.run_config_tool(__doc__, export, parser, argv)
 
 

@@ -128,7 +128,8 @@ def prepare_corpus(
     An input or ``exclude`` file inside ``output_dir``, or one of its files under another name, is refused.
     """
     _refuse_own_output(output_dir, [*(("--input", path) for path in inputs), *(("--exclude", path) for path in exclude)])
-    check_output_directory(output_dir, overwrite, "corpus", CORPUS_STATS_FILE, [*inputs, *exclude])
+    # A dataset (label.txt) or pairs folder (test.jsonl) also has a stats.json.
+    check_output_directory(output_dir, overwrite, "corpus", CORPUS_STATS_FILE, [*inputs, *exclude], foreign=("label.txt", "test.jsonl"))
     texts, reports = _pooled_texts(inputs, _held_out_keys(exclude))
     if dev_size < 1 or dev_size >= len(texts):
         raise UserError(f"--dev-size {dev_size}: expected at least 1 and fewer than the {len(texts)} distinct texts kept")

@@ -67,7 +67,7 @@ def prepare_pairs(
     output_dir = Path(output_dir)
     if len(inputs) != len(SPLIT_NAMES) or len(sizes) != len(SPLIT_NAMES):
         raise UserError(f"got {len(inputs)} inputs and {len(sizes)} sizes; expected three of each: train, dev, test")
-    check_output_directory(output_dir, overwrite, "pairs", PAIRS_STATS_FILE, inputs)
+    check_output_directory(output_dir, overwrite, "pairs", PAIRS_STATS_FILE, inputs, foreign=("label.txt",))  # a dataset's
     paths = [str(path) for path in inputs]
     read = [_file_pairs(path) for path in paths]
     kept, duplicates, notes = drop_shared_texts(paths, [_text_keys(pairs) for pairs, _ in read], keep_duplicates)

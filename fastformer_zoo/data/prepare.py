@@ -375,7 +375,7 @@ def prepare_dataset(
             labels, splits that the inputs cannot fill, a pooled input given twice,
             or a dev or test file whose rows all repeat earlier files.
     """
-    check_output_directory(output_dir, overwrite, "dataset", STATS_FILE, inputs)
+    check_output_directory(output_dir, overwrite, "dataset", LABEL_FILE, inputs)  # a corpus or pairs folder has a stats.json too
     paths = [str(path) for path in inputs]
     options = dict(with_title=with_title, fields=fields)
     if keep_splits and len(paths) != len(SPLIT_NAMES):

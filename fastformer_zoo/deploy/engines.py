@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from paddlenlp_fastformer.cpu import cpu_instruction_sets, cpu_model_name
+from paddlenlp_fastformer.cpu import cpu_instruction_sets, cpu_model_name, switched_off
 from paddlenlp_fastformer.file_utils import cache_directory, write_text_atomically
 
 from ..errors import UserError, one_line
@@ -46,6 +46,7 @@ TIMED_CALLS = 3  # per engine and shape, after one warm-up call (oneDNN compiles
 # there: the one call says enough, and it keeps the first measurement of an export to seconds, not minutes.
 HOPELESS_FACTOR = 1.5
 CACHE_FORMAT = 1
+MAX_CACHE_BYTES = 1 << 20  # a measurement is a few kilobytes; a larger file is not one
 # "0": auto takes the first engine the export offers (paddle's fused graph without oneDNN where it runs) without
 # measuring: a start without the measurement's seconds, at the cost of perhaps a slower engine.
 MEASURE_SWITCH = "PADDLENLP_FASTFORMER_MEASURE_ENGINES"
@@ -111,6 +112,8 @@ def candidate_engines(
         raise UserError(f"precision 'bf16' needs a CPU with AVX512-BF16 or AMX; this one ({cpu_model_name()}) has neither; use fp32")
     if graph != "auto":  # a graph asked for by name: say why it cannot run, if it cannot
         check_graph(model_dir, backend if backend != "auto" else "onnxruntime" if precision == "int8" else "paddle", graph, precision)
+    if precision == "bf16" and enable_mkldnn is False:
+        raise UserError("precision 'bf16' runs through oneDNN; leave --enable_mkldnn out or set it True")
     engines = _engines_of(model_dir, precision) + (_engines_of(model_dir, "fp32") if precision == "bf16" else [])
     kept = [
         engine for engine in engines
@@ -176,7 +179,7 @@ def choose_engines(
     """The fastest of ``engines`` at each tuning shape: from the cache, else measured now (and kept)."""
     if len(engines) == 1:
         return EngineChoice.only(engines[0], "the only engine the flags leave open")
-    if os.environ.get(MEASURE_SWITCH, "1") == "0" and not remeasure:
+    if switched_off(MEASURE_SWITCH) and not remeasure:
         return EngineChoice.only(engines[0], f"the first engine the export offers; not measured, as {MEASURE_SWITCH}=0")
     shapes = tuning_shapes(max_seq_len)
     path = _cache_file(model_dir, engines, cpu_threads, shapes)
@@ -185,7 +188,11 @@ def choose_engines(
         logger.info("measuring %d engines on %d shapes to run %s fastest on this CPU (%s, %d thread(s)); kept in %s",
                     len(engines), len(shapes), model_dir, _cpu_summary(), cpu_threads, path)  # fmt: skip
         seconds = measure_engines(engines, shapes, make_runner, vocab_size)
-        _write_cache(path, model_dir, engines, shapes, seconds, cpu_threads)
+        failed = [name for name, values in seconds.items() if None in values]
+        if failed:  # a damaged file or a passing fault: measured again next time rather than ruled out for good
+            logger.warning("not keeping the measurement: %s failed (the warnings above say why)", ", ".join(failed))
+        else:
+            _write_cache(path, model_dir, engines, shapes, seconds, cpu_threads)
         where = "measured now"
     else:
         where = f"measured earlier on this CPU, kept in {path}"
@@ -193,7 +200,8 @@ def choose_engines(
     for index in range(len(shapes)):
         timed = {engine: seconds[engine.name][index] for engine in engines if seconds[engine.name][index] is not None}
         if not timed:
-            raise UserError(f"{model_dir}: no engine ran on this machine (the log says why); export again or fix the runtime")
+            raise UserError(f"{model_dir}: no engine ran at {shapes[index][0]}x{shapes[index][1]} on this machine (the warnings above "
+                            "say why); export again or fix the runtime")  # fmt: skip
         chosen.append(min(timed, key=timed.get))
     choice = EngineChoice(shapes, chosen, where)
     if any(engine.precision == "bf16" for engine in engines) and not any(engine.precision == "bf16" for engine in chosen):
@@ -290,13 +298,14 @@ def _read_cache(path: Path, engines: Sequence[Engine], shapes: Sequence[tuple]) 
     if not path.is_file():
         return None
     try:
-        kept = json.loads(path.read_text(encoding="utf-8"))
-        seconds = kept["seconds"]
+        if path.stat().st_size > MAX_CACHE_BYTES:
+            raise ValueError(f"{path.stat().st_size} bytes, more than a measurement ever takes")
+        seconds = json.loads(path.read_text(encoding="utf-8"))["seconds"]
         for engine in engines:
             values = seconds[engine.name]
-            if len(values) != len(shapes) or not all(value is None or (isinstance(value, float) and value > 0) for value in values):
+            if len(values) != len(shapes) or not all(isinstance(value, float) and math.isfinite(value) and value > 0 for value in values):
                 raise ValueError(f"bad seconds for {engine.name}")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
         logger.warning("%s: damaged engine measurements (%s); measuring again", path, one_line(error)[:200])
         return None
     return seconds

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from paddlenlp_fastformer.file_utils import output_redirected_to
 
@@ -68,27 +69,30 @@ def drop_broadcast_expands(model) -> int:
             name = producers[name].input[0]
         return name
 
-    def shaped_like(expand) -> set:
-        """The tensors whose shapes the target shape is the maximum of (empty if it is not that pattern)."""
+    def broadcast_partner(expand) -> Optional[str]:
+        """``like`` of ``Expand(small, Max(Shape(small), Shape(like)))`` (None if the node is not that pattern)."""
         maximum = producers.get(expand.input[1])
         if maximum is None or maximum.op_type != "Max" or len(maximum.input) != 2:
-            return set()
+            return None
         shapes = [producers.get(source(name)) for name in maximum.input]
         if any(shape is None or shape.op_type != "Shape" for shape in shapes):
-            return set()
-        return {source(shape.input[0]) for shape in shapes}
+            return None
+        shaped = [source(shape.input[0]) for shape in shapes]
+        small = source(expand.input[0])
+        if small not in shaped or shaped[0] == shaped[1]:
+            return None
+        return shaped[1] if shaped[0] == small else shaped[0]
 
     removed = []
     for expand in graph.node:
         if expand.op_type != "Expand" or expand.output[0] in graph_outputs:
             continue
-        small, expanded = expand.input[0], expand.output[0]
-        tensors = shaped_like(expand)
+        small, expanded, like = expand.input[0], expand.output[0], broadcast_partner(expand)
         users = consumers.get(expanded, [])
-        if source(small) not in tensors or not users:
+        if like is None or not users:
             continue
         partners = [[name for name in user.input if name != expanded] for user in users]
-        if all(user.op_type in BROADCASTING_OPERATORS and len(user.input) == 2 and len(other) == 1 and source(other[0]) in tensors
+        if all(user.op_type in BROADCASTING_OPERATORS and len(user.input) == 2 and len(other) == 1 and source(other[0]) == like
                for user, other in zip(users, partners)):  # fmt: skip
             for user in users:
                 user.input[list(user.input).index(expanded)] = small

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import math
 import signal
 import sys
@@ -66,8 +67,8 @@ class ServiceSettings:
             from ..deploy.predictor import serving_backend
 
             self.backend = serving_backend(self.model_dir)
-        if self.inference_workers is None:
-            self.inference_workers = self.cpu_threads if self.backend == "onnxruntime" else 1
+        if self.inference_workers is None:  # no more engines than the machine has cores, whatever --cpu_threads says
+            self.inference_workers = min(self.cpu_threads, os.cpu_count() or 1) if self.backend == "onnxruntime" else 1
 
 
 class BadRequest(Exception):
