@@ -160,9 +160,14 @@ def measure_matmul(framework: str, size: int, threads: int, repeats: int) -> dic
     return {"ok": True, "gflops": statistics.median(2.0 * size**3 / s / 1e9 for s in seconds)}
 
 
-def export_model(sizes: Sizes, directory: str, onnx: bool) -> dict:
-    """The official classifier exported once per run, for every engine case to load."""
+def export_model(sizes: Sizes, directory: str, onnx: bool, measure_threads: Optional[int] = None) -> dict:
+    """The official classifier exported once per run, for every engine case to load; with ``measure_threads``, its
+    engines measured afresh at that many threads for the ``auto`` cases (before any case is timed)."""
     exported, onnx_error = export_official(sizes, directory, onnx)
+    if measure_threads:
+        from fastformer_zoo.deploy.predictor import Predictor
+
+        Predictor(exported, cpu_threads=measure_threads, remeasure=True)
     return {"ok": True, "directory": exported, "onnx_error": onnx_error}
 
 

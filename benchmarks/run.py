@@ -117,7 +117,8 @@ def _export(settings: Settings, servers: Dict[str, ForkServer], work_dir: str, l
     if not engines or "infer" not in settings.modes:
         return {"ok": False, "error": "no engine"}
     log("exporting the official model for " + ", ".join(engines))
-    arguments = {"sizes": settings.sizes, "directory": work_dir, "onnx": any(e.startswith("onnxruntime") or e == "auto" for e in engines)}
+    arguments = {"sizes": settings.sizes, "directory": work_dir, "onnx": any(e.startswith("onnxruntime") or e == "auto" for e in engines),
+                 "measure_threads": settings.threads if "auto" in engines else None}  # fmt: skip
     export = servers["paddle"].run("export", arguments, timeout=max(600.0, settings.max_seconds_per_case))
     if not export["ok"]:
         log(f"  export failed: {export['error']}")

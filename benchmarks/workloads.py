@@ -282,14 +282,10 @@ def _engine_step(spec: ModelSpec, export_dir: str, threads: int, ids) -> Step:
 
 
 def _measured_engine(export_dir: str, threads: int, shape: tuple):
-    """What ``Predictor``'s default (``auto``) runs at ``shape``: its engines measured afresh by the run's first auto case
-    (a measurement kept from a busier moment would not be this run's), then read from the cache."""
+    """What ``Predictor``'s default (``auto``) runs at ``shape``, from the measurement the run made after exporting."""
     from fastformer_zoo.deploy.predictor import Predictor
 
-    marker = os.path.join(os.path.dirname(export_dir), f"engines-measured-{threads}")
-    predictor = Predictor(export_dir, cpu_threads=threads, remeasure=not os.path.exists(marker))
-    open(marker, "w").close()
-    return predictor.runner_for(*shape)
+    return Predictor(export_dir, cpu_threads=threads).runner_for(*shape)
 
 
 def class_probabilities(model: str, output):

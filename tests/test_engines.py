@@ -71,8 +71,8 @@ def test_auto_measures_once_then_reuses_the_measurement(export_dir, measuring, l
     record = json.loads(kept.read_text())
     names = {engine.name for engine in candidate_engines(str(export_dir))}
     assert set(record["seconds"]) == names and record["shapes"] == [list(shape) for shape in tuning_shapes(first.max_seq_len)]
-    fastest = [min(names, key=lambda name: record["seconds"][name][index] or np.inf) for index in range(len(record["shapes"]))]
-    assert [engine.name for engine in first.engine_choice.engines] == fastest
+    for index, engine in enumerate(first.engine_choice.engines):  # the fastest, or one within 5% of it
+        assert record["seconds"][engine.name][index] <= 1.05 * min(record["seconds"][name][index] for name in names)
 
     log_lines.clear()
     second = Predictor(str(export_dir), cpu_threads=1)

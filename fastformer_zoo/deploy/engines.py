@@ -41,10 +41,16 @@ logger = logging.getLogger("fastformer_zoo")
 
 TUNING_ROWS = (1, 16, 64)  # one text (a service's request), a batch, a large batch
 TUNING_LENGTHS = (32, 128, 512)  # a short review, a typical one, a long one (capped at the export's max_seq_len)
-TIMED_CALLS = 3  # per engine and shape, after one warm-up call (oneDNN compiles its kernels per shape there)
+# Per engine and shape, after one warm-up call (oneDNN compiles its kernels per shape there): calls back to back
+# until both counts are reached, their mean taken. Sustained speed, not the luckiest call: single calls of oneDNN
+# engines vary more than onnxruntime's, and the least of a few favoured them by up to a fifth.
+TIMED_CALLS, TIMED_SECONDS = 3, 0.2
 # An engine whose first timed call is this many times the best time measured at a shape is not timed further
-# there: the one call says enough, and it keeps the first measurement of an export to seconds, not minutes.
+# there: the one call says enough, and it keeps the first measurement of an export to about a minute.
 HOPELESS_FACTOR = 1.5
+# Where the engine that is best overall runs a shape within this factor of the fastest there, it runs that shape
+# too: fewer engines in one process means fewer thread pools taking turns on the cores.
+SAME_ENGINE_TOLERANCE = 1.05
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 1 << 20  # a measurement is a few kilobytes; a larger file is not one
 # "0": auto takes the first engine the export offers (paddle's fused graph without oneDNN where it runs) without
@@ -196,22 +202,46 @@ def choose_engines(
         where = "measured now"
     else:
         where = f"measured earlier on this CPU, kept in {path}"
-    chosen = []
-    for index in range(len(shapes)):
-        timed = {engine: seconds[engine.name][index] for engine in engines if seconds[engine.name][index] is not None}
-        if not timed:
-            raise UserError(f"{model_dir}: no engine ran at {shapes[index][0]}x{shapes[index][1]} on this machine (the warnings above "
-                            "say why); export again or fix the runtime")  # fmt: skip
-        chosen.append(min(timed, key=timed.get))
+    chosen = _fastest_with_few_engines(engines, seconds, len(shapes), model_dir, shapes)
     choice = EngineChoice(shapes, chosen, where)
     if any(engine.precision == "bf16" for engine in engines) and not any(engine.precision == "bf16" for engine in chosen):
         logger.warning("bf16 measured no faster than fp32 at any shape on this CPU: the fp32 engines run (exact results)")
     return choice
 
 
+def _sustained_seconds(runner: Callable, inputs: tuple, best: float) -> float:
+    """Seconds per call of ``runner`` on ``inputs``: one warm-up call, then calls back to back for at least
+    ``TIMED_CALLS`` calls and ``TIMED_SECONDS``, unless the first is hopeless against ``best``."""
+    runner(*inputs)
+    calls, started = 0, time.perf_counter()
+    while True:
+        runner(*inputs)
+        calls, elapsed = calls + 1, time.perf_counter() - started
+        if calls == 1 and elapsed > HOPELESS_FACTOR * best or calls >= TIMED_CALLS and elapsed >= TIMED_SECONDS:
+            return elapsed / calls
+
+
+def _fastest_with_few_engines(engines, seconds: dict, count: int, model_dir: str, shapes) -> list:
+    """The engine of each shape: the fastest there, or the engine best over all shapes where it is within
+    ``SAME_ENGINE_TOLERANCE`` of the fastest (best overall: the least of its worst ratio to each shape's fastest)."""
+    fastest = []
+    for index in range(count):
+        timed = {engine: seconds[engine.name][index] for engine in engines if seconds[engine.name][index] is not None}
+        if not timed:
+            raise UserError(f"{model_dir}: no engine ran at {shapes[index][0]}x{shapes[index][1]} on this machine (the warnings above "
+                            "say why); export again or fix the runtime")  # fmt: skip
+        fastest.append(timed)
+    complete = [engine for engine in engines if None not in seconds[engine.name]]
+    overall = min(complete, key=lambda engine: max(seconds[engine.name][i] / min(fastest[i].values()) for i in range(count)), default=None)
+    chosen = []
+    for timed in fastest:
+        best = min(timed, key=timed.get)
+        chosen.append(overall if overall in timed and timed[overall] <= SAME_ENGINE_TOLERANCE * timed[best] else best)
+    return chosen
+
+
 def measure_engines(engines: Sequence[Engine], shapes: Sequence[tuple], make_runner: Callable, vocab_size: int) -> dict:
-    """Seconds per forward pass of each engine at each shape, the least of its timed calls (what the engine does
-    when nothing else disturbs it); None where it failed.
+    """Seconds per forward pass of each engine at each shape (:func:`_sustained_seconds`); None where it failed.
 
     One engine is loaded at a time (an export's weights once in memory, not once per engine); random token ids
     stand for text, as speed does not depend on their values.
@@ -231,18 +261,10 @@ def measure_engines(engines: Sequence[Engine], shapes: Sequence[tuple], make_run
             ids = token_ids[shape]
             inputs = packed_inputs(list(ids)) if engine.graph == "packed" else (ids, np.ones_like(ids))
             try:
-                runner(*inputs)
-                timings = []
-                for _ in range(TIMED_CALLS):
-                    started = time.perf_counter()
-                    runner(*inputs)
-                    timings.append(time.perf_counter() - started)
-                    if timings[0] > HOPELESS_FACTOR * best[shape]:
-                        break
+                seconds[engine.name][index] = _sustained_seconds(runner, inputs, best[shape])
             except Exception as error:  # noqa: BLE001
                 logger.warning("engine %s failed at %dx%d (%s); left out there", engine.name, *shape, one_line(error)[:200])
                 continue
-            seconds[engine.name][index] = min(timings)
             best[shape] = min(best[shape], seconds[engine.name][index])
         del runner
     return seconds
