@@ -140,6 +140,9 @@ def check_graph(model_dir: str, backend: str, graph: str, precision: str = "fp32
     not load), naming what to do instead."""
     if graph not in GRAPHS or graph == "auto":
         raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(name for name in GRAPHS if name != 'auto')}")
+    if graph == "fused" and precision == "int8":
+        raise UserError("precision 'int8' runs the portable or packed graph on onnxruntime; the fused graph has no int8 form; "
+                        "use --graph auto, portable or packed")  # fmt: skip
     if graph == "fused" and backend != "paddle":
         raise UserError("the fused graph runs on Paddle Inference only; use --backend paddle, or graph auto, packed or portable")
     files = graph_files(backend, graph, precision)
