@@ -35,7 +35,7 @@ from ..errors import UserError, one_line
 from .export_format import INFERENCE_CONFIG_FILE
 from .runners import BACKENDS, GRAPHS, PRECISIONS, check_graph, fused_kernels_load, graph_files, packed_inputs
 
-__all__ = ["MEASURE_SWITCH", "Engine", "EngineChoice", "candidate_engines", "choose_engines", "measure_engines", "tuning_shapes"]
+__all__ = ["MEASURE_SWITCH", "Engine", "EngineChoice", "backend_of_files", "candidate_engines", "cpu_has_bf16", "choose_engines", "measure_engines", "tuning_shapes"]
 
 logger = logging.getLogger("fastformer_zoo")
 
@@ -103,6 +103,18 @@ def _onnxruntime_installed() -> bool:
     return True
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), which precision bf16 needs."""
+    return bool(set(BF16_INSTRUCTIONS) & set(cpu_instruction_sets()))
+
+
+def backend_of_files(backend: str, precision: str) -> str:
+    """The backend whose files ``backend`` "auto" needs at least: onnxruntime's for int8, Paddle Inference's else."""
+    if backend != "auto":
+        return backend
+    return "onnxruntime" if precision == "int8" else "paddle"
+
+
 def candidate_engines(
     model_dir: str, precision: str = "fp32", backend: str = "auto", graph: str = "auto", enable_mkldnn: Optional[bool] = None
 ) -> list[Engine]:
@@ -114,10 +126,10 @@ def candidate_engines(
         raise UserError(f"graph {graph!r} is not offered; choose one of {', '.join(GRAPHS)}")
     if precision not in PRECISIONS:
         raise UserError(f"precision {precision!r} is not supported on this CPU build; choose one of {', '.join(PRECISIONS)}")
-    if precision == "bf16" and not set(BF16_INSTRUCTIONS) & set(cpu_instruction_sets()):
+    if precision == "bf16" and not cpu_has_bf16():
         raise UserError(f"precision 'bf16' needs a CPU with AVX512-BF16 or AMX; this one ({cpu_model_name()}) has neither; use fp32")
     if graph != "auto":  # a graph asked for by name: say why it cannot run, if it cannot
-        check_graph(model_dir, backend if backend != "auto" else "onnxruntime" if precision == "int8" else "paddle", graph, precision)
+        check_graph(model_dir, backend_of_files(backend, precision), graph, precision)
     if precision == "bf16" and enable_mkldnn is False:
         raise UserError("precision 'bf16' runs through oneDNN; leave --enable_mkldnn out or set it True")
     engines = _engines_of(model_dir, precision) + (_engines_of(model_dir, "fp32") if precision == "bf16" else [])

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data.readers import check_texts
 from ..errors import UserError, one_line
-from .engines import Engine, candidate_engines, choose_engines
+from .engines import Engine, backend_of_files, candidate_engines, choose_engines, cpu_has_bf16
 from .export_format import INFERENCE_CONFIG_FILE, ONNX_FILE, ONNX_INT8_FILE
 from .runners import BACKENDS, GRAPHS, check_graph, check_model_dir, create_runner, packed_inputs
 
@@ -94,20 +94,13 @@ def check_export(model_dir: str, backend: str = "auto", precision: str = "fp32",
     _check_export_files(model_dir, backend, precision)
     _read_inference_config(Path(model_dir, INFERENCE_CONFIG_FILE))
     if graph != "auto":
-        check_graph(model_dir, _backend_for(backend, precision), graph, precision)
-
-
-def _backend_for(backend: str, precision: str) -> str:
-    """The backend whose files ``backend`` "auto" needs at least: onnxruntime's for int8, Paddle Inference's else."""
-    if backend != "auto":
-        return backend
-    return "onnxruntime" if precision == "int8" else "paddle"
+        check_graph(model_dir, backend_of_files(backend, precision), graph, precision)
 
 
 def _check_export_files(model_dir: str, backend: str, precision: str) -> None:
     if backend not in ("auto", *BACKENDS):
         raise UserError(f"backend {backend!r} is not supported; choose auto or one of {', '.join(BACKENDS)}")
-    check_model_dir(model_dir, _backend_for(backend, precision), precision)
+    check_model_dir(model_dir, backend_of_files(backend, precision), precision)
 
 
 def serving_backend(model_dir: str) -> str:
@@ -338,12 +331,7 @@ class Predictor:
 def measure_export(model_dir: str, cpu_threads: Optional[int] = None) -> dict:
     """Measure the engines of every precision the export offers on this CPU (fp32; int8 where it holds the int8
     graphs; bf16 where the CPU has bfloat16 instructions) and keep the choices; returns each precision's choice."""
-    from paddlenlp_fastformer.cpu import cpu_instruction_sets
-
-    from .engines import BF16_INSTRUCTIONS
-
-    precisions = ["fp32"] + ["int8"] * Path(model_dir, ONNX_INT8_FILE).is_file()
-    precisions += ["bf16"] * bool(set(BF16_INSTRUCTIONS) & set(cpu_instruction_sets()))
+    precisions = ["fp32"] + ["int8"] * Path(model_dir, ONNX_INT8_FILE).is_file() + ["bf16"] * cpu_has_bf16()
     choices = {}
     for precision in precisions:
         choices[precision] = Predictor(model_dir, cpu_threads=cpu_threads, precision=precision, remeasure=True).engine_choice.describe()
