@@ -18,7 +18,7 @@ from paddlenlp_fastformer.file_utils import write_text_atomically
 
 from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
-from .readers import PathLike, is_unicode, json_objects, text_lines
+from .readers import PathLike, is_unicode, json_objects, text_lines, without_line_break_tags
 
 __all__ = ["TEXT_FIELDS", "CORPUS_STATS_FILE", "iter_texts", "read_corpus_split", "leak_key", "check_no_leak", "prepare_corpus"]
 
@@ -32,16 +32,19 @@ def iter_texts(path: PathLike) -> Iterator[Tuple[int, str]]:
     """``(line number, text)`` of each usable text of a file: JSON lines (the first of :data:`TEXT_FIELDS` a row
     has; labels and other fields are ignored) or, for a ``.txt`` file, each non-blank line. Gzip or plain.
 
-    Rows without a non-empty string text are skipped; a line that is not a JSON object is an error.
+    HTML line breaks become spaces. Rows without a non-empty string text are skipped; a line that is not a JSON
+    object is an error.
     """
     if Path(path).name.endswith((".txt", ".txt.gz")):
         for number, line in text_lines(path):
+            line = without_line_break_tags(line)
             if line.strip() and is_unicode(line):
                 yield number, line.rstrip("\r\n")
         return
     for number, obj in json_objects(path):
         text = next((obj[name] for name in TEXT_FIELDS if name in obj), None)
-        if isinstance(text, str) and text.strip() and is_unicode(text):
+        text = without_line_break_tags(text) if isinstance(text, str) else None
+        if text and text.strip() and is_unicode(text):
             yield number, text
 
 

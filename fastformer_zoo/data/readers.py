@@ -12,6 +12,7 @@ import gzip
 import json
 import math
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from .labels import STAR_LABELS, dataset_labels
 
 __all__ = [
     "check_texts",
+    "without_line_break_tags",
     "SPLIT_NAMES",
     "TEXT_COLUMN_CANDIDATES",
     "LABEL_COLUMN_CANDIDATES",
@@ -313,6 +315,16 @@ def is_unicode(text: str) -> bool:
     return True
 
 
+# Review sites that store HTML (IMDB, some Amazon files) keep "<br />" for a line break: to a tokenizer it
+# would be three words of markup in every paragraph.
+_LINE_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def without_line_break_tags(text: str) -> str:
+    """``text`` with each HTML line break (``<br />``, ``<br/>``, ``<br>``) turned into a space."""
+    return _LINE_BREAK_TAG.sub(" ", text) if "<" in text else text
+
+
 def _review_text(value: object) -> str:
     if value is None:
         raise _SkipRow("missing_text")
@@ -322,7 +334,10 @@ def _review_text(value: object) -> str:
         raise _SkipRow("empty_text")
     if not is_unicode(value):
         raise _SkipRow("text_not_valid_unicode")
-    return value.strip()
+    text = without_line_break_tags(value).strip()
+    if not text:
+        raise _SkipRow("empty_text")
+    return text
 
 
 def _star_label(value: object) -> str:
