@@ -315,11 +315,60 @@ def test_keep_splits_samples_each_official_split(tmp_path):
     assert stats["arguments"]["keep_splits"] is True
 
 
-def test_keep_splits_needs_three_inputs_and_counts(tmp_path, raw_file):
-    with pytest.raises(UserError, match="exactly three"):
+def test_keep_splits_needs_two_or_three_inputs_and_counts(tmp_path, raw_file):
+    with pytest.raises(UserError, match="expects three .* or two"):
         prepare_dataset([raw_file], tmp_path / "out", splits=(10, 0, 0), keep_splits=True)
     with pytest.raises(UserError, match="expects counts"):
         prepare_dataset([raw_file] * 3, tmp_path / "out", splits=(0.8, 0.1, 0.1), keep_splits=True)
+
+
+def test_keep_splits_zero_sizes_keep_every_file_whole(tmp_path):
+    files = [write_jsonl(tmp_path / f"{name}.jsonl", [marc(i % 5 + 1, f"{name} {i}") for i in range(size)])
+             for name, size in (("train", 9), ("dev", 4), ("test", 5))]  # fmt: skip
+    stats = prepare_dataset(files, tmp_path / "out", splits=(0, 0, 0), keep_splits=True)
+    assert {name: split["count"] for name, split in stats["splits"].items()} == {"train": 9, "dev": 4, "test": 5}
+
+
+def imdb_like(name, size, shared=()):
+    """IMDB-style rows (text, a label name, the rating beside it) with distinct texts, plus ``shared`` texts."""
+    texts = [f"{name} review {i}" for i in range(size)] + list(shared)
+    return [{"id": f"{name}/{i}", "text": text, "label": ("negative", "positive")[i % 2], "rating": (3, 8)[i % 2]}
+            for i, text in enumerate(texts)]  # fmt: skip
+
+
+def test_keep_splits_with_train_and_test_draws_dev_out_of_train(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", imdb_like("train", 40, shared=["seen twice"] * 2 + ["also in test"]))
+    test = write_jsonl(tmp_path / "test.jsonl", imdb_like("test", 12, shared=["also in test"]))
+    options = dict(splits=(0, 8, 0), seed=3, keep_splits=True, fields=FieldChoice(label="label"))
+    stats = prepare_dataset([train, test], tmp_path / "out", **options)
+    splits = {name: [e["text"] for e in read_prepared(tmp_path / "out" / f"{name}.jsonl", 2)] for name in ("train", "dev", "test")}
+    assert {name: len(texts) for name, texts in splits.items()} == {"train": 35, "dev": 8, "test": 12}
+    assert sorted(splits["train"] + splits["dev"]) == sorted(r["text"] for r in imdb_like("train", 40, ["seen twice"] * 2 + ["also in test"]))
+    assert "seen twice" not in splits["dev"]  # a copied text stays whole in train
+    assert "also in test" not in splits["test"] and all(text.startswith("test ") for text in splits["test"])
+    assert stats["duplicates"]["dropped"] == {"train": 0, "dev": 0, "test": 1}
+    assert stats["label_names"] == ["negative", "positive"]
+    prepare_dataset([train, test], tmp_path / "again", **options)
+    assert (tmp_path / "again" / "dev.jsonl").read_bytes() == (tmp_path / "out" / "dev.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("splits, message", [((0, 0, 0), "dev size above 0"), ((0, 0.1, 0), "expects counts"),
+                                             ((0, 41, 0), "needs more than the 40 training rows")])  # fmt: skip
+def test_keep_splits_with_train_and_test_needs_a_dev_size_that_fits(tmp_path, splits, message):
+    train = write_jsonl(tmp_path / "train.jsonl", imdb_like("train", 40))
+    test = write_jsonl(tmp_path / "test.jsonl", imdb_like("test", 5))
+    with pytest.raises(UserError, match=message):
+        prepare_dataset([train, test], tmp_path / "out", splits=splits, keep_splits=True, fields=FieldChoice(label="label"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tag", ["<br />", "<br/>", "<BR>", "<br  />"])
+def test_html_line_breaks_become_spaces(tmp_path, tag):
+    path = write_jsonl(tmp_path / "r.jsonl", [{"text": f"First line.{tag}{tag}Second line.", "label": "a"},
+                                              {"text": f" {tag} ", "label": "b"}, {"text": "a <b>bold</b> word", "label": "b"}])  # fmt: skip
+    examples, report = read_reviews(path, fields=FieldChoice(label="label"))
+    assert [e["text"] for e in examples] == ["First line.  Second line.", "a <b>bold</b> word"]
+    assert report.skipped == {"empty_text": 1}
 
 
 def test_stats_content(tmp_path):
@@ -507,6 +556,26 @@ def test_sampler_yields_each_index_once_per_epoch():
         batches = epoch_batches(sampler, epoch)
         assert len(batches) == len(sampler) == 32
         assert sorted(i for batch in batches for i in batch) == list(range(1003))
+
+
+@pytest.mark.parametrize("num_replicas", [1, 2])
+def test_sampler_max_tokens_cuts_long_batches_and_keeps_short_ones(num_replicas):
+    lengths = np.array([10] * 64 + [1000] * 64)
+    shares = []
+    for rank in range(num_replicas):
+        sampler = LengthBucketBatchSampler(lengths, batch_size=64 // num_replicas, shuffle=True, seed=1,
+                                           num_replicas=num_replicas, rank=rank, max_tokens=4000)  # fmt: skip
+        shares.append(epoch_batches(sampler, 0))
+    assert len({len(share) for share in shares}) == 1  # every rank steps together
+    for share in shares:
+        assert all(len(batch) * lengths[batch].max() <= 4000 for batch in share if lengths[batch].max() == 1000)
+        assert sorted(len(batch) for batch in share if lengths[batch].max() == 10) == [64 // num_replicas]
+    assert sorted(i for share in shares for batch in share for i in batch) == list(range(128))
+
+
+def test_sampler_max_tokens_below_one_example_keeps_one_per_batch():
+    sampler = LengthBucketBatchSampler([500] * 6, batch_size=3, shuffle=False, max_tokens=100)
+    assert list(sampler) == [[0], [1], [2], [3], [4], [5]]
 
 
 def test_sampler_batches_are_length_homogeneous():

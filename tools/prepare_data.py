@@ -18,6 +18,10 @@ Examples:
     python tools/prepare_data.py --keep-splits --input train.jsonl.gz dev.jsonl.gz test.jsonl.gz \\
         --label-column product_category --output-dir data/marc_en_category --splits 40000,0,0
 
+    # IMDB binary sentiment: the official train and test files, 2,000 dev reviews drawn out of train.
+    python tools/prepare_data.py --keep-splits --input imdb/train.jsonl.gz imdb/test.jsonl.gz \\
+        --label-column label --output-dir data/imdb --splits 0,2000,0
+
     # An AG News CSV without a header row: class index (1..4), title, description.
     python tools/prepare_data.py --input train.csv --columns label,title,text --with-title \\
         --output-dir data/ag_news --splits 0.9,0.05,0.05
@@ -130,7 +134,8 @@ def build_parser():
     parser.add_argument(
         "--keep-splits",
         action="store_true",
-        help="the three inputs are the official train, dev, test splits; a split size of 0 keeps a split whole",
+        help="the inputs are the official train, dev, test splits, or train and test (dev is then drawn out of "
+        "train, e.g. --splits 0,2000,0); a split size of 0 keeps a split whole",
     )
     parser.add_argument("--keep-duplicates", action="store_true", help="let a text be in two splits: pooled, rows are "
                         "drawn alone; with --keep-splits, dev and test keep rows whose text an earlier file holds (warned)")

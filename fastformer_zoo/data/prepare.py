@@ -53,12 +53,13 @@ def _are_counts(splits: Sequence) -> bool:
     return all(isinstance(size, numbers.Integral) for size in splits)
 
 
-def _check_splits(splits: Sequence) -> None:
+def _check_splits(splits: Sequence, zeros_keep_files: bool = False) -> None:
+    """``zeros_keep_files``: a 0 means a whole split file (keep_splits), so 0,0,0 asks for all three."""
     if len(splits) != len(SPLIT_NAMES):
         raise UserError(f"got {len(splits)} split sizes; expected three (train, dev, test)")
     if any(not math.isfinite(size) or size < 0 for size in splits):
         raise UserError(f"got split sizes {list(splits)}; expected no negative size")
-    if _are_counts(splits) and not any(splits):
+    if _are_counts(splits) and not any(splits) and not zeros_keep_files:
         raise UserError(f"got split sizes {list(splits)}; expected at least one split with rows")
 
 
@@ -85,7 +86,7 @@ def _pooled_split_sizes(splits: Sequence, num_samples: Optional[int], available:
 
 def _kept_split_sizes(splits: Sequence, num_samples: Optional[int], available: Sequence[int]) -> List[int]:
     """Counts per split for keep_splits mode: 0 or more than a file holds means all of it."""
-    _check_splits(splits)
+    _check_splits(splits, zeros_keep_files=True)
     if not _are_counts(splits):
         raise UserError(f"got split sizes {list(splits)}; keep_splits expects counts (0 = all rows)")
     if num_samples:
@@ -130,13 +131,48 @@ def _pooled_splits(paths, reports, keys, num_samples, splits, rng, options, keep
 def _kept_splits(paths, reports, keys, num_samples, splits, rng, options, keep_duplicates):
     """Use the three inputs as train, dev and test, each sampled down to its size in ``splits`` from its rows
     left once those whose text an earlier input holds are dropped (none with ``keep_duplicates``). Returns the
-    splits, the duplicates report and the warnings to log."""
+    splits, the duplicates report and the warnings to log. Two inputs are train and test: see
+    :func:`_dev_from_train`."""
+    if len(paths) == 2:
+        return _dev_from_train(paths, reports, keys, num_samples, splits, rng, options, keep_duplicates)
     kept, duplicates, notes = drop_shared_texts(paths, keys, keep_duplicates)
     sizes = _kept_split_sizes(splits, num_samples, [int(mask.sum()) for mask in kept])
     drawn = []
     for path, report, mask, size in zip(paths, reports, kept, sizes):
         rows = np.flatnonzero(mask)  # all rows when none is dropped: then the draw is that of earlier versions
         drawn.append(_gather([path], [report.kept], rows[rng.choice(len(rows), size=size, replace=False)], options))
+    return drawn, duplicates, notes
+
+
+def _dev_from_train(paths, reports, keys, num_samples, splits, rng, options, keep_duplicates):
+    """Train and test files for data that ships without a dev split (IMDB): dev is a draw of ``splits[1]`` rows
+    out of the training file, train ``splits[0]`` rows of the rest (0 = all of it), test as :func:`_kept_splits`.
+
+    Dev is drawn among the training rows whose text occurs once there, so that no text is in train and dev
+    (unless ``keep_duplicates``, which draws among all rows), and the test is never looked at to choose it.
+    """
+    _check_splits(splits, zeros_keep_files=True)
+    if not _are_counts(splits) or not int(splits[1]) > 0:
+        raise UserError(f"got split sizes {list(splits)}; with two inputs (train, test), --keep-splits expects counts "
+                        "with a dev size above 0, drawn out of the training file, e.g. 0,2000,0")  # fmt: skip
+    kept, duplicates, notes = drop_shared_texts(paths, keys, keep_duplicates, names=(SPLIT_NAMES[0], SPLIT_NAMES[2]))
+    duplicates["dropped"] = {name: duplicates["dropped"].get(name, 0) for name in SPLIT_NAMES}
+    train_keys = keys[0]
+    _, first, counts = np.unique(train_keys, return_index=True, return_counts=True)
+    candidates = np.arange(len(train_keys)) if keep_duplicates else np.sort(first[counts == 1])
+    dev_size = int(splits[1])
+    if dev_size >= len(candidates):
+        raise UserError(f"a dev split of {dev_size} rows needs more than the {len(candidates)} training rows with a text "
+                        "of their own; expected a smaller dev size in --splits", paths[0])  # fmt: skip
+    dev = np.sort(rng.choice(candidates, size=dev_size, replace=False))
+    rest = np.setdiff1d(np.arange(len(train_keys)), dev)
+    train_size, _, test_size = _kept_split_sizes(splits, num_samples, [len(rest), dev_size, int(kept[1].sum())])
+    train = rest[rng.choice(len(rest), size=train_size, replace=False)]
+    test_rows = np.flatnonzero(kept[1])
+    test = test_rows[rng.choice(len(test_rows), size=test_size, replace=False)]
+    train_path, test_path = paths
+    drawn = [_gather([train_path], [reports[0].kept], train, options), _gather([train_path], [reports[0].kept], dev, options),
+             _gather([test_path], [reports[1].kept], test, options)]  # fmt: skip
     return drawn, duplicates, notes
 
 
@@ -220,8 +256,9 @@ def _refuse_repeated_inputs(paths: Sequence[str]) -> None:
                 raise UserError(f"is given twice as an input (also as {earlier}); expected each file once", path)
 
 
-def drop_shared_texts(paths: Sequence[str], keys: Sequence[np.ndarray], keep_duplicates: bool):
-    """For the user's own split files (``paths``: train, dev, test; ``keys``: their rows' :func:`text_keys`): per
+def drop_shared_texts(paths: Sequence[str], keys: Sequence[np.ndarray], keep_duplicates: bool,
+                      names: Sequence[str] = SPLIT_NAMES):
+    """For the user's own split files (``paths``: the splits ``names``; ``keys``: their rows' :func:`text_keys`): per
     file, a mask of the rows to keep (those whose text no earlier file holds; all with ``keep_duplicates``), the
     duplicates report and the warnings to log, one line per pair of files sharing texts.
 
@@ -238,19 +275,19 @@ def drop_shared_texts(paths: Sequence[str], keys: Sequence[np.ndarray], keep_dup
             if not rows.any():
                 continue
             same = _same_file(paths[earlier], paths[later])
-            pair = {"file": paths[later], "split": SPLIT_NAMES[later], "with_file": paths[earlier],
-                    "with_split": SPLIT_NAMES[earlier], "rows": int(rows.sum()), "same_file": same}  # fmt: skip
+            pair = {"file": paths[later], "split": names[later], "with_file": paths[earlier],
+                    "with_split": names[earlier], "rows": int(rows.sum()), "same_file": same}  # fmt: skip
             shared.append(pair)
             notes.append(_shared_note(pair, keep_duplicates))
             if not (same or keep_duplicates):  # the same file twice is deliberate: dropping would only empty it
                 kept[later] &= ~rows
-    for path, name, mask in zip(paths, SPLIT_NAMES, kept):
+    for path, name, mask in zip(paths, names, kept):
         if len(mask) and not mask.any():
             earlier = ", ".join(sorted({pair["with_file"] for pair in shared if pair["file"] == path}))
             raise UserError(f"all {len(mask)} of its rows repeat texts of the earlier split file(s) {earlier}; expected "
                             f"a {name} file with texts of its own, or --keep-duplicates", path)  # fmt: skip
     _, distinct = np.unique(np.concatenate(keys), return_index=True)
-    dropped = {name: int((~mask).sum()) for name, mask in zip(SPLIT_NAMES, kept)}
+    dropped = {name: int((~mask).sum()) for name, mask in zip(names, kept)}
     duplicates = {"policy": "keep" if keep_duplicates else "drop", "repeated_rows": int(sum(map(len, keys)) - len(distinct)),
                   "moved": 0, "dropped": dropped, "shared": shared}  # fmt: skip
     return kept, duplicates, notes
@@ -343,9 +380,10 @@ def prepare_dataset(
     of ``num_samples`` rows (all valid rows when ``num_samples`` is None or 0;
     rounding leftovers go to train).
 
-    ``keep_splits=True``: ``inputs`` are exactly three files, the official
+    ``keep_splits=True``: ``inputs`` are three files, the official
     train, dev and test splits (e.g. MARC); each stays its split, sampled down
     to its count in ``splits`` (0, or more than the file holds, keeps all of it).
+    Two files are train and test (e.g. IMDB): dev is drawn out of train (:func:`_dev_from_train`).
 
     No text is in two splits unless ``keep_duplicates``: pooled, a text's copies share one split; with
     ``keep_splits``, dev and test lose the rows an earlier input holds, with a warning (module docstring).
@@ -378,8 +416,8 @@ def prepare_dataset(
     check_output_directory(output_dir, overwrite, "dataset", LABEL_FILE, inputs)  # a corpus or pairs folder has a stats.json too
     paths = [str(path) for path in inputs]
     options = dict(with_title=with_title, fields=fields)
-    if keep_splits and len(paths) != len(SPLIT_NAMES):
-        raise UserError(f"got {len(paths)} inputs; keep_splits expects exactly three: train, dev, test")
+    if keep_splits and len(paths) not in (2, 3):
+        raise UserError(f"got {len(paths)} inputs; keep_splits expects three (train, dev, test) or two (train, test)")
     if not keep_splits:
         _refuse_repeated_inputs(paths)
     reports, label_names, keys = _count_rows(paths, keep_splits, label_file, options)
