@@ -120,6 +120,12 @@ class DataConfig:
         "and prediction truncate.",
         rule=POSITIVE,
     )
+    max_batch_tokens: Optional[int] = _field(
+        None,
+        "Cap on a batch's padded tokens (examples x longest), training and evaluation: a batch of long texts over it "
+        "is cut into smaller ones, so whole documents fit in memory; null caps nothing.",
+        rule=POSITIVE,
+    )
     max_vocab_size: Optional[int] = _field(None, "Keep only the most frequent tokens; null keeps all.", rule=POSITIVE)
     min_freq: int = _field(1, "Drop tokens seen fewer times than this in training.", rule=POSITIVE)
     num_workers: int = _field(0, "DataLoader worker processes; 0 loads in the main process.", rule=NON_NEGATIVE)

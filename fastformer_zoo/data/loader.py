@@ -106,6 +106,10 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
     Evaluation (``shuffle=False``): all indices sorted by length and cut into
     global batches, each example exactly once (unless ``drop_last``); with several
     ranks, the last global batch may leave a rank with a short or no slice.
+
+    ``max_tokens`` caps a rank's padded batch (examples x longest length): a global batch over it is cut into
+    equal pieces, each shared evenly by the ranks, so that whole long documents fit in memory while short ones
+    keep the full batch size (fairseq's ``--max-tokens``, on top of a batch size).
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
         drop_last: bool = False,
         pool_factor: int = 100,
         weights: Optional[Sequence[float]] = None,
+        max_tokens: Optional[int] = None,
     ):
         super().__init__(
             lengths, batch_size, num_replicas=num_replicas, rank=rank, shuffle=shuffle, drop_last=drop_last
@@ -132,6 +137,7 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
         self.seed = seed
         self.global_batch_size = batch_size * self.nranks
         self.pool_size = pool_factor * self.global_batch_size
+        self.max_tokens = max_tokens
 
     def _fit_to_replicas(self, order: np.ndarray) -> np.ndarray:
         """Cut or wrap ``order`` so that every rank gets the same number of full batches."""
@@ -161,9 +167,23 @@ class LengthBucketBatchSampler(paddle.io.DistributedBatchSampler):
         batches = [batch for pool in pools for batch in self._cut(self._by_length(pool))]
         return [batches[i] for i in rng.permutation(len(batches))]
 
+    def _pieces(self, batch: List[int]) -> int:
+        """How many pieces ``batch`` is cut into to keep each rank under ``max_tokens`` (1 = left whole)."""
+        if not self.max_tokens:
+            return 1
+        per_rank = -(-len(batch) // self.nranks) * int(self.lengths[batch].max())
+        return max(1, min(-(-per_rank // self.max_tokens), len(batch) // self.nranks))
+
     def _rank_batches(self) -> List[List[int]]:
         start = self.local_rank * self.batch_size
-        slices = (batch[start : start + self.batch_size] for batch in self._global_batches())
+        slices = []
+        for batch in self._global_batches():
+            pieces = self._pieces(batch)
+            if pieces == 1:  # rank r takes the r-th slice of batch_size, as paddle's DistributedBatchSampler
+                slices.append(batch[start : start + self.batch_size])
+                continue
+            for piece in np.array_split(np.asarray(batch), pieces):
+                slices.append(np.array_split(piece, self.nranks)[self.local_rank].tolist())
         return [indices for indices in slices if indices]
 
     def __iter__(self) -> Iterator[List[int]]:
@@ -194,6 +214,7 @@ def make_dataloader(
     drop_last: bool = False,
     class_balanced: bool = False,
     collate_fn=None,
+    max_tokens: Optional[int] = None,
 ) -> paddle.io.DataLoader:
     """A DataLoader over ``dataset`` with length-bucketed batches and dynamic padding.
 
@@ -202,6 +223,7 @@ def make_dataloader(
     ``collate_fn`` defaults to :func:`make_collator`'s padding. ``class_balanced`` (training only)
     draws each epoch's examples with replacement, each with
     probability 1 / (classes x its class's count), so every class is visited equally often.
+    ``max_tokens`` caps the padded tokens of a batch (see :class:`LengthBucketBatchSampler`).
     """
     weights = None
     if class_balanced:
@@ -216,6 +238,7 @@ def make_dataloader(
         rank=rank,
         drop_last=drop_last,
         weights=weights,
+        max_tokens=max_tokens,
     )
     return paddle.io.DataLoader(
         dataset,

@@ -25,8 +25,9 @@ __all__ = ["evaluate", "eval_loader", "evaluate_checkpoint", "majority_baseline"
 
 
 def eval_loader(dataset: ReviewDataset, config: Config):
-    """Batches of ``Data.eval_batch_size`` in length order, every example once."""
-    return make_dataloader(dataset, config.data.eval_batch_size, shuffle=False, num_workers=config.data.num_workers)
+    """Batches of ``Data.eval_batch_size`` (at most ``Data.max_batch_tokens``) in length order, every example once."""
+    return make_dataloader(dataset, config.data.eval_batch_size, shuffle=False, num_workers=config.data.num_workers,
+                           max_tokens=config.data.max_batch_tokens)
 
 
 @paddle.no_grad()

@@ -100,6 +100,7 @@ class ClassificationTask(_FolderTask):
         loader = make_dataloader(
             ReviewDataset(examples, tokenizer, data.max_seq_len), data.batch_size, shuffle=True, seed=self.config.global_.seed,
             num_replicas=num_replicas, rank=rank, num_workers=data.num_workers, class_balanced=data.sampler == "class_balanced",
+            max_tokens=data.max_batch_tokens,
         )  # fmt: skip
         self.class_weights = self._class_weights(loader.dataset.labels)
         return loader
@@ -175,6 +176,7 @@ class MaskedLMTask(_FolderTask):
         loader = make_dataloader(
             TextDataset(texts, tokenizer, data.max_seq_len), data.batch_size, shuffle=True, seed=self.config.global_.seed,
             num_replicas=num_replicas, rank=rank, num_workers=data.num_workers, collate_fn=collator,
+            max_tokens=data.max_batch_tokens,
         )  # fmt: skip
         loader.masking = collator  # the trainer sets its epoch with the sampler's
         return loader
@@ -184,7 +186,7 @@ class MaskedLMTask(_FolderTask):
         # Stream 1, epoch 0 always: every evaluation scores the same masked dev tokens.
         return make_dataloader(
             TextDataset(texts, tokenizer, data.max_seq_len), data.eval_batch_size, shuffle=False,
-            num_workers=data.num_workers, collate_fn=self._collator(tokenizer, stream=1),
+            num_workers=data.num_workers, collate_fn=self._collator(tokenizer, stream=1), max_tokens=data.max_batch_tokens,
         )  # fmt: skip
 
     @staticmethod
@@ -255,7 +257,8 @@ class Seq2SeqTask(_FolderTask):
         data = self.config.data
         return make_dataloader(
             PairDataset(pairs, tokenizer, data.max_seq_len, data.max_target_len), batch_size, num_workers=data.num_workers,
-            collate_fn=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="np"), **sampling,
+            collate_fn=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="np"),
+            max_tokens=data.max_batch_tokens, **sampling,
         )  # fmt: skip
 
     def train_loader(self, pairs, tokenizer, num_replicas: int, rank: int):
