@@ -338,11 +338,14 @@ def _check_state_layout(state) -> None:
         raise ValueError(f"expected an object with {', '.join(f'{k} ({t.__name__})' for k, t in expected.items())}")
     progress = state["progress"]
     counters = ("epoch", "batches_done_in_epoch", "global_step")
-    # loss_log (the curve's points) is absent from states saved before it existed.
-    if set(progress) - {"loss_log"} != {*counters, "best_score", "history"}:
+    # loss_log (the curve's points) and train_seconds are absent from states saved before they existed.
+    if set(progress) - {"loss_log", "train_seconds"} != {*counters, "best_score", "history"}:
         raise ValueError(f"progress has the fields {sorted(progress)}")
     if not isinstance(progress.get("loss_log", []), list):
         raise ValueError("progress.loss_log must be a list")
+    seconds = progress.get("train_seconds", 0.0)
+    if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("progress.train_seconds must be a finite number >= 0")
     if any(type(progress[key]) is not int or progress[key] < 0 for key in counters):
         raise ValueError("progress counters must be integers >= 0")
     best = progress["best_score"]

@@ -55,6 +55,9 @@ class Progress:
     best_score: Optional[float] = None  # the task's dev score (higher is better) of best/, None before one
     history: List[dict] = field(default_factory=list)
     loss_log: List[list] = field(default_factory=list)  # [step, loss] at each log interval, for the curve
+    # Seconds spent training (batches, steps) over every session of the run; evaluation and saving left out.
+    # Each dev record carries it, so that runs of different speeds compare by the time they took.
+    train_seconds: float = 0.0
 
 
 @dataclass
@@ -338,6 +341,7 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
         mininterval=10,
     )
     throughput = _Throughput()
+    started = time.perf_counter()
     for batch in bar:
         loss_value = _train_step(run, batch)
         throughput.add(int(batch["attention_mask"].sum()) * dist.get_world_size())
@@ -348,8 +352,11 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
         if progress.global_step >= run.total_steps and progress.batches_done_in_epoch < run.steps_per_epoch:
             break  # the step limit, mid-epoch (at an epoch's end the loop ends by itself, and the bar reads full)
         if config.global_.save_steps and progress.global_step % config.global_.save_steps == 0:
+            progress.train_seconds += time.perf_counter() - started
             _save_last(run)
             runtime.wait_for_main(f"save {run.output_dir / checkpoint.LAST}")
+            started = time.perf_counter()
+    progress.train_seconds += time.perf_counter() - started
     bar.close()
     epoch_done = progress.batches_done_in_epoch >= run.steps_per_epoch
     if epoch_done:
@@ -413,7 +420,9 @@ def _evaluate_and_keep_best(run: _Run) -> None:
     progress = run.progress
     result = run.task.evaluate(run.model, run.dev_loader)
     metrics, score = result["metrics"], result["metrics"][run.task.score_key]
-    progress.history.append({"epoch": progress.epoch, "step": progress.global_step, **result["record"]})
+    progress.history.append(
+        {"epoch": progress.epoch, "step": progress.global_step, "train_seconds": round(progress.train_seconds, 1), **result["record"]}
+    )
     shown = " ".join(f"{name} {value:.4f}" for name, value in result["record"].items())
     logger.info("dev after step %d: %s", progress.global_step, shown)
     run.monitor.log_dev(progress.global_step, result["record"])
