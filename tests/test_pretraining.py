@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 import pytest
 from conftest import PROJECT_ROOT, assert_one_line_error, run_main, write_tiny_config
-from test_training import Interrupt, assert_same_params, run, trainer_progress
+from test_training import Interrupt, assert_same_params, run, trainer_progress, without_seconds
 
 from paddlenlp_fastformer import (
     FastformerForMaskedLM,
@@ -112,7 +112,7 @@ def test_pretraining_resumes_exactly(tmp_path, corpus_dir, tiny_data_dir):
     assert trainer_progress(cut_dir / "last")["global_step"] == 10
     resumed_result, resumed_losses = pretrain(config_path, [f"Global.output_dir={cut_dir}"])
     assert resumed_losses == {step: loss for step, loss in full_losses.items() if step > 10}
-    assert resumed_result == full_result
+    assert without_seconds(resumed_result) == without_seconds(full_result)
     assert_same_params(full_dir / "last", cut_dir / "last")
     assert_same_params(full_dir / "best", cut_dir / "best")
     history = full_result["history"]
