@@ -19,7 +19,7 @@ from .engine.plots import pyplot, save_png
 from .errors import UserError
 
 __all__ = [
-    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block",
+    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block", "time_markdown", "plot_time_curves",
 ]  # fmt: skip
 
 # Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
@@ -176,6 +176,53 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
             cells.append(f"{100 * m['per_class_f1'][label]:.1f} (n={m['per_class_support'][label]})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _timed_history(run: dict) -> list[dict]:
+    """The run's dev records, each with its minutes of training; refused for runs kept before records had them."""
+    if any("train_seconds" not in record for record in run["dev_history"]):
+        raise UserError(f"run {run['run']}: its dev records lack train_seconds (kept before they were recorded); "
+                        "expected runs trained by this version")  # fmt: skip
+    return [{**record, "minutes": record["train_seconds"] / 60} for record in run["dev_history"]]
+
+
+def _best_within(history: list[dict], minutes: float, key: str) -> Optional[float]:
+    reached = [record[key] for record in history if record["minutes"] <= minutes]
+    return max(reached) if reached else None
+
+
+def time_markdown(runs: list[dict], row_names: Optional[dict[str, str]] = None, key: str = "accuracy") -> str:
+    """Equal-compute comparison: each run's best dev score reached within each training time at which some run
+    was evaluated (evaluation and saving not counted), then each run's dev scores by epoch with their times."""
+    labels = {run["run"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
+    histories = {run["run"]: _timed_history(run) for run in runs}
+    budgets = sorted({record["minutes"] for history in histories.values() for record in history})
+    header = ["Run", "Model"] + [f"≤ {minutes:.1f} min" for minutes in budgets]
+    lines = [f"Best dev {key.replace('_', '-')} (%) reached within a training time (minutes of training, "
+             "evaluation not counted):", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    for run in runs:
+        cells = [_best_within(histories[run["run"]], minutes, key) for minutes in budgets]
+        lines.append("| " + " | ".join([run["run"], labels[run["run"]]] + ["—" if c is None else f"{100 * c:.2f}" for c in cells]) + " |")
+    lines += ["", "Dev scores by epoch (minutes of training so far):", ""]
+    for run in runs:
+        points = ", ".join(f"{100 * r[key]:.2f} ({r['minutes']:.0f} min)" for r in histories[run["run"]])
+        lines.append(f"- `{run['run']}`: {points}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_time_curves(runs: list[dict], output_path: str, row_names: Optional[dict[str, str]] = None, key: str = "accuracy") -> None:
+    """Dev score against minutes of training, one line per run, as a PNG."""
+    labels = {run["run"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
+    figure, axis = pyplot().subplots(figsize=(6.4, 3.8))
+    for run in runs:
+        history = _timed_history(run)
+        axis.plot([r["minutes"] for r in history], [100 * r[key] for r in history], "o-", label=f"{labels[run['run']]} ({run['run']})")
+    axis.set_xlabel("minutes of training (evaluation not counted)")
+    axis.set_ylabel(f"dev {key.replace('_', '-')} (%)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    save_png(figure, output_path)
 
 
 ROUGE_NAMES = ("rouge1", "rouge2", "rougeL")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, write_tiny_config
 
-from fastformer_zoo.reporting import best_run, load_runs, replace_block, results_markdown
+from fastformer_zoo.reporting import best_run, load_runs, replace_block, results_markdown, time_markdown
 from fastformer_zoo.errors import UserError
 
 pytestmark = pytest.mark.slow  # every test here runs whole trainings or processes
@@ -98,6 +98,25 @@ def test_rows_per_named_config_and_the_majority_baseline(kept_runs):
     assert [row.split(" | ")[0] for row in rows] == ["| Transformer, stage A", "| Fastformer, stage A"]  # the order given
     baseline = next(run["evaluations"][run["test_file"]]["majority_baseline"] for run in runs)
     assert f'| Always "{baseline["label"]}" (the training split\'s most frequent) | — | {100 * baseline["accuracy"]:.2f} |' in table
+
+
+def test_the_equal_compute_view_reads_each_dev_record_s_training_time(kept_runs):
+    figure = kept_runs / "by_time.png"
+    result = run_tool(str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(kept_runs / "results"),
+                      "--by-time", "--figure", str(figure), cwd=kept_runs)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = load_runs(kept_runs / "results")
+    minutes = sorted({r["dev_history"][0]["train_seconds"] / 60 for r in runs})
+    assert all(r["dev_history"][0]["train_seconds"] > 0 for r in runs)
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| Run"))
+    assert header == "| Run | Model | " + " | ".join(f"≤ {m:.1f} min" for m in minutes) + " |"
+    for run in runs:
+        row = next(line for line in result.stdout.splitlines() if line.startswith(f"| {run['run']} |"))
+        assert row.endswith(f"| {100 * run['dev_history'][0]['accuracy']:.2f} |")  # every run is in by the last budget
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    untimed = [{**runs[0], "dev_history": [{"epoch": 1, "step": 3, "accuracy": 0.5, "macro_f1": 0.5}]}]
+    with pytest.raises(UserError, match="lack train_seconds"):
+        time_markdown(untimed)
 
 
 def test_missing_results_and_bad_readme(tmp_path, kept_runs):

@@ -8,6 +8,10 @@
     python tools/results_table.py --results-dir results/marc_en_title --markdown docs/results.md --block results-titles \\
         --row-name configs/marc_en_title.yaml=Fastformer --row-name configs/marc_en_title_transformer.yaml=Transformer
 
+    # Equal compute: best dev accuracy within each training time, and its curve (IMDB, whole reviews).
+    python tools/results_table.py --results-dir results/imdb --by-time --markdown docs/results.md \\
+        --block results-imdb-time --figure docs/imdb_accuracy_by_time.png
+
 Reads only RESULTS_DIR/*/metrics.json (written by tools/run_experiment.py); text writers' runs make a
 ROUGE table. With --markdown, the text between the file's "<!-- BLOCK:begin -->" and "<!-- BLOCK:end -->" lines is replaced (--block,
 default "results"; the category results use --block results-category, the natural-skew recipe
@@ -37,11 +41,14 @@ def main(argv=None):
     parser.add_argument("--row-name", type=parse_set_name, action="append", default=[], metavar="CONFIG=NAME",
                         help="one table row per config file, in the order given, with this label (default: a row "
                              "per config, labelled by its model); may repeat")
+    parser.add_argument("--by-time", action="store_true", help="the equal-compute view instead: best dev accuracy "
+                        "within each training time, and (--figure) dev accuracy against minutes of training")
     args = parser.parse_args(argv)
     with program.user_errors_exit():
         from fastformer_zoo.errors import UserError
         from fastformer_zoo.reporting import (
-            best_run, load_runs, plot_confusion_matrices, replace_block, results_markdown, summary_results_markdown,
+            best_run, load_runs, plot_confusion_matrices, plot_time_curves, replace_block, results_markdown,
+            summary_results_markdown, time_markdown,
         )  # fmt: skip
 
         runs = load_runs(args.results_dir)
@@ -49,6 +56,14 @@ def main(argv=None):
         tasks = {run["task"] for run in runs}
         if len(tasks) > 1:
             raise UserError(f"{args.results_dir}: the kept runs mix classifiers and text writers; give a results folder of one kind")
+        if args.by_time:
+            table = time_markdown(runs, dict(args.row_name))
+            print(table, end="")
+            if args.figure:
+                plot_time_curves(runs, args.figure, dict(args.row_name))
+            if args.markdown:
+                replace_block(args.markdown, table, args.block)
+            return
         if tasks == {"seq2seq"}:  # text writers: ROUGE
             if args.figure:
                 raise UserError("--figure draws a classifier's confusion matrices; text writers have none")
