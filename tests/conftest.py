@@ -88,6 +88,36 @@ def tiny_config_path(tmp_path, tiny_data_dir) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
+# the kernel cache
+# ----------------------------------------------------------------------------------------------
+def seed_kernel_cache(cache: Path) -> Path:
+    """Copy the already built kernel library into the fresh cache ``cache`` (an ``XDG_CACHE_HOME``), so that a
+    test compiles only what it must; returns the seeded build directory.
+
+    Paddle's builder records the source's path in ``version.txt`` and recompiles when it changes: the copy's
+    record names the copy's source, signed as Paddle's builder signs it.
+    """
+    import json
+
+    from paddle.utils.cpp_extension.extension_utils import VersionFields, VersionManager
+
+    from paddlenlp_fastformer.kernels import library
+
+    if library.load() is None:
+        pytest.skip("the fused kernels could not be built here")
+    source = library.build_directory()
+    seeded = cache / "paddlenlp_fastformer" / source.name
+    shutil.copytree(source, seeded, ignore=shutil.ignore_patterns(".lock", f"{library.LIBRARY_NAME}_*.py"))
+    version_file = seeded / library.LIBRARY_NAME / "version.txt"
+    record = json.loads(version_file.read_text())
+    record.pop(f"{library.LIBRARY_NAME}.so")
+    record["sources"] = [str(seeded / library.SOURCE.name)]
+    record[f"{library.LIBRARY_NAME}.so"] = VersionManager(VersionFields(**record)).version
+    version_file.write_text(json.dumps(record, indent=4, sort_keys=True))
+    return seeded
+
+
+# ----------------------------------------------------------------------------------------------
 # the tools' one-line error contract, and a small trained run to damage
 # ----------------------------------------------------------------------------------------------
 class Payload:

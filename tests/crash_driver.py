@@ -6,7 +6,8 @@ file-system step, as a crash at that instant would.
 PLAN: {"target": "train" | "prepare", "args": [...], "runs": [{"kill_at": N or null, "record": bool}, ...]}.
 For "train", ``args`` are the config path and overrides of each run (a run may add its own "overrides");
 for "prepare", the argv of tools/prepare_data.py (a run may give its own "args"). Each run is a child forked from this process, which
-imports paddle once and runs no operation itself, so that a child starts in a fraction of a second.
+imports paddle once (for "train", loads the kernels and matplotlib too) and runs no operation itself, so that a
+child starts in a fraction of a second.
 The steps counted are the calls that replace, rename or delete files and directories and that flush a
 written file to disk (os.replace, os.rename, shutil.rmtree, os.fsync): the moments a checkpoint or a
 dataset changes on disk. A child armed with ``kill_at=N`` kills itself just before its Nth step; with
@@ -88,6 +89,13 @@ def main(plan_path: str, result_path: str) -> None:
     import prepare_data  # noqa: F401
 
     plan = json.loads(Path(plan_path).read_text())
+    if plan["target"] == "train":
+        # Loaded once here, so that every forked child inherits the kernels and matplotlib instead of loading its own.
+        from fastformer_zoo.engine.plots import pyplot
+        from paddlenlp_fastformer.kernels import library
+
+        library.load()
+        pyplot()
     results = []
     for index, run in enumerate(plan["runs"]):
         record_path = f"{result_path}.{index}.steps"

@@ -15,6 +15,7 @@ import numpy as np
 import paddle
 import pytest
 
+from conftest import seed_kernel_cache
 from paddlenlp_fastformer import FastformerConfig, FastformerForMaskedLM, FastformerForSequenceClassification
 from paddlenlp_fastformer import layers
 from paddlenlp_fastformer.kernels import fused_ops, library
@@ -267,9 +268,12 @@ def test_checkouts_share_one_build_and_another_paddle_installation_builds_its_ow
     for checkout in (first, second):
         shutil.copytree(package, checkout / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     cache = tmp_path / "cache"
+    # The library this process built, copied into the fresh cache: each checkout must load it as it is.
+    seeded = seed_kernel_cache(cache)
+    before = stamp(seeded)
     built = kernels_of(first, cache)
-    before = stamp(built)
-    assert kernels_of(second, cache) == built and stamp(built) == before  # loaded as built, not compiled again
+    assert built == seeded and stamp(built) == before  # loaded as built, not compiled again
+    assert kernels_of(second, cache) == built and stamp(built) == before
     # Paddle at other paths, as in a venv with its own installation (linked file by file, not copied).
     other = tmp_path / "other-site-packages"
     shutil.copytree(Path(paddle.__file__).parent, other / "paddle", copy_function=os.symlink)

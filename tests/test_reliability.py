@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import PROJECT_ROOT, assert_one_line_error, run_main, write_tiny_config
+from conftest import PROJECT_ROOT, assert_one_line_error, run_main, seed_kernel_cache, write_tiny_config
 from fastformer_zoo.scoring import classification_metrics, format_metrics_table
 from paddlenlp_fastformer.serialization import load_weights
 
@@ -44,24 +44,21 @@ def wait_for(condition, seconds=120):
 
 
 @pytest.mark.slow
-def test_a_second_run_on_a_busy_output_dir_is_refused_and_a_dead_runs_lock_is_taken_over(tmp_path, tiny_data_dir):
+def test_a_second_run_on_a_busy_output_dir_is_refused_and_a_dead_runs_lock_is_taken_over(tmp_path, tiny_data_dir, capsys):
     out = tmp_path / "out"
     config = write_tiny_config(tmp_path / "c.yaml", tiny_data_dir, out, Global={"epochs": 100})
     first = tool_process("tools/train.py", "-c", config)
     try:
         assert wait_for(lambda: (out / "train.log").is_file() and "step 1/" in (out / "train.log").read_text())
-        second = tool_process("tools/train.py", "-c", config, "-o", "Global.max_steps=1")
-        _, stderr = second.communicate(timeout=300)
-        lines = error_lines(stderr)
-        assert second.returncode == 2 and len(lines) == 1, stderr
-        assert f"is in use by another training run (process {first.pid})" in lines[0]
+        # The lock is an flock on a file of the output dir: a run in this process is refused like another process.
+        second = run_main(train_tool.main, ["-c", str(config), "-o", "Global.max_steps=1"], capsys)
+        assert_one_line_error(second, f"is in use by another training run (process {first.pid})")
     finally:
         first.kill()
         first.wait()
     # The killed run's lock died with it: the next run takes the directory over (and resumes nothing: no last/).
-    third = tool_process("tools/train.py", "-c", config, "-o", "Global.max_steps=2", "Global.epochs=1")
-    _, stderr = third.communicate(timeout=300)
-    assert third.returncode == 0, stderr[-2000:]
+    third = run_main(train_tool.main, ["-c", str(config), "-o", "Global.max_steps=2", "Global.epochs=1"], capsys)
+    assert third[0] == 0, third[1][-20:]
 
 
 @pytest.mark.slow
@@ -180,6 +177,7 @@ def test_metrics_of_a_model_that_predicts_one_class_still_print():
 @pytest.mark.slow
 def test_a_damaged_kernel_cache_is_rebuilt_and_a_failed_build_fails_loudly(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    seed_kernel_cache(tmp_path / "cache")  # a built library to damage, without compiling it once more
     build = [sys.executable, "-m", "paddlenlp_fastformer.kernels"]
     assert subprocess.run(build, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=600).returncode == 0
     (library,) = (tmp_path / "cache").rglob("fastformer_cpu_ops.so")
