@@ -14,12 +14,14 @@ from typing import Optional, Sequence
 
 from paddlenlp_fastformer.file_utils import write_text_atomically
 
-from .engine.experiments import METRICS_FILE
+from .data.readers import read_split
+from .engine.experiments import METRICS_FILE, PREDICTIONS_FILE
+from .scoring import paired_difference
 from .engine.plots import pyplot, save_png
 from .errors import UserError
 
 __all__ = [
-    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block", "time_markdown", "plot_time_curves",
+    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block", "time_markdown", "plot_time_curves", "comparison_markdown",
 ]  # fmt: skip
 
 # Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
@@ -223,6 +225,50 @@ def plot_time_curves(runs: list[dict], output_path: str, row_names: Optional[dic
     axis.legend(fontsize=8)
     figure.tight_layout()
     save_png(figure, output_path)
+
+
+def _kept_predictions(results_dir: str, run: dict, name: str) -> list[int]:
+    path = Path(results_dir) / run["run"] / PREDICTIONS_FILE
+    try:
+        return [int(value) for value in json.loads(path.read_text(encoding="utf-8"))[name].split()]
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; the run was kept before predictions were (run it again with "
+                        "tools/run_experiment.py after moving its kept directory away: it resumes and evaluates)") from None
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        raise UserError(f"{path}: no readable predictions for {name} ({type(error).__name__}: {error})") from None
+
+
+def comparison_markdown(results_dir: str, runs: list[dict], config_a: str, config_b: str,
+                        set_names: Optional[dict[str, str]] = None, row_names: Optional[dict[str, str]] = None) -> str:  # fmt: skip
+    """Model B against model A on each evaluation file both were scored on: their mean test scores over the seeds
+    they share, and B minus A with a 95% paired-bootstrap interval over texts and seeds
+    (:func:`..scoring.paired_difference`). The true labels are read from the evaluation files themselves."""
+    groups = [{run["seed"]: run for run in runs if run["config_file"] == config} for config in (config_a, config_b)]
+    seeds = sorted(set(groups[0]) & set(groups[1]))
+    if not seeds:
+        raise UserError(f"{results_dir}: no seed has a kept run of both {config_a} and {config_b}; expected runs "
+                        "of both configs with the same seeds")  # fmt: skip
+    labels_of = {run["config_file"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
+    name_a, name_b = labels_of[config_a], labels_of[config_b]
+    header = ["Test set", "Seeds", "Texts", f"{name_a} Acc / Macro-F1", f"{name_b} Acc / Macro-F1",
+              f"{name_b} − {name_a}: Acc [95% CI]", "p", "Macro-F1 [95% CI]", "p"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    shared_files = [name for name in _evaluation_sets(runs) if all(name in g[s]["evaluations"] for g in groups for s in seeds)]
+    for name in shared_files:
+        classes = list(groups[0][seeds[0]]["evaluations"][name]["per_class_f1"])
+        labels = [example["label"] for example in read_split(name, classes, "evaluation file")]
+        runs_a, runs_b = ([_kept_predictions(results_dir, group[seed], name) for seed in seeds] for group in groups)
+        if any(len(row) != len(labels) for row in runs_a + runs_b):
+            raise UserError(f"{name}: holds {len(labels)} texts, not as many as the kept predictions; expected the file "
+                            "the runs were scored on")  # fmt: skip
+        result = paired_difference(labels, runs_a, runs_b, len(classes))
+        means = [" / ".join(_mean_std([g[s]["evaluations"][name][k] for s in seeds], 100) for k in ("accuracy", "macro_f1")) for g in groups]
+        cells = [set_names.get(name, name) if set_names else name, ", ".join(map(str, seeds)), str(len(labels)), *means]
+        for key in ("accuracy", "macro_f1"):
+            d = result[key]
+            cells += [f"{100 * d['difference']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]", f"{d['p_value']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 ROUGE_NAMES = ("rouge1", "rouge2", "rougeL")

@@ -1,4 +1,6 @@
 """Multi-seed runs kept as small text files, and the results table and figure built from them."""
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, write_tiny_config
 
-from fastformer_zoo.reporting import best_run, load_runs, replace_block, results_markdown, time_markdown
+from fastformer_zoo.reporting import best_run, comparison_markdown, load_runs, replace_block, results_markdown, time_markdown
 from fastformer_zoo.errors import UserError
 
 pytestmark = pytest.mark.slow  # every test here runs whole trainings or processes
@@ -42,7 +44,11 @@ def test_each_run_keeps_log_config_and_metrics(kept_runs, tiny_data_dir):
     assert set(runs) == {"tiny_seed1", "tiny_seed2", "tiny_transformer_seed1"}
     for name, run in runs.items():
         kept = kept_runs / "results" / name
-        assert sorted(p.name for p in kept.iterdir()) == ["metrics.json", "train.log", "train_config.yaml"]
+        assert sorted(p.name for p in kept.iterdir()) == ["metrics.json", "predictions.json", "train.log", "train_config.yaml"]
+        predictions = json.loads((kept / "predictions.json").read_text())
+        assert set(predictions) == set(run["evaluations"])
+        for file, ids in predictions.items():
+            assert len(ids.split()) == run["evaluations"][file]["num_examples"] and set(ids.split()) <= {"0", "1", "2", "3", "4"}
         assert "dev after step 3" in (kept / "train.log").read_text()
         assert run["model"] == ("transformer" if "transformer" in name else "fastformer")
         assert set(run["evaluations"]) == {run["test_file"], str(tiny_data_dir / "dev.jsonl")}
@@ -117,6 +123,27 @@ def test_the_equal_compute_view_reads_each_dev_record_s_training_time(kept_runs)
     untimed = [{**runs[0], "dev_history": [{"epoch": 1, "step": 3, "accuracy": 0.5, "macro_f1": 0.5}]}]
     with pytest.raises(UserError, match="lack train_seconds"):
         time_markdown(untimed)
+
+
+def test_the_paired_comparison_of_two_configs_on_their_shared_seeds(kept_runs, tmp_path):
+    runs = load_runs(kept_runs / "results")
+    config_of = {run["model"]: run["config_file"] for run in runs}
+    result = run_tool(str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(kept_runs / "results"),
+                      "--compare", config_of["transformer"], config_of["fastformer"], cwd=kept_runs)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| Test set")]
+    assert len(rows) == 2 and all(row.split(" | ")[1:3] == ["1", "40"] or row.split(" | ")[1] == "1" for row in rows)
+    fastformer = next(r for r in runs if r["run"] == "tiny_seed1")
+    transformer = next(r for r in runs if r["run"] == "tiny_transformer_seed1")
+    test = fastformer["test_file"]
+    difference = 100 * (fastformer["evaluations"][test]["accuracy"] - transformer["evaluations"][test]["accuracy"])
+    assert f"| {difference:+.2f} [" in next(row for row in rows if row.startswith(f"| {test} |"))
+    # Runs kept before predictions were: refused, saying how to get them.
+    copied = tmp_path / "results"
+    shutil.copytree(kept_runs / "results", copied)
+    (copied / "tiny_seed1" / "predictions.json").unlink()
+    with pytest.raises(UserError, match="predictions.json: not found; the run was kept before predictions were"):
+        comparison_markdown(str(copied), load_runs(copied), config_of["transformer"], config_of["fastformer"])
 
 
 def test_missing_results_and_bad_readme(tmp_path, kept_runs):

@@ -1,9 +1,10 @@
 """Tests of fastformer_zoo.scoring against small examples worked out by hand."""
 import json
 
+import numpy as np
 import pytest
 
-from fastformer_zoo.scoring import classification_metrics, format_metrics_table
+from fastformer_zoo.scoring import classification_metrics, format_metrics_table, paired_difference
 
 # Two classes where macro-F1 (mean of per-class F1) differs from the F1 of mean precision and recall.
 #   true 0: predicted 0,0,0            true 1: predicted 0,0,0,1,1
@@ -160,3 +161,43 @@ def test_a_results_figure_of_many_classes_is_refused_in_one_line(tmp_path):
     with pytest.raises(UserError, match="seed-1: the metrics of test.jsonl hold no confusion matrix \\(200 classes"):
         plot_confusion_matrices(run, str(tmp_path / "confusion.png"))
     assert not (tmp_path / "confusion.png").exists()
+
+
+# --------------------------------------------------------------------------- paired comparisons of two models
+
+
+def noisy_predictions(labels, error_rate, seeds, rng, num_classes=3):
+    """[seeds, texts] predictions: each wrong with probability ``error_rate``, a wrong one a random other class."""
+    labels = np.asarray(labels)
+    wrong = rng.random((seeds, labels.size)) < error_rate
+    shifted = (labels + rng.integers(1, num_classes, size=(seeds, labels.size))) % num_classes
+    return np.where(wrong, shifted, labels)
+
+
+def test_paired_difference_is_b_minus_a_of_the_metrics_means():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=400)
+    runs_a, runs_b = noisy_predictions(labels, 0.4, 3, rng), noisy_predictions(labels, 0.2, 3, rng)
+    result = paired_difference(labels, runs_a, runs_b, 3, draws=300)
+    scores = {key: [np.mean([classification_metrics(labels, row, 3)[key] for row in runs]) for runs in (runs_a, runs_b)]
+              for key in ("accuracy", "macro_f1")}  # fmt: skip
+    for key, (a, b) in scores.items():
+        assert result[key]["difference"] == pytest.approx(b - a, abs=1e-12)
+        assert result[key]["low"] < b - a < result[key]["high"] and result[key]["low"] > 0  # B is clearly better
+        assert result[key]["p_value"] < 0.01
+    assert (result["texts"], result["seeds"]) == (400, 3)
+
+
+def test_paired_difference_of_equal_models():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=300)
+    same = noisy_predictions(labels, 0.3, 2, rng)
+    assert paired_difference(labels, same, same, 3, draws=50)["accuracy"] == {"difference": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+    other = noisy_predictions(labels, 0.3, 2, rng)  # as good, different errors: the interval spans 0
+    interval = paired_difference(labels, same, other, 3, draws=300)["accuracy"]
+    assert interval["low"] < 0 < interval["high"] and interval["p_value"] > 0.05
+
+
+def test_paired_difference_needs_runs_on_the_same_texts():
+    with pytest.raises(ValueError, match=r"\[seeds, 3\]"):
+        paired_difference([0, 1, 1], [[0, 1, 1]], [[0, 1]], 2)

@@ -8,6 +8,9 @@
     python tools/results_table.py --results-dir results/marc_en_title --markdown docs/results.md --block results-titles \\
         --row-name configs/marc_en_title.yaml=Fastformer --row-name configs/marc_en_title_transformer.yaml=Transformer
 
+    # Fastformer against the Transformer on the same test texts: paired-bootstrap intervals over texts and seeds.
+    python tools/results_table.py --results-dir results/imdb --compare configs/imdb_transformer.yaml configs/imdb.yaml
+
     # Equal compute: best dev accuracy within each training time, and its curve (IMDB, whole reviews).
     python tools/results_table.py --results-dir results/imdb --by-time --markdown docs/results.md \\
         --block results-imdb-time --figure docs/imdb_accuracy_by_time.png
@@ -43,11 +46,13 @@ def main(argv=None):
                              "per config, labelled by its model); may repeat")
     parser.add_argument("--by-time", action="store_true", help="the equal-compute view instead: best dev accuracy "
                         "within each training time, and (--figure) dev accuracy against minutes of training")
+    parser.add_argument("--compare", nargs=2, metavar=("CONFIG_A", "CONFIG_B"), help="B against A on the texts both "
+                        "were scored on: mean scores over shared seeds and B - A with 95%% paired-bootstrap intervals")
     args = parser.parse_args(argv)
     with program.user_errors_exit():
         from fastformer_zoo.errors import UserError
         from fastformer_zoo.reporting import (
-            best_run, load_runs, plot_confusion_matrices, plot_time_curves, replace_block, results_markdown,
+            best_run, comparison_markdown, load_runs, plot_confusion_matrices, plot_time_curves, replace_block, results_markdown,
             summary_results_markdown, time_markdown,
         )  # fmt: skip
 
@@ -56,6 +61,12 @@ def main(argv=None):
         tasks = {run["task"] for run in runs}
         if len(tasks) > 1:
             raise UserError(f"{args.results_dir}: the kept runs mix classifiers and text writers; give a results folder of one kind")
+        if args.compare:
+            table = comparison_markdown(args.results_dir, runs, *args.compare, names, dict(args.row_name))
+            print(table, end="")
+            if args.markdown:
+                replace_block(args.markdown, table, args.block)
+            return
         if args.by_time:
             table = time_markdown(runs, dict(args.row_name))
             print(table, end="")

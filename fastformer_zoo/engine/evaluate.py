@@ -53,8 +53,9 @@ def evaluate(model: paddle.nn.Layer, loader, desc: str = "eval") -> dict:
     return {"metrics": metrics, "predictions": predictions, "probabilities": probabilities, "labels": labels}
 
 
-def evaluate_checkpoint(config: Config) -> dict:
+def evaluate_checkpoint(config: Config, with_predictions: bool = False) -> dict:
     """Evaluate ``Global.checkpoint`` on ``Data.eval_file`` (or the test split); optionally save predictions.
+    ``with_predictions`` adds ``"predictions"``: the predicted class id of each example, in the file's order.
 
     Texts are truncated where the checkpoint was trained to truncate (:func:`checkpoint.truncation_length`).
     """
@@ -70,7 +71,8 @@ def evaluate_checkpoint(config: Config) -> dict:
     if config.global_.predictions_file:
         _write_predictions(config.global_.predictions_file, examples, result, names)
     baseline = majority_baseline(config, names, result["labels"])
-    return {"file": eval_path, **result["metrics"], **({"majority_baseline": baseline} if baseline else {})}
+    predictions = {"predictions": result["predictions"].tolist()} if with_predictions else {}
+    return {"file": eval_path, **result["metrics"], **({"majority_baseline": baseline} if baseline else {}), **predictions}
 
 
 def majority_baseline(config: Config, names: list, labels) -> dict:

@@ -2,8 +2,10 @@
 
 ``tools/run_experiment.py`` trains one config for several seeds and evaluates each run's ``best/``
 checkpoint on the config's test split and on any extra evaluation files. Per run it keeps, under
-``RESULTS_DIR/<config name>_seed<seed>/``: the training log, the resolved config and ``metrics.json``
-(command, threads, training seconds, dev history, every evaluation's full metrics). Checkpoints stay
+``RESULTS_DIR/<config name>_seed<seed>/``: the training log, the resolved config, ``metrics.json``
+(command, threads, training seconds, dev history, every evaluation's full metrics) and, for a classifier,
+``predictions.json`` (each evaluation file's predicted class ids, in the file's order, for paired comparisons
+of two models on the same texts; no text or label of the data is kept). Checkpoints stay
 in ``output/``; the kept directory is written in one rename once the run is complete, and a seed
 whose kept directory exists is skipped, so an interrupted series is restarted with the same command
 (an interrupted training run itself resumes from its ``last/`` checkpoint).
@@ -35,11 +37,12 @@ from ..settings import Config, load_config, save_config
 from .checkpoint import BEST, LAST, RESOLVED_CONFIG, TRAIN_LOG
 from .runtime import logging_to
 
-__all__ = ["run_seeds", "METRICS_FILE"]
+__all__ = ["run_seeds", "METRICS_FILE", "PREDICTIONS_FILE"]
 
 logger = logging.getLogger("fastformer_zoo")
 
 METRICS_FILE = "metrics.json"  # what fastformer_zoo.reporting reads of each kept run
+PREDICTIONS_FILE = "predictions.json"  # a classifier's predicted class ids per evaluation file
 
 SUMMARY_NUM_BEAMS = 4  # beam search for the kept ROUGE of a text writer, as summarization papers report
 
@@ -122,6 +125,13 @@ def _train_and_evaluate(config: Config, config_path: str, seed: int, overrides, 
     }
 
 
+def _split_predictions(record: dict) -> dict:
+    """Take the predicted class ids out of ``record``'s evaluations: file -> ids as one space-separated string
+    (one short line per file in the kept JSON, where a list would take a line per text)."""
+    return {name: " ".join(map(str, metrics.pop("predictions"))) for name, metrics in record["evaluations"].items()
+            if "predictions" in metrics}  # fmt: skip
+
+
 def _evaluate_run(config_path: str, seed: int, overrides, output_root: str, eval_files) -> dict:
     """Metrics of the run's ``best/`` on its test split and on each of ``eval_files``, keyed by file: accuracy and
     macro-F1 of a classifier, ROUGE of a text writer's summaries (beam search, ``SUMMARY_NUM_BEAMS`` beams)."""
@@ -137,7 +147,7 @@ def _evaluate_run(config_path: str, seed: int, overrides, output_root: str, eval
             metrics = evaluate_summaries(config, SUMMARY_NUM_BEAMS)
             logger.info("%s on %s: ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f", run_dir.name, metrics["file"], metrics["rouge1"], metrics["rouge2"], metrics["rougeL"])
         else:
-            metrics = evaluate_checkpoint(config)
+            metrics = evaluate_checkpoint(config, with_predictions=True)
             logger.info("%s on %s: accuracy %.4f macro-F1 %.4f", run_dir.name, metrics["file"], metrics["accuracy"], metrics["macro_f1"])
         evaluations[metrics["file"]] = metrics
     return evaluations
@@ -146,9 +156,13 @@ def _evaluate_run(config_path: str, seed: int, overrides, output_root: str, eval
 def _keep_run(kept: Path, run_dir: Path, config: Config, record: dict) -> None:
     """Write the kept directory (log, resolved config, metrics) in one rename."""
 
+    predictions = _split_predictions(record)
+
     def keep(staging: str) -> None:
         shutil.copyfile(run_dir / TRAIN_LOG, Path(staging) / TRAIN_LOG)
         save_config(config, Path(staging) / RESOLVED_CONFIG)
         write_text_atomically(Path(staging) / METRICS_FILE, json.dumps(record, indent=1) + "\n")
+        if predictions:
+            write_text_atomically(Path(staging) / PREDICTIONS_FILE, json.dumps(predictions, indent=1) + "\n")
 
     write_directory_atomically(keep, str(kept), overwrite=True)

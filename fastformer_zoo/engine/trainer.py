@@ -421,7 +421,7 @@ def _evaluate_and_keep_best(run: _Run) -> None:
     result = run.task.evaluate(run.model, run.dev_loader)
     metrics, score = result["metrics"], result["metrics"][run.task.score_key]
     progress.history.append(
-        {"epoch": progress.epoch, "step": progress.global_step, "train_seconds": round(progress.train_seconds, 1), **result["record"]}
+        {"epoch": progress.epoch, "step": progress.global_step, "train_seconds": round(progress.train_seconds, 3), **result["record"]}
     )
     shown = " ".join(f"{name} {value:.4f}" for name, value in result["record"].items())
     logger.info("dev after step %d: %s", progress.global_step, shown)
