@@ -83,6 +83,21 @@ def _mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> s
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _training_seconds(run: dict) -> tuple[float, bool]:
+    """The run's training time and whether it is only a part: its last dev record's training seconds (every session
+    summed, evaluation not counted) where the run recorded them, else the kept wall time of the command that kept
+    it, which covers only the last session of a resumed run."""
+    history = run["dev_history"]
+    if history and "train_seconds" in history[-1]:
+        return history[-1]["train_seconds"], False
+    return run["train_seconds"], run["resumed"]
+
+
+def _seconds_cell(run: dict) -> str:
+    seconds, partial = _training_seconds(run)
+    return f"{seconds:.0f}" + (" (resumed)" if partial else "")
+
+
 def _evaluation_sets(runs: list[dict]) -> list[str]:
     """Evaluation files in first-seen order, the test split first."""
     files: list[str] = []
@@ -141,7 +156,7 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
         for name in files:
             scored = [run["evaluations"][name] for run in group if name in run["evaluations"]]
             row += [_mean_std([m["accuracy"] for m in scored], 100), _mean_std([m["macro_f1"] for m in scored], 100)]
-        row.append(_mean_std([run["train_seconds"] for run in group], digits=0))
+        row.append(_mean_std([_training_seconds(run)[0] for run in group], digits=0))
         lines.append("| " + " | ".join(row) + " |")
     majority = _majority_row(runs, files)
     if majority:
@@ -165,7 +180,7 @@ def results_markdown(runs: list[dict], set_names: Optional[dict[str, str]] = Non
         for name in files:
             m = run["evaluations"].get(name)
             row.append(f"{100 * m['accuracy']:.2f} / {100 * m['macro_f1']:.2f}" if m else "—")
-        row += [f"{run['train_seconds']:.0f}" + (" (resumed)" if run["resumed"] else ""), str(run["cpu_threads"])]
+        row += [_seconds_cell(run), str(run["cpu_threads"])]
         lines.append("| " + " | ".join(row) + " |")
 
     best = best_run(runs)
@@ -287,7 +302,7 @@ def summary_results_markdown(runs: list[dict], row_names: Optional[dict[str, str
         scores = [run["evaluations"][run["test_file"]] for run in group]
         row = [label, ", ".join(str(run["seed"]) for run in group)]
         row += [_mean_std([score[name] for score in scores], 100) for name in ROUGE_NAMES]
-        lines.append("| " + " | ".join(row + [_mean_std([run["train_seconds"] for run in group], digits=0)]) + " |")
+        lines.append("| " + " | ".join(row + [_mean_std([_training_seconds(run)[0] for run in group], digits=0)]) + " |")
     for dataset, figures in PAPER_TABLE6_FASTFORMER.items():
         lines.append(f"| Fastformer, paper Table 6 ({dataset}, other data) | — | " + " | ".join(f"{value:.2f}" for value in figures) + " | — |")
     lines += ["", "Every run (the kept log and metrics are in the run's directory):", ""]
@@ -295,7 +310,7 @@ def summary_results_markdown(runs: list[dict], row_names: Optional[dict[str, str
     for run in runs:
         score = run["evaluations"][run["test_file"]]
         rouge = " / ".join(f"{100 * score[name]:.2f}" for name in ROUGE_NAMES)
-        seconds = f"{run['train_seconds']:.0f}" + (" (resumed)" if run["resumed"] else "")
+        seconds = _seconds_cell(run)
         dev = ", ".join(f"{h['loss']:.3f}" for h in run["dev_history"])
         lines.append(f"| {run['run']} | {dev} | {rouge} | {seconds} | {run['cpu_threads']} |")
     return "\n".join(lines) + "\n"
