@@ -42,6 +42,7 @@ __all__ = [
     "recover_directory",
     "check_output_directory",
     "check_output_files",
+    "same_file",
 ]
 
 
@@ -343,14 +344,14 @@ def check_output_files(outputs: Mapping[str, Optional[str]], inputs: Iterable[Tu
         if os.path.exists(parent) and not os.path.isdir(parent):
             raise UserError(f"{_named(name, path)}: {parent} is not a directory; expected a file path in a folder")
         for source, read in inputs:
-            if read and _same_file(path, str(read)):
+            if read and same_file(path, str(read)):
                 raise UserError(f"{_named(name, path)} is {_named(source, read)}, which this command reads; expected "
                                 "an output path apart from the inputs (writing it would destroy that file)")  # fmt: skip
             if read and _inside(path, str(read)):
                 raise UserError(f"{_named(name, path)} lies inside {_named(source, read)}, which this command reads; "
                                 "expected an output path outside it")  # fmt: skip
     for (name, path), (other, other_path) in itertools.combinations(given, 2):
-        if _same_file(path, other_path):
+        if same_file(path, other_path):
             raise UserError(f"{_named(name, path)} and {_named(other, other_path)} are the same file; expected one file "
                             "per output")  # fmt: skip
 
@@ -362,7 +363,8 @@ def _named(name: str, path: str) -> str:
     return f"{name} {path}"
 
 
-def _same_file(path: str, other: str) -> bool:
+def same_file(path: str, other: str) -> bool:
+    """Whether two paths name one file (links resolved); False where either does not exist."""
     if os.path.realpath(path) == os.path.realpath(other):
         return True
     try:

@@ -57,7 +57,7 @@ def logged():
     records = []
     handler = logging.Handler(logging.INFO)
     handler.emit = records.append
-    logger = logging.getLogger("fastformer_zoo.data.prepare")
+    logger = logging.getLogger("fastformer_zoo.data.duplicates")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -16,7 +16,7 @@ from paddlenlp_fastformer.file_utils import write_text_atomically
 from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
 from .corpus import TEXT_FIELDS
-from .prepare import drop_shared_texts, log_duplicates, text_keys, texts_in_several_splits
+from .duplicates import drop_shared_texts, log_duplicates, text_keys, texts_in_several_splits
 from .readers import SPLIT_NAMES, PathLike, is_unicode, json_objects
 
 __all__ = ["SUMMARY_FIELDS", "prepare_pairs", "read_pairs"]
