@@ -178,10 +178,16 @@ def test_keep_splits_with_keep_duplicates_warns_and_keeps_every_row(tmp_path, lo
     assert len(warnings) == 3 and all(line.endswith("kept, as --keep-duplicates asks") for line in warnings)
 
 
-def test_keep_splits_asked_sizes_are_drawn_from_the_rows_left(tmp_path):
+def test_keep_splits_asked_sizes_are_drawn_from_the_rows_left(tmp_path, logged):
     files = official_splits(tmp_path)
     stats = prepare_dataset(files, tmp_path / "out", splits=(30, 10, 99), keep_splits=True)
     assert [stats["splits"][name]["count"] for name in SPLIT_NAMES] == [30, 10, 10]
+    assert not [w for w in warnings_in(logged) if "rows asked" in w]  # 99 is more than the file: all of it, as documented
+    stats = prepare_dataset(files, tmp_path / "again", splits=(30, 12, 0), keep_splits=True)
+    assert stats["splits"]["dev"]["count"] == 10
+    assert [w for w in warnings_in(logged) if "rows asked" in w] == [
+        f"{files[1]} (dev): 12 rows asked, 10 left once the rows repeating earlier split files were dropped: the dev split has 10"
+    ]
 
 
 def test_the_same_file_as_train_and_dev_is_warned_about_and_kept_whole(tmp_path, logged):

@@ -114,6 +114,10 @@ def _kept_splits(paths, reports, keys, num_samples, splits, rng, options, keep_d
         return _dev_from_train(paths, reports, keys, num_samples, splits, rng, options, keep_duplicates)
     kept, duplicates, notes = drop_shared_texts(paths, keys, keep_duplicates)
     sizes = _kept_split_sizes(splits, num_samples, [int(mask.sum()) for mask in kept])
+    for path, name, asked, mask, size in zip(paths, SPLIT_NAMES, splits, kept, sizes):
+        if size < int(asked) <= len(mask):  # the file had the rows: the drops took them
+            notes.append(f"{path} ({name}): {int(asked)} rows asked, {size} left once the rows repeating earlier "
+                         f"split files were dropped: the {name} split has {size}")  # fmt: skip
     drawn = []
     for path, report, mask, size in zip(paths, reports, kept, sizes):
         rows = np.flatnonzero(mask)  # all rows when none is dropped: then the draw is that of earlier versions
