@@ -114,8 +114,8 @@ def _train_and_evaluate(config: Config, config_path: str, seed: int, overrides, 
         "seed": seed,
         "cpu_threads": config.global_.num_threads or os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
-        "train_seconds": round(train_seconds, 1),
-        # A resumed run's seconds cover only the part after the restart.
+        # The run's training (every session, evaluation left out) where it recorded it; else this command's time.
+        "train_seconds": round(progress.get("train_seconds") or train_seconds, 3),
         "resumed": resumed,
         "dev_history": progress["history"],
         # The dev score best/ was chosen by: macro-F1 for a classifier, minus the dev loss for a text writer.
