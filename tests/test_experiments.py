@@ -138,6 +138,12 @@ def test_the_paired_comparison_of_two_configs_on_their_shared_seeds(kept_runs, t
     test = fastformer["test_file"]
     difference = 100 * (fastformer["evaluations"][test]["accuracy"] - transformer["evaluations"][test]["accuracy"])
     assert f"| {difference:+.2f} [" in next(row for row in rows if row.startswith(f"| {test} |"))
+    for extra, message in ((["--figure", str(tmp_path / "x.png")], "--figure has no picture for --compare"),
+                           (["--by-time"], "not allowed with argument")):  # fmt: skip
+        refused = run_tool(str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(kept_runs / "results"),
+                           "--compare", config_of["transformer"], config_of["fastformer"], *extra, cwd=kept_runs)  # fmt: skip
+        assert refused.returncode == 2 and message in refused.stderr.strip().splitlines()[-1]
+        assert not (tmp_path / "x.png").exists()
     # Runs kept before predictions were: refused, saying how to get them.
     copied = tmp_path / "results"
     shutil.copytree(kept_runs / "results", copied)
@@ -190,3 +196,7 @@ def test_text_writer_runs_keep_rouge_and_make_their_own_table(tmp_path):
     classifier = json.loads(json.dumps(run)) | {"task": "classification"}
     with pytest.raises(UserError, match="mix classifiers and text writers"):
         summary_results_markdown([run, classifier])
+    refused = run_tool(str(PROJECT_ROOT / "tools" / "results_table.py"), "--results-dir", str(tmp_path / "results"),
+                       "--by-time", cwd=tmp_path)  # fmt: skip
+    last_line = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 2 and last_line.startswith("error: ") and "these runs are text writers" in last_line

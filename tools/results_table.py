@@ -44,9 +44,10 @@ def main(argv=None):
     parser.add_argument("--row-name", type=parse_set_name, action="append", default=[], metavar="CONFIG=NAME",
                         help="one table row per config file, in the order given, with this label (default: a row "
                              "per config, labelled by its model); may repeat")
-    parser.add_argument("--by-time", action="store_true", help="the equal-compute view instead: best dev accuracy "
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--by-time", action="store_true", help="the equal-compute view instead: best dev accuracy "
                         "within each training time, and (--figure) dev accuracy against minutes of training")
-    parser.add_argument("--compare", nargs=2, metavar=("CONFIG_A", "CONFIG_B"), help="B against A on the texts both "
+    view.add_argument("--compare", nargs=2, metavar=("CONFIG_A", "CONFIG_B"), help="B against A on the texts both "
                         "were scored on: mean scores over shared seeds and B - A with 95%% paired-bootstrap intervals")
     args = parser.parse_args(argv)
     with program.user_errors_exit():
@@ -61,29 +62,27 @@ def main(argv=None):
         tasks = {run["task"] for run in runs}
         if len(tasks) > 1:
             raise UserError(f"{args.results_dir}: the kept runs mix classifiers and text writers; give a results folder of one kind")
+        if (args.compare or args.by_time) and tasks == {"seq2seq"}:
+            raise UserError(f"{args.results_dir}: --compare and --by-time score classifiers' accuracy; these runs are text "
+                            "writers, whose table is the ROUGE one (leave both out)")  # fmt: skip
+        rows, draw = dict(args.row_name), None  # draw(path): the --figure of the view asked for
         if args.compare:
-            table = comparison_markdown(args.results_dir, runs, *args.compare, names, dict(args.row_name))
-            print(table, end="")
-            if args.markdown:
-                replace_block(args.markdown, table, args.block)
-            return
-        if args.by_time:
-            table = time_markdown(runs, dict(args.row_name))
-            print(table, end="")
             if args.figure:
-                plot_time_curves(runs, args.figure, dict(args.row_name))
-            if args.markdown:
-                replace_block(args.markdown, table, args.block)
-            return
-        if tasks == {"seq2seq"}:  # text writers: ROUGE
+                raise UserError("--figure has no picture for --compare, whose result is the table; leave --figure out")
+            table = comparison_markdown(args.results_dir, runs, *args.compare, names, rows)
+        elif args.by_time:
+            table = time_markdown(runs, rows)
+            draw = lambda path: plot_time_curves(runs, path, rows)  # noqa: E731
+        elif tasks == {"seq2seq"}:  # text writers: ROUGE
             if args.figure:
                 raise UserError("--figure draws a classifier's confusion matrices; text writers have none")
-            table = summary_results_markdown(runs, dict(args.row_name))
+            table = summary_results_markdown(runs, rows)
         else:
-            table = results_markdown(runs, names, dict(args.row_name))
+            table = results_markdown(runs, names, rows)
+            draw = lambda path: plot_confusion_matrices(best_run(runs), path, names)  # noqa: E731
         print(table, end="")
         if args.figure:
-            plot_confusion_matrices(best_run(runs), args.figure, names)
+            draw(args.figure)
         if args.markdown:
             replace_block(args.markdown, table, args.block)
             print(f"updated {args.markdown}", file=sys.stderr)
