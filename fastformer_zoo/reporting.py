@@ -16,9 +16,9 @@ from paddlenlp_fastformer.file_utils import write_text_atomically
 
 from .data.readers import read_split
 from .engine.experiments import METRICS_FILE, PREDICTIONS_FILE
-from .scoring import paired_difference
 from .engine.plots import pyplot, save_png
 from .errors import UserError
+from .scoring import paired_difference
 
 __all__ = [
     "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block", "time_markdown", "plot_time_curves", "comparison_markdown",
@@ -129,6 +129,11 @@ def _row_groups(runs: list[dict], row_names: dict[str, str]) -> list[tuple[str, 
     ]  # fmt: skip
 
 
+def _row_labels(runs: list[dict], row_names: Optional[dict[str, str]]) -> dict[str, str]:
+    """Each run's row label (by run name), as :func:`_row_groups` gives it."""
+    return {run["run"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
+
+
 def _majority_row(runs: list[dict], files: list[str]) -> Optional[list[str]]:
     """What always answering the training split's most frequent label scores on each set, where recorded."""
     cells, label = [], None
@@ -211,7 +216,7 @@ def _best_within(history: list[dict], minutes: float, key: str) -> Optional[floa
 def time_markdown(runs: list[dict], row_names: Optional[dict[str, str]] = None, key: str = "accuracy") -> str:
     """Equal-compute comparison: each run's best dev score reached within each training time at which some run
     was evaluated (evaluation and saving not counted), then each run's dev scores by epoch with their times."""
-    labels = {run["run"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
+    labels = _row_labels(runs, row_names)
     histories = {run["run"]: _timed_history(run) for run in runs}
     budgets = sorted({record["minutes"] for history in histories.values() for record in history})
     header = ["Run", "Model"] + [f"≤ {minutes:.1f} min" for minutes in budgets]
@@ -229,7 +234,7 @@ def time_markdown(runs: list[dict], row_names: Optional[dict[str, str]] = None, 
 
 def plot_time_curves(runs: list[dict], output_path: str, row_names: Optional[dict[str, str]] = None, key: str = "accuracy") -> None:
     """Dev score against minutes of training, one line per run, as a PNG."""
-    labels = {run["run"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
+    labels = _row_labels(runs, row_names)
     figure, axis = pyplot().subplots(figsize=(6.4, 3.8))
     for run in runs:
         history = _timed_history(run)
@@ -263,8 +268,8 @@ def comparison_markdown(results_dir: str, runs: list[dict], config_a: str, confi
     if not seeds:
         raise UserError(f"{results_dir}: no seed has a kept run of both {config_a} and {config_b}; expected runs "
                         "of both configs with the same seeds")  # fmt: skip
-    labels_of = {run["config_file"]: label for label, group in _row_groups(runs, row_names or {}) for run in group}
-    name_a, name_b = labels_of[config_a], labels_of[config_b]
+    labels = _row_labels(runs, row_names)
+    name_a, name_b = (labels[group[seeds[0]]["run"]] for group in groups)
     header = ["Test set", "Seeds", "Texts", f"{name_a} Acc / Macro-F1", f"{name_b} Acc / Macro-F1",
               f"{name_b} − {name_a}: Acc [95% CI]", "p", "Macro-F1 [95% CI]", "p"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

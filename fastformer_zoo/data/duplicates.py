@@ -37,7 +37,6 @@ __all__ = ["text_keys", "texts_in_several_splits", "keep_copies_together", "refu
 logger = logging.getLogger(__name__)
 
 
-
 def text_keys(texts: Iterable[str]) -> np.ndarray:
     """A 16-byte BLAKE2b digest of each text (numpy ``S16``), so that the 1.7M reviews of the paper's file are
     compared without being held in memory. Equal texts give equal keys; two different texts sharing one by
@@ -96,8 +95,6 @@ def _move_copies(draws: np.ndarray, positions: List[int], split_of: np.ndarray, 
         draws[position], draws[partner] = draws[partner], draws[position]
         lone[split_of[position]].append(position)  # the once-drawn row now sits where the copy was
     return len(strangers)
-
-
 
 
 def refuse_repeated_inputs(paths: Sequence[str]) -> None:

@@ -18,13 +18,14 @@ from paddlenlp_fastformer.file_utils import write_text_atomically
 
 from ..directories import check_output_directory, write_directory_atomically
 from ..errors import UserError
-from .labels import LABEL_FILE, STAR_LABELS, STATS_FILE, label_file_text, natural_order, read_label_file
 from .duplicates import (
     drop_shared_texts, keep_copies_together, log_duplicates, refuse_repeated_inputs, text_keys, texts_in_several_splits,
 )  # fmt: skip
+from .labels import LABEL_FILE, STAR_LABELS, STATS_FILE, label_file_text, natural_order, read_label_file
 from .readers import SPLIT_NAMES, Example, FieldChoice, PathLike, ReadReport, iter_reviews
 
 __all__ = ["prepare_dataset", "format_summary", "jsonl", "STATS_FILE"]
+
 
 def _are_counts(splits: Sequence) -> bool:
     return all(isinstance(size, numbers.Integral) for size in splits)
