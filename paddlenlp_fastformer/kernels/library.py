@@ -83,13 +83,14 @@ def build():
 
         library_file = directory / LIBRARY_NAME / f"{LIBRARY_NAME}.so"
         checksum_file = directory / CHECKSUM_FILE
-        if library_file.exists() and not _matches_checksum(library_file, checksum_file):
+        if _matches_checksum(library_file, checksum_file):
+            module = _import_recorded(directory)
+            if module is not None:
+                return module
+        elif library_file.exists():
             # A truncated or damaged library would crash the process when loaded (a bus error): build afresh.
             shutil.rmtree(library_file.parent, ignore_errors=True)
             checksum_file.unlink(missing_ok=True)
-        module = _import_recorded(directory) if _matches_checksum(library_file, checksum_file) else None
-        if module is not None:
-            return module
         module = load_extension(
             name=LIBRARY_NAME,
             sources=[str(_staged_source(directory))],
