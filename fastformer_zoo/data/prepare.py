@@ -219,7 +219,7 @@ def prepare_dataset(
     Two files are train and test (e.g. IMDB): dev is drawn out of train (:func:`_dev_from_train`).
 
     No text is in two splits unless ``keep_duplicates``: pooled, a text's copies share one split; with
-    ``keep_splits``, dev and test lose the rows an earlier input holds, with a warning (module docstring).
+    ``keep_splits``, dev and test lose the rows an earlier input holds, with a warning (the rule: :mod:`.duplicates`).
 
     The label set (``label.txt``, line ``i`` naming class id ``i``) is ``label_file``'s, which fixes
     names and order; else the five star names for star ratings; else the labels found, in natural
