@@ -81,7 +81,11 @@ class GlobalConfig:
     save_inference_dir: str = _field("inference", "Where tools/export_model.py writes the static model.", rule=NON_EMPTY)
     num_threads: int = _field(0, "CPU threads for paddle; 0 uses all cores.", rule=THREADS)
     log_interval: int = _field(20, "Log the training loss every this many steps.", rule=POSITIVE)
-    eval_every_epoch: bool = _field(True, "Evaluate on the dev set after each epoch.")
+    eval_every_epoch: bool = _field(True, "Evaluate on the dev set after each epoch; false reads no dev set (no best/).")
+    eval_steps: int = _field(
+        0, "Also evaluate on the dev set (keeping best/, saving last/) every this many steps; 0 only at epochs' ends. "
+        "A pretraining's few long epochs get a dev curve this way.", rule=NON_NEGATIVE,
+    )
     resume: bool = _field(True, "Resume from output_dir/last when it exists.")
     save_steps: int = _field(0, "Also save output_dir/last every this many steps; 0 saves at epoch ends only.", rule=NON_NEGATIVE)
     predictions_file: Optional[str] = _field(None, "tools/eval.py writes per-example predictions here (JSON lines).")

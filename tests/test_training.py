@@ -270,6 +270,34 @@ def test_best_is_not_simply_the_last_epoch(tmp_path, tiny_data_dir, trained_run,
     assert trainer_progress(tmp_path / "out" / "last")["global_step"] == 120
 
 
+def test_eval_steps_adds_dev_records_within_epochs_and_a_resumed_run_keeps_them(tmp_path, tiny_data_dir, trained_run):
+    config_path = write_tiny_config(
+        tmp_path / "c.yaml", tiny_data_dir, tmp_path / "unused", Global={"epochs": 2, "eval_steps": 15, "save_steps": 5}
+    )
+    full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
+    full_result, full_losses = run(config_path, [f"Global.output_dir={full_dir}"])
+    history = full_result["history"]
+    assert [(record["epoch"], record["step"]) for record in history] == [
+        (0.375, 15), (0.75, 30), (1, 40), (1.125, 45), (1.5, 60), (1.875, 75), (2, 80)
+    ]  # fmt: skip
+    # Evaluating changes nothing that is learnt: the steps are those of the run that evaluates at epoch ends only.
+    assert full_losses == trained_run["losses"]
+    assert_same_params(full_dir / "last", trained_run["output_dir"] / "last")
+    best = json.loads((full_dir / "best" / "dev_metrics.json").read_text())
+    assert best["macro_f1"] == max(record["macro_f1"] for record in history) == full_result["best_score"]
+
+    def interrupt_at_23(step, _loss):
+        if step == 23:
+            raise Interrupt()
+
+    with pytest.raises(KeyboardInterrupt):
+        run(config_path, [f"Global.output_dir={cut_dir}"], on_step_end=interrupt_at_23)
+    assert [record["step"] for record in trainer_progress(cut_dir / "last")["history"]] == [15]
+    resumed_result, _ = run(config_path, [f"Global.output_dir={cut_dir}"])
+    assert without_seconds(resumed_result) == without_seconds(full_result)
+    assert_same_params(full_dir / "best", cut_dir / "best")
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 

@@ -351,10 +351,12 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
             on_step_end(progress.global_step, loss_value)
         if progress.global_step >= run.total_steps and progress.batches_done_in_epoch < run.steps_per_epoch:
             break  # the step limit, mid-epoch (at an epoch's end the loop ends by itself, and the bar reads full)
-        if config.global_.save_steps and progress.global_step % config.global_.save_steps == 0:
+        evaluate = _every(config.global_.eval_steps, progress.global_step)
+        # The epoch's end evaluates and saves below.
+        if (evaluate or _every(config.global_.save_steps, progress.global_step)) and progress.batches_done_in_epoch < run.steps_per_epoch:
             progress.train_seconds += time.perf_counter() - started
-            _save_last(run)
-            runtime.wait_for_main(f"save {run.output_dir / checkpoint.LAST}")
+            _evaluate_and_save(run, evaluate, draw=evaluate)
+            run.model.train()
             started = time.perf_counter()
     progress.train_seconds += time.perf_counter() - started
     bar.close()
@@ -362,13 +364,23 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
     if epoch_done:
         progress.epoch += 1
         progress.batches_done_in_epoch = 0
-    if run.dev_loader is not None and is_main_process() and (epoch_done or progress.global_step >= run.total_steps):
+    _evaluate_and_save(run, epoch_done or progress.global_step >= run.total_steps, draw=True)
+
+
+def _every(interval: int, step: int) -> bool:
+    return interval > 0 and step % interval == 0
+
+
+def _evaluate_and_save(run: _Run, evaluate: bool, draw: bool) -> None:
+    """Evaluate on dev if asked (keeping best/), save last/ and redraw the curves if asked; every rank calls this."""
+    if evaluate and run.dev_loader is not None and is_main_process():
         _evaluate_and_keep_best(run)
     # Before _save_last's collective: the others would otherwise wait in it while rank 0 evaluates.
     runtime.wait_for_main("evaluate")
     _save_last(run)
-    if is_main_process():
-        run.monitor.draw(progress.loss_log, progress.history, run.task.curve, title=f"{run.output_dir.name}: {config.data.data_dir}")
+    if draw and is_main_process():
+        title = f"{run.output_dir.name}: {run.config.data.data_dir}"
+        run.monitor.draw(run.progress.loss_log, run.progress.history, run.task.curve, title=title)
     runtime.wait_for_main(f"save {run.output_dir / checkpoint.LAST}")
 
 
@@ -420,8 +432,10 @@ def _evaluate_and_keep_best(run: _Run) -> None:
     progress = run.progress
     result = run.task.evaluate(run.model, run.dev_loader)
     metrics, score = result["metrics"], result["metrics"][run.task.score_key]
+    # Between epochs' ends (Global.eval_steps) the epoch is a fraction: 1.5 is half way through the second.
+    epoch = progress.epoch + round(progress.batches_done_in_epoch / run.steps_per_epoch, 3) if progress.batches_done_in_epoch else progress.epoch
     progress.history.append(
-        {"epoch": progress.epoch, "step": progress.global_step, "train_seconds": round(progress.train_seconds, 3), **result["record"]}
+        {"epoch": epoch, "step": progress.global_step, "train_seconds": round(progress.train_seconds, 3), **result["record"]}
     )
     shown = " ".join(f"{name} {value:.4f}" for name, value in result["record"].items())
     logger.info("dev after step %d: %s", progress.global_step, shown)
