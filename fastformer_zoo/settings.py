@@ -427,6 +427,11 @@ def _check_consistency(config: Config) -> None:
             f"'Data.max_seq_len' ({config.data.max_seq_len}) exceeds 'Model.max_position_embeddings' "
             f"({config.model['max_position_embeddings']}); the model has no positions for the extra tokens"
         )
+    if config.global_.eval_steps and not config.global_.eval_every_epoch:
+        raise UserError(
+            f"'Global.eval_steps' ({config.global_.eval_steps}) asks for dev evaluations, but 'Global.eval_every_epoch' "
+            "is false, which reads no dev set; expected eval_every_epoch true, or eval_steps 0"
+        )
 
 
 def declared_default(section: str, key: str) -> Any:

@@ -185,6 +185,12 @@ def test_seq_len_longer_than_positions(minimal):
     assert "Data.max_seq_len" in message and "Model.max_position_embeddings" in message
 
 
+def test_eval_steps_without_a_dev_set_is_refused(minimal):
+    message = error_of(minimal, ["Global.eval_steps=100", "Global.eval_every_epoch=false"])
+    assert "'Global.eval_steps' (100)" in message and "eval_every_epoch" in message
+    assert load_config(minimal, ["Global.eval_steps=100"]).global_.eval_steps == 100
+
+
 def test_missing_required_data_dir(tmp_path):
     path = write(tmp_path, "Global: {seed: 1}\n")
     assert "Data.data_dir" in error_of(path)

@@ -104,7 +104,7 @@ def _build_optimizer(config: Config, model: paddle.nn.Layer, total_steps: int):
 
 
 def train(config: Config, on_step_end: Optional[Callable[[int, float], None]] = None, task: Optional[Task] = None) -> dict:
-    """Train per ``config``; returns the final progress (history of per-epoch dev metrics, best dev score).
+    """Train per ``config``; returns the final progress (history of dev metrics per evaluation, best dev score).
 
     ``task`` is what is trained (default: the one ``Global.task`` names, :func:`~.tasks.task_for`).
     ``on_step_end(global_step, loss)`` is called after every optimizer step (tests use it to interrupt).
@@ -357,7 +357,7 @@ def _train_epoch(run: _Run, on_step_end: Optional[Callable[[int, float], None]])
             progress.train_seconds += time.perf_counter() - started
             _evaluate_and_save(run, evaluate, draw=evaluate)
             run.model.train()
-            started = time.perf_counter()
+            throughput, started = _Throughput(), time.perf_counter()
     progress.train_seconds += time.perf_counter() - started
     bar.close()
     epoch_done = progress.batches_done_in_epoch >= run.steps_per_epoch
@@ -433,7 +433,9 @@ def _evaluate_and_keep_best(run: _Run) -> None:
     result = run.task.evaluate(run.model, run.dev_loader)
     metrics, score = result["metrics"], result["metrics"][run.task.score_key]
     # Between epochs' ends (Global.eval_steps) the epoch is a fraction: 1.5 is half way through the second.
-    epoch = progress.epoch + round(progress.batches_done_in_epoch / run.steps_per_epoch, 3) if progress.batches_done_in_epoch else progress.epoch
+    # Rounded down, so that no record within an epoch reads as its end.
+    fraction = math.floor(1000 * progress.batches_done_in_epoch / run.steps_per_epoch) / 1000
+    epoch = progress.epoch + fraction if progress.batches_done_in_epoch else progress.epoch
     progress.history.append(
         {"epoch": epoch, "step": progress.global_step, "train_seconds": round(progress.train_seconds, 3), **result["record"]}
     )
