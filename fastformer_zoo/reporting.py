@@ -21,7 +21,7 @@ from .errors import UserError
 from .scoring import paired_difference
 
 __all__ = [
-    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block", "time_markdown", "plot_time_curves", "comparison_markdown",
+    "PAPER_TABLE4_AMAZON", "PAPER_TABLE6_FASTFORMER", "load_runs", "best_run", "results_markdown", "summary_results_markdown", "plot_confusion_matrices", "replace_block", "time_markdown", "plot_time_curves", "comparison_markdown", "dev_history_markdown",
 ]  # fmt: skip
 
 # Fastformer paper, Table 4, Amazon column (mean ± std over 5 runs, %): natural-skew Electronics reviews.
@@ -370,6 +370,38 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
     figure.suptitle(f"{run['run']} (best by dev macro-F1): rows are true labels", fontsize=11)
     figure.tight_layout()
     save_png(figure, output_path)
+
+
+# Records whose dev scores are fractions (accuracies, F1) are shown in %; these are shown as they are.
+_PLAIN_SCORES = {"loss": "{:.4f}", "perplexity": "{:.1f}"}
+
+
+def _dev_history(state_path: str) -> list[dict]:
+    """The dev records of a run's ``trainer_state.json`` (its ``last/``, or a kept copy), checked."""
+    try:
+        progress = json.loads(Path(state_path).read_text(encoding="utf-8"))["progress"]
+        history = progress["history"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{state_path}: not a run's trainer_state.json with progress.history ({type(error).__name__}: "
+                        f"{error}); expected OUTPUT_DIR/last/trainer_state.json or a kept copy") from None  # fmt: skip
+    fields = ("epoch", "step", "train_seconds")
+    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and set(fields) <= set(r) for r in history):
+        raise UserError(f"{state_path}: progress.history holds no dev records with {', '.join(fields)}; expected a run "
+                        "that evaluated on dev (trained by this version)")  # fmt: skip
+    return history
+
+
+def dev_history_markdown(state_path: str) -> str:
+    """A run's dev evaluations, one row each: step, epoch, minutes of training so far, the task's dev scores."""
+    history = _dev_history(state_path)
+    scores = [key for key in history[0] if key not in ("epoch", "step", "train_seconds")]
+    header = ["Step", "Epoch", "Minutes of training"] + [key if key in _PLAIN_SCORES else f"{key} (%)" for key in scores]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for record in history:
+        cells = [str(record["step"]), f"{record['epoch']:g}", f"{record['train_seconds'] / 60:.1f}"]
+        cells += [_PLAIN_SCORES.get(key, "{:.2f}").format(record[key] * (1 if key in _PLAIN_SCORES else 100)) for key in scores]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def replace_block(markdown_path: str, text: str, block: str = "results") -> None:

@@ -200,3 +200,20 @@ def test_text_writer_runs_keep_rouge_and_make_their_own_table(tmp_path):
                        "--by-time", cwd=tmp_path)  # fmt: skip
     last_line = refused.stderr.strip().splitlines()[-1]
     assert refused.returncode == 2 and last_line.startswith("error: ") and "these runs are text writers" in last_line
+
+
+def test_a_run_s_dev_history_as_a_table(kept_runs, tmp_path):
+    state = kept_runs / "out" / "tiny_seed1" / "last" / "trainer_state.json"
+    page = tmp_path / "page.md"
+    page.write_text("a\n<!-- h:begin -->\nold\n<!-- h:end -->\nb\n", encoding="utf-8")
+    tool = str(PROJECT_ROOT / "tools" / "dev_history.py")
+    result = run_tool(tool, str(state), "--markdown", str(page), "--block", "h", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header, _, row = result.stdout.splitlines()
+    assert header == "| Step | Epoch | Minutes of training | accuracy (%) | macro_f1 (%) |"
+    [record] = json.loads(state.read_text(encoding="utf-8"))["progress"]["history"]
+    assert row.startswith(f"| 3 | {record['epoch']:g} | ") and row.endswith(f" | {100 * record['macro_f1']:.2f} |")
+    assert page.read_text(encoding="utf-8") == f"a\n<!-- h:begin -->\n{result.stdout}<!-- h:end -->\nb\n"
+    refused = run_tool(tool, str(state.parent / "config.json"), cwd=tmp_path)
+    last_line = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 2 and last_line.startswith("error: ") and "progress.history" in last_line
