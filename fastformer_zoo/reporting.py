@@ -1,8 +1,9 @@
 """Reporting: the Markdown results tables, per-class F1 and confusion-matrix pictures built from kept runs.
 
 It reads only the small files that :mod:`.engine.experiments` keeps per run (``RESULTS_DIR/<config
-name>_seed<seed>/metrics.json``), never a checkpoint; ``tools/results_table.py`` writes what it builds into
-the results page (``docs/results.md``) between named block markers.
+name>_seed<seed>/metrics.json``) and a run's ``trainer_state.json`` (its dev records), never a checkpoint's
+weights; ``tools/results_table.py`` and ``tools/dev_history.py`` write what it builds into the results pages
+(``docs/results.md``, ``docs/pretraining.md``) between named block markers.
 """
 from __future__ import annotations
 
