@@ -373,8 +373,12 @@ def plot_confusion_matrices(run: dict, output_path: str, set_names: Optional[dic
     save_png(figure, output_path)
 
 
-# Records whose dev scores are fractions (accuracies, F1) are shown in %; these are shown as they are.
+# Dev scores shown as they are; every other one is a fraction (an accuracy, an F1), shown in %.
 _PLAIN_SCORES = {"loss": "{:.4f}", "perplexity": "{:.1f}"}
+
+
+def _score_cell(key: str, value: float) -> str:
+    return _PLAIN_SCORES[key].format(value) if key in _PLAIN_SCORES else f"{100 * value:.2f}"
 
 
 def _dev_history(state_path: str) -> list[dict]:
@@ -400,7 +404,7 @@ def dev_history_markdown(state_path: str) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for record in history:
         cells = [str(record["step"]), f"{record['epoch']:g}", f"{record['train_seconds'] / 60:.1f}"]
-        cells += [_PLAIN_SCORES.get(key, "{:.2f}").format(record[key] * (1 if key in _PLAIN_SCORES else 100)) for key in scores]
+        cells += [_score_cell(key, record[key]) for key in scores]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
