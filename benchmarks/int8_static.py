@@ -102,9 +102,13 @@ def main(argv=None) -> dict:
 def _session_runner(path, threads):
     import onnxruntime
 
+    from fastformer_zoo.deploy.runners import ONNXRUNTIME_DISABLED_OPTIMIZERS
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = threads, 1, 3
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        path, options, providers=["CPUExecutionProvider"], disabled_optimizers=list(ONNXRUNTIME_DISABLED_OPTIMIZERS)
+    )  # the optimisations the export's runners run with
     return lambda input_ids, mask: session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
 
 
