@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from fastformer_zoo.deploy.engines import MEASURE_SWITCH, Engine, EngineChoice, candidate_engines, tuning_shapes
+from fastformer_zoo.deploy.engines import CACHE_FORMAT, MEASURE_SWITCH, Engine, EngineChoice, candidate_engines, tuning_shapes
 from fastformer_zoo.deploy.export import export_inference_model
 from fastformer_zoo.deploy.predictor import Predictor
 from fastformer_zoo.errors import UserError
@@ -90,7 +90,7 @@ def test_a_damaged_or_unwritable_cache_is_measured_again(export_dir, measuring, 
     kept.write_text('{"seconds": {"onnxruntime packed": [1]}}')
     again = Predictor(str(export_dir), cpu_threads=1, backend="onnxruntime")
     assert any("damaged engine measurements" in line for line in log_lines) and again.engine_choice.reason == "measured now"
-    assert json.loads(kept.read_text())["format"] == 1  # replaced by a whole record
+    assert json.loads(kept.read_text())["format"] == CACHE_FORMAT  # replaced by a whole record
 
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -121,6 +121,34 @@ def test_a_pass_runs_on_the_engine_of_the_nearest_measured_shape():
     assert choice.engine_for(9, 300) == large and choice.engine_for(500, 5000) == large
     assert choice.distinct == [small, large]
     assert choice.describe() == "onnxruntime packed (1x32, 1x512); paddle fused oneDNN (64x32, 64x512)"
+
+
+def test_close_engines_meet_again_side_by_side_taking_turns(monkeypatch):
+    """After the first pass (one engine after another), the engines within FINALIST_FACTOR of the fastest at a shape
+    are timed again taking turns, their order rotated each round; a slower engine is not timed again."""
+    import time
+
+    from fastformer_zoo.deploy import engines
+
+    monkeypatch.setattr(engines, "TURN_SECONDS", 0.0)  # a turn: the untimed call and TURN_CALLS timed ones
+    fast, close, slow = Engine("onnxruntime", "portable"), Engine("paddle", "fused"), Engine("paddle", "portable")
+    pause, calls = {fast: 0.002, close: 0.0021, slow: 0.006}, []
+
+    def make_runner(engine):
+        def run(input_ids, mask):
+            calls.append(engine)
+            time.sleep(pause[engine])
+
+        return run
+
+    seconds = engines.measure_engines([slow, close, fast], [(1, 8)], make_runner, vocab_size=50)
+    turn = engines.TURN_CALLS + 1
+    final = calls[-engines.FINAL_ROUNDS * 2 * turn :]
+    turns = [final[index : index + turn] for index in range(0, len(final), turn)]
+    assert all(len(set(each)) == 1 for each in turns) and {each[0] for each in turns} == {fast, close}
+    firsts = [turns[index][0] for index in range(0, len(turns), 2)]  # who opened each round
+    assert all(first != following for first, following in zip(firsts, firsts[1:])), firsts
+    assert slow not in calls[calls.index(fast) :] and seconds[slow.name][0] > 2 * seconds[fast.name][0]
 
 
 def test_without_measuring_auto_takes_the_first_engine(export_dir, monkeypatch):

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,17 +42,25 @@ logger = logging.getLogger("fastformer_zoo")
 
 TUNING_ROWS = (1, 16, 64)  # one text (a service's request), a batch, a large batch
 TUNING_LENGTHS = (32, 128, 512)  # a short review, a typical one, a long one (capped at the export's max_seq_len)
-# Per engine and shape, after one warm-up call (oneDNN compiles its kernels per shape there): calls back to back
-# until both counts are reached, their mean taken. Sustained speed, not the luckiest call: single calls of oneDNN
+# Per engine and shape in the first pass, after one warm-up call: calls back to back until both counts are
+# reached, their mean taken. Sustained speed, not the luckiest call: single calls of oneDNN
 # engines vary more than onnxruntime's, and the least of a few favoured them by up to a fifth.
 TIMED_CALLS, TIMED_SECONDS = 3, 0.2
 # An engine whose first timed call is this many times the best time measured at a shape is not timed further
 # there: the one call says enough, and it keeps the first measurement of an export to about a minute.
 HOPELESS_FACTOR = 1.5
+# The first pass times one engine after another, minutes apart, and a machine's speed drifts by more than the
+# few percent that separate the best engines. So at each shape the engines within FINALIST_FACTOR of the fastest
+# (at most FINALISTS) meet again, loaded side by side and taking turns in FINAL_ROUNDS rounds, their order
+# rotated each round; the median turn decides. A turn is one untimed call and then calls for at least
+# TURN_CALLS and TURN_SECONDS.
+FINALIST_FACTOR, FINALISTS, FINAL_ROUNDS = 1.15, 3, 5
+TURN_CALLS, TURN_SECONDS = 2, 0.05
 # Where the engine that is best overall runs a shape within this factor of the fastest there, it runs that shape
-# too: fewer engines in one process means fewer thread pools taking turns on the cores.
-SAME_ENGINE_TOLERANCE = 1.05
-CACHE_FORMAT = 1
+# too: fewer engines in one process means fewer thread pools taking turns on the cores. Kept small: a default
+# meant to be within a few percent of the fastest engine must not spend that margin on convenience.
+SAME_ENGINE_TOLERANCE = 1.02
+CACHE_FORMAT = 2  # 2: the seconds of close engines come from the side-by-side rounds
 MAX_CACHE_BYTES = 1 << 20  # a measurement is a few kilobytes; a larger file is not one
 # "0": auto takes the first engine the export offers (paddle's fused graph without oneDNN where it runs) without
 # measuring: a start without the measurement's seconds, at the cost of perhaps a slower engine.
@@ -221,15 +230,16 @@ def choose_engines(
     return choice
 
 
-def _sustained_seconds(runner: Callable, inputs: tuple, best: float) -> float:
-    """Seconds per call of ``runner`` on ``inputs``: one warm-up call, then calls back to back for at least
-    ``TIMED_CALLS`` calls and ``TIMED_SECONDS``, unless the first is hopeless against ``best``."""
+def _seconds_per_call(runner: Callable, inputs: tuple, least_calls: int, least_seconds: float, hopeless_after: float = math.inf) -> float:
+    """Seconds per call of ``runner`` on ``inputs``: one untimed call (oneDNN compiles its kernels per shape there;
+    it also takes another engine's idle spinning threads and cold caches), then calls back to back for at least
+    ``least_calls`` calls and ``least_seconds``, their mean; only the first when it alone took ``hopeless_after``."""
     runner(*inputs)
     calls, started = 0, time.perf_counter()
     while True:
         runner(*inputs)
         calls, elapsed = calls + 1, time.perf_counter() - started
-        if calls == 1 and elapsed > HOPELESS_FACTOR * best or calls >= TIMED_CALLS and elapsed >= TIMED_SECONDS:
+        if calls == 1 and elapsed > hopeless_after or calls >= least_calls and elapsed >= least_seconds:
             return elapsed / calls
 
 
@@ -253,33 +263,81 @@ def _fastest_with_few_engines(engines, seconds: dict, count: int, model_dir: str
 
 
 def measure_engines(engines: Sequence[Engine], shapes: Sequence[tuple], make_runner: Callable, vocab_size: int) -> dict:
-    """Seconds per forward pass of each engine at each shape (:func:`_sustained_seconds`); None where it failed.
+    """Seconds per forward pass of each engine at each shape; None where it failed.
 
-    One engine is loaded at a time (an export's weights once in memory, not once per engine); random token ids
-    stand for text, as speed does not depend on their values.
+    A first pass loads one engine at a time (an export's weights once in memory, not once per engine) and times it
+    at every shape (:func:`_seconds_per_call`); then the close engines of each shape meet in side-by-side rounds
+    (:func:`_final_rounds`). Random token ids stand for text, as speed does not depend on their values.
     """
     rng = np.random.default_rng(0)
-    token_ids = {shape: rng.integers(1, max(vocab_size, 2), size=shape).astype("int64") for shape in shapes}
-    best = {shape: math.inf for shape in shapes}
+    token_ids = [rng.integers(1, max(vocab_size, 2), size=shape).astype("int64") for shape in shapes]
+    best = [math.inf] * len(shapes)
     seconds = {}
     for engine in engines:
         seconds[engine.name] = [None] * len(shapes)
-        try:
-            runner = make_runner(engine)
-        except Exception as error:  # noqa: BLE001  each runtime raises its own types for an engine it cannot build
-            logger.warning("engine %s cannot run here (%s); left out", engine.name, one_line(error)[:200])
+        runner = _runner_or_none(make_runner, engine)
+        if runner is None:
             continue
         for index, shape in enumerate(shapes):
-            ids = token_ids[shape]
-            inputs = packed_inputs(list(ids)) if engine.graph == "packed" else (ids, np.ones_like(ids))
             try:
-                seconds[engine.name][index] = _sustained_seconds(runner, inputs, best[shape])
-            except Exception as error:  # noqa: BLE001
+                seconds[engine.name][index] = _seconds_per_call(
+                    runner, _inputs_of(engine, token_ids[index]), TIMED_CALLS, TIMED_SECONDS, HOPELESS_FACTOR * best[index]
+                )
+            except Exception as error:  # noqa: BLE001  each runtime raises its own types
                 logger.warning("engine %s failed at %dx%d (%s); left out there", engine.name, *shape, one_line(error)[:200])
                 continue
-            best[shape] = min(best[shape], seconds[engine.name][index])
+            best[index] = min(best[index], seconds[engine.name][index])
         del runner
+    _final_rounds(engines, shapes, make_runner, token_ids, seconds)
     return seconds
+
+
+def _runner_or_none(make_runner: Callable, engine: Engine):
+    try:
+        return make_runner(engine)
+    except Exception as error:  # noqa: BLE001  each runtime raises its own types for an engine it cannot build
+        logger.warning("engine %s cannot run here (%s); left out", engine.name, one_line(error)[:200])
+        return None
+
+
+def _inputs_of(engine: Engine, ids: np.ndarray) -> tuple:
+    return packed_inputs(list(ids)) if engine.graph == "packed" else (ids, np.ones_like(ids))
+
+
+def _finalists(engines: Sequence[Engine], seconds: dict, index: int) -> list[Engine]:
+    """The engines within ``FINALIST_FACTOR`` of the fastest at shape ``index`` in the first pass, fastest first."""
+    timed = sorted((engine for engine in engines if seconds[engine.name][index] is not None), key=lambda engine: seconds[engine.name][index])
+    if not timed:
+        return []
+    fastest = seconds[timed[0].name][index]
+    return [engine for engine in timed if seconds[engine.name][index] <= FINALIST_FACTOR * fastest][:FINALISTS]
+
+
+def _final_rounds(engines: Sequence[Engine], shapes: Sequence[tuple], make_runner: Callable, token_ids: list, seconds: dict) -> None:
+    """Replace, at each shape with more than one finalist, the finalists' first-pass seconds by the median of
+    ``FINAL_ROUNDS`` turns taken side by side (order rotated each round); a failure keeps the first pass's."""
+    finalists = {index: close for index in range(len(shapes)) if len(close := _finalists(engines, seconds, index)) > 1}
+    runners = {}
+    for engine in dict.fromkeys(engine for close in finalists.values() for engine in close):
+        runner = _runner_or_none(make_runner, engine)
+        if runner is not None:
+            runners[engine] = runner
+    for index, close in finalists.items():
+        close = [engine for engine in close if engine in runners]
+        if len(close) < 2:
+            continue
+        feeds = {engine: _inputs_of(engine, token_ids[index]) for engine in close}
+        turns = {engine: [] for engine in close}
+        try:
+            for round_index in range(FINAL_ROUNDS):
+                for engine in close[round_index % len(close):] + close[: round_index % len(close)]:
+                    turns[engine].append(_seconds_per_call(runners[engine], feeds[engine], TURN_CALLS, TURN_SECONDS))
+        except Exception as error:  # noqa: BLE001
+            logger.warning("side-by-side rounds failed at %dx%d (%s); the first pass decides there", *shapes[index], one_line(error)[:200])
+            continue
+        for engine, values in turns.items():
+            seconds[engine.name][index] = statistics.median(values)
+    runners.clear()
 
 
 # ----------------------------------------------------------------------------------------------
