@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @dataclass(frozen=True)
 class CaseRequest:
-    """One measurement: ``warmup`` untimed steps, then ``steps`` timed ones, in a fresh child."""
+    """One measurement: ``warmup`` untimed steps, then ``steps`` timed ones (or more: ``least_seconds``), in a fresh child."""
 
     model: str
     mode: str
@@ -44,6 +44,7 @@ class CaseRequest:
     warmup: int
     steps: int
     export_dir: Optional[str] = None  # the exported official model, for the engines
+    least_seconds: float = 0.0  # timed steps go on past ``steps`` until they took this long in all
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def measure_case(request: CaseRequest) -> dict:
     )
     for _ in range(request.warmup):
         step()
-    seconds, output = time_steps(step, request.steps)
+    seconds, output = time_steps(step, request.steps, least_seconds=request.least_seconds)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "ok": True,

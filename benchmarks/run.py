@@ -46,6 +46,7 @@ class Settings:
     repeats: int = 2  # rounds over all cases; a case's figure is the median over them
     warmup: int = 3  # untimed steps before the timed ones, in every case
     steps: int = 1  # timed steps per case and round
+    least_seconds: float = 0.0  # ...or more steps, until they took this long: short steps are noisy one by one
     max_seconds_per_case: float = 30.0
     max_memory_mib: float = 6144.0  # budget of a softmax case's estimated N^2 attention matrices
     matmul_size: int = 2048
@@ -224,6 +225,7 @@ class _Rounds:
             threads=settings.threads,
             warmup=settings.warmup,
             steps=settings.steps,
+            least_seconds=settings.least_seconds,
             export_dir=self.export_dir if MODELS[case.model].exported else None,
         )
         # Later rounds repeat a case that already ran within the limit: allow twice its first time,

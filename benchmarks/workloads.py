@@ -183,10 +183,11 @@ def make_step(
     return _torch_step(spec, build_torch(model, sizes), ids, labels, mode)
 
 
-def time_steps(step: Step, count: int, clock: Callable[[], float] = time.perf_counter) -> Tuple[List[float], object]:
-    """Seconds of ``count`` steps by ``clock``, and the last step's output."""
+def time_steps(step: Step, count: int, clock: Callable[[], float] = time.perf_counter, least_seconds: float = 0.0) -> Tuple[List[float], object]:
+    """Seconds of each step by ``clock`` (``count`` steps, more if they took less than ``least_seconds`` in all), and the
+    last step's output."""
     seconds, output = [], None
-    for _ in range(count):
+    while len(seconds) < count or sum(seconds) < least_seconds:
         output = None  # the previous output goes before the next step allocates its own
         tick = clock()
         output = step()
